@@ -1,0 +1,46 @@
+# Build flags shared by every zkit target, kept in an INTERFACE target that is linked only at build
+# time (never exported), and one-liners for libraries and tests.
+
+add_library(zkit_build_flags INTERFACE)
+target_compile_options(zkit_build_flags INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor)
+if(ZKIT_WERROR)
+  target_compile_options(zkit_build_flags INTERFACE -Werror)
+endif()
+if(ZKIT_SANITIZE)
+  target_compile_options(zkit_build_flags INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
+                                                    -fno-sanitize-recover=undefined)
+  target_link_options(zkit_build_flags INTERFACE -fsanitize=address,undefined)
+endif()
+
+# zkit_library(NAME <target> ALIAS <zkit::x> SOURCES ... PUBLIC_LIBS ... PRIVATE_LIBS ...)
+# Headers live in ${CMAKE_CURRENT_SOURCE_DIR}/include, sources in src/.
+function(zkit_library)
+  cmake_parse_arguments(Z "" "NAME;ALIAS" "SOURCES;PUBLIC_LIBS;PRIVATE_LIBS" ${ARGN})
+  add_library(${Z_NAME} ${Z_SOURCES})
+  add_library(${Z_ALIAS} ALIAS ${Z_NAME})
+  target_include_directories(${Z_NAME} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>)
+  target_compile_features(${Z_NAME} PUBLIC cxx_std_20)
+  target_link_libraries(${Z_NAME} PUBLIC ${Z_PUBLIC_LIBS} PRIVATE ${Z_PRIVATE_LIBS}
+                        $<BUILD_INTERFACE:zkit_build_flags>)
+  string(REPLACE "zkit::" "" export_name ${Z_ALIAS})
+  set_target_properties(${Z_NAME} PROPERTIES EXPORT_NAME ${export_name} POSITION_INDEPENDENT_CODE ON)
+  set_property(GLOBAL APPEND PROPERTY ZKIT_EXPORTED_TARGETS ${Z_NAME})
+endfunction()
+
+# zkit_test(<name> SOURCES ... LIBS ... [TIMEOUT s] [LABELS ...])
+# One Catch2 executable; each TEST_CASE becomes a ctest entry with a timeout.
+function(zkit_test name)
+  cmake_parse_arguments(Z "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  if(NOT Z_TIMEOUT)
+    set(Z_TIMEOUT 60)
+  endif()
+  add_executable(${name} ${Z_SOURCES})
+  target_link_libraries(${name} PRIVATE ${Z_LIBS} Catch2::Catch2WithMain zkit_build_flags)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
+  target_compile_definitions(${name} PRIVATE
+    ZKIT_SOURCE_DIR="${PROJECT_SOURCE_DIR}" ZKIT_BINARY_DIR="${PROJECT_BINARY_DIR}"
+    ZKIT_PYTHON="${ZKIT_PYTHON}")
+  catch_discover_tests(${name} TEST_PREFIX "${name}: "
+    PROPERTIES TIMEOUT ${Z_TIMEOUT} LABELS "${Z_LABELS}")
+endfunction()
