@@ -1,0 +1,1 @@
+// Reliable-link message codec (filled in by the reliable-link work).

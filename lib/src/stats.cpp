@@ -1,0 +1,1 @@
+// Statistics: counters, latency histogram, JSON snapshot (filled in by the patterns work).

@@ -1,0 +1,1 @@
+// Typed sockets: Pusher/Puller, Publisher/Subscriber, Client/Server (filled in by the patterns work).
