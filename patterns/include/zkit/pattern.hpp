@@ -1,0 +1,77 @@
+// What every zkit typed socket shares: one options struct, the Message a receiver hands out, the
+// report close() gives, and the vocabulary (documented here once):
+//
+//   bind(ep) / connect(ep)   any libzmq endpoint (inproc://, ipc://, tcp://); return the endpoint
+//                            actually bound (tcp://127.0.0.1:* resolved). zmq::error_t propagates.
+//   send(...)                buffered by the socket's Batcher; a sealed batch is handed to ZeroMQ at
+//                            once. Messages held in an unsealed batch leave on the next send(),
+//                            pump() or flush(), or when close() flushes: a sender that goes quiet
+//                            must call pump() by its deadline() (or flush()), nothing else will.
+//   flush()                  seals what is held and hands every sealed batch to ZeroMQ.
+//   pump()                   seals a batch whose linger/adaptive deadline has passed and sends it;
+//                            returns the next deadline (empty when nothing is held).
+//   receive(timeout)         pull-style: one message at a time.
+//   run(handler)             calls handler for every message until stop().
+//   poll_once(handler, t)    waits up to t for messages and handles those that arrived.
+//   stop()                   makes run() return; callable from the handler or from any thread.
+//   close()                  flushes, waits up to the linger, reports what could not be sent.
+//   stats()                  counters and latency (zkit/stats.hpp), to_json() for a snapshot.
+//
+// Timeouts are std::chrono::milliseconds; a negative timeout waits for ever. Each socket object
+// belongs to one thread (stop() is the one exception). Sockets are move-only; the application owns
+// the zmq::context_t, which must outlive every socket made from it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "zkit/batcher.hpp"
+#include "zkit/envelope.hpp"
+#include "zkit/options.hpp"
+#include "zkit/stats.hpp"
+
+namespace zkit {
+
+struct PatternOptions {
+  SocketOptions socket;     // high-water marks, linger (also close()'s wait), reconnect, CURVE...
+  BatcherOptions batch;     // when a batch is sealed (zkit/batcher.hpp)
+  envelope::Limits limits;  // what a receiver accepts; send() refuses a message over
+                            // limits.max_record_bytes (or too big for batch.max_bytes)
+  bool raw = false;         // one frame = one message, no envelope: talk to plain ZeroMQ peers
+  // How long a send may wait at the high-water mark. Unset (default): Pusher, Client and Server
+  // block as ZeroMQ does; a Publisher never waits (it drops and counts, see zkit/pubsub.hpp).
+  std::optional<std::chrono::milliseconds> send_timeout;
+};
+
+// One received message. The views stay valid until the next receive/poll_once/run call on the
+// same socket, or its destruction; copy what must live longer.
+struct Message {
+  std::span<const std::byte> data;
+  std::string_view topic;         // Subscriber: the batch's topic (raw: the first of two frames)
+  std::uint64_t producer_id = 0;  // the sending producer (0 in raw mode)
+  std::uint64_t seq = 0;          // the batch's sequence number (0 in raw mode)
+
+  std::string_view text() const noexcept {
+    return {reinterpret_cast<const char*>(data.data()), data.size()};
+  }
+};
+
+using MessageHandler = std::function<void(const Message&)>;
+
+// What close() could not do. Nothing zkit held is dropped without appearing here.
+struct CloseReport {
+  std::uint64_t unsent_messages = 0;  // buffered messages not handed to ZeroMQ within the linger
+  std::uint64_t unsent_batches = 0;
+  bool clean() const noexcept { return unsent_messages == 0; }
+};
+
+inline std::span<const std::byte> as_bytes(std::string_view s) noexcept {
+  return std::as_bytes(std::span(s.data(), s.size()));
+}
+
+}  // namespace zkit

@@ -1,0 +1,148 @@
+// Asynchronous request/reply: a Client (DEALER) sends requests, each with a correlation id, many in
+// flight at once, each with its own timeout; a Server (ROUTER) hands every request to a handler
+// together with a Responder it may keep and answer through later. Requests and replies are batched
+// like any zkit traffic: each record is [correlation id: 8 bytes little-endian][payload]
+// (docs/patterns.md; patterns/src/rpc_format.hpp), replies to one client share that client's batch.
+//
+// Semantics:
+//  - Every request's handler is called exactly once, from Client::poll_once()/run(): with the reply,
+//    with ReplyStatus::kTimeout when its timeout expires first, or kCancelled from close(). A reply
+//    that arrives after the timeout is dropped and counted (stats().dropped_messages).
+//  - A reply to a client that has gone is dropped and counted by the Server (ZMQ_ROUTER_MANDATORY).
+//  - Raw mode talks to plain REQ/REP-style peers: the Client sends [""][payload] and matches replies
+//    in order (one server answering in order, as REP does); the Server accepts [""][payload] (REQ)
+//    or [payload] (DEALER) from each peer and answers in the same shape.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <zmq.hpp>
+
+#include "zkit/pattern.hpp"
+
+namespace zkit {
+
+enum class ReplyStatus : std::uint8_t { kOk, kTimeout, kCancelled };
+const char* reply_status_name(ReplyStatus s) noexcept;
+
+struct Reply {
+  std::uint64_t id = 0;  // what send() returned
+  ReplyStatus status = ReplyStatus::kOk;
+  std::span<const std::byte> data;  // valid during the handler call only
+  bool ok() const noexcept { return status == ReplyStatus::kOk; }
+  std::string_view text() const noexcept {
+    return {reinterpret_cast<const char*>(data.data()), data.size()};
+  }
+};
+using ReplyHandler = std::function<void(const Reply&)>;
+
+class Client {
+ public:
+  explicit Client(zmq::context_t& context, PatternOptions options = {});
+  ~Client();  // close()
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  std::string bind(const std::string& endpoint);
+  std::string connect(const std::string& endpoint);
+
+  // Sends a request; on_reply is called once, later, from poll_once()/run() on this thread.
+  // Returns the correlation id. Blocks at the high-water mark like a Pusher (or up to
+  // send_timeout, then throws std::runtime_error: the request was not taken). Throws
+  // std::length_error over the limits, std::invalid_argument after close() or without a handler.
+  std::uint64_t send(std::span<const std::byte> request, ReplyHandler on_reply,
+                     std::chrono::milliseconds timeout);
+  std::uint64_t send(std::string_view request, ReplyHandler on_reply,
+                     std::chrono::milliseconds timeout) {
+    return send(as_bytes(request), std::move(on_reply), timeout);
+  }
+  bool flush();
+  std::optional<std::chrono::steady_clock::time_point> pump();
+
+  // Sends due batches, waits up to timeout (less when a batch or a request timeout is due first),
+  // calls the handlers of the replies that arrived and of the requests that timed out. Returns
+  // how many handlers ran.
+  std::size_t poll_once(std::chrono::milliseconds timeout);
+  // poll_once() until stop() (or context termination).
+  void run();
+  void stop();  // thread-safe
+  std::size_t in_flight() const noexcept;
+
+  // Flushes and hands requests over within the linger, then completes every outstanding request
+  // with kCancelled. unsent_messages counts requests never handed to ZeroMQ.
+  CloseReport close();
+
+  const SocketStats& stats() const noexcept;
+  zmq::socket_ref socket() noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Server;
+
+// The way back to one request's client. Copyable; reply() once, from the Server's thread, while the
+// Server lives (it may be kept and used in a later poll_once()/run() turn).
+class Responder {
+ public:
+  // Queues the reply in the client's batch. Throws std::invalid_argument on a second reply,
+  // std::length_error over the limits.
+  void reply(std::span<const std::byte> payload);
+  void reply(std::string_view payload) { reply(as_bytes(payload)); }
+  std::uint64_t id() const noexcept { return id_; }
+  const std::string& peer() const noexcept { return peer_; }
+  bool replied() const noexcept { return replied_; }
+
+ private:
+  friend class Server;
+  struct Target;
+  Responder(Target* target, std::string_view peer, std::uint64_t id, bool delimiter)
+      : target_(target), peer_(peer), id_(id), delimiter_(delimiter) {}
+  Target* target_ = nullptr;
+  std::string peer_;  // ROUTER identity (ZeroMQ's own are 5 bytes: no allocation)
+  std::uint64_t id_ = 0;
+  bool delimiter_ = false;  // raw: the peer was a REQ socket
+  bool replied_ = false;
+};
+
+using RequestHandler = std::function<void(const Message&, Responder)>;
+
+class Server {
+ public:
+  explicit Server(zmq::context_t& context, PatternOptions options = {});
+  ~Server();  // close()
+  Server(Server&&) noexcept;
+  Server& operator=(Server&&) noexcept;
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  std::string bind(const std::string& endpoint);
+  std::string connect(const std::string& endpoint);
+
+  // Hands requests to handler (as Puller::poll_once) and sends the reply batches that are due.
+  std::size_t poll_once(const RequestHandler& handler, std::chrono::milliseconds timeout);
+  void run(const RequestHandler& handler);
+  void stop();  // thread-safe
+  bool flush();
+  std::optional<std::chrono::steady_clock::time_point> pump();
+  CloseReport close();
+
+  const SocketStats& stats() const noexcept;
+  zmq::socket_ref socket() noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zkit

@@ -1,0 +1,132 @@
+// Shared machinery of the typed sockets (see core.hpp).
+#include "core.hpp"
+
+#include <stdexcept>
+
+namespace zkit::detail {
+
+namespace {
+std::atomic<std::uint64_t> g_waker_serial{0};
+}
+
+Waker::Waker(zmq::context_t& context)
+    : rx_(context, zmq::socket_type::pair), tx_(context, zmq::socket_type::pair) {
+  // Unique per context; inproc names live in the context, not the process.
+  std::string name = "inproc://zkit-waker-" + std::to_string(++g_waker_serial) + "-" +
+                     std::to_string(reinterpret_cast<std::uintptr_t>(this));
+  rx_.set(zmq::sockopt::linger, 0);
+  tx_.set(zmq::sockopt::linger, 0);
+  rx_.bind(name);
+  tx_.connect(name);
+}
+
+void Waker::wake() {
+  flag_.store(true, std::memory_order_release);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (tx_.handle() == nullptr) return;
+  // A full pipe already holds a wake-up; dontwait keeps stop() from blocking.
+  (void)tx_.send(zmq::const_buffer(nullptr, 0), zmq::send_flags::dontwait);
+}
+
+void Waker::clear() {
+  flag_.store(false, std::memory_order_release);
+  zmq::message_t m;
+  while (rx_.recv(m, zmq::recv_flags::dontwait)) {
+  }
+}
+
+void Waker::close() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  tx_.close();
+  rx_.close();
+}
+
+Wait wait_until(zmq::socket_t& socket, Waker& waker,
+                std::optional<std::chrono::steady_clock::time_point> deadline) {
+  for (;;) {
+    if (waker.requested()) return Wait::kStopped;
+    long timeout = -1;
+    if (deadline) timeout = to_ms(*deadline - std::chrono::steady_clock::now());
+    zmq::pollitem_t items[2] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
+                                {waker.socket().handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 2, std::chrono::milliseconds(timeout));
+    if (items[0].revents & ZMQ_POLLIN) return Wait::kReadable;
+    if (items[1].revents & ZMQ_POLLIN) {
+      if (waker.requested()) return Wait::kStopped;
+      waker.clear();  // a wake-up left over from a request already consumed
+      continue;
+    }
+    if (deadline && std::chrono::steady_clock::now() >= *deadline) return Wait::kTimeout;
+  }
+}
+
+Wait wait_readable(zmq::socket_t& socket, Waker& waker, std::chrono::milliseconds timeout) {
+  if (timeout.count() < 0) return wait_until(socket, waker, std::nullopt);
+  return wait_until(socket, waker, std::chrono::steady_clock::now() + timeout);
+}
+
+std::string attach(zmq::socket_t& socket, const std::string& endpoint, bool bind) {
+  return zkit::attach(socket, Endpoint{endpoint, bind});
+}
+
+bool Inbox::hold(zmq::message_t&& frame, const envelope::Limits& limits, SocketStats& stats) {
+  stats.bytes_in += frame.size();
+  auto decoded = envelope::decode(std::move(frame), limits);
+  if (!decoded) {
+    ++stats.decode_errors;
+    return false;
+  }
+  batch_.emplace(std::move(decoded).value());
+  raw_held_ = false;
+  it_ = batch_->begin();
+  remaining_ = batch_->size();
+  ++stats.batches_in;
+  std::uint64_t now = envelope::unix_now_ns();
+  std::uint64_t created = batch_->header().created_ns;
+  if (created != 0 && created <= now) stats.latency.record(now - created);
+  return true;
+}
+
+void Inbox::hold_raw(zmq::message_t&& frame, SocketStats& stats) {
+  stats.bytes_in += frame.size();
+  ++stats.batches_in;
+  batch_.reset();
+  raw_ = std::move(frame);
+  raw_held_ = true;
+  remaining_ = 1;
+}
+
+bool Inbox::next(Message& m, SocketStats& stats) {
+  if (remaining_ == 0) return false;
+  --remaining_;
+  ++stats.messages_in;
+  if (raw_held_) {
+    m.data = {static_cast<const std::byte*>(raw_.data()), raw_.size()};
+    m.producer_id = 0;
+    m.seq = 0;
+    return true;
+  }
+  m.data = *it_;
+  ++it_;
+  m.producer_id = batch_->header().producer_id;
+  m.seq = batch_->header().seq;
+  return true;
+}
+
+std::size_t Inbox::discard() noexcept {
+  std::size_t n = remaining_;
+  remaining_ = 0;
+  batch_.reset();
+  raw_held_ = false;
+  return n;
+}
+
+void check_size(std::size_t size, const PatternOptions& options) {
+  if (size > options.limits.max_record_bytes) {
+    throw std::length_error("message of " + std::to_string(size) +
+                            " bytes exceeds the record limit of " +
+                            std::to_string(options.limits.max_record_bytes) + " bytes");
+  }
+}
+
+}  // namespace zkit::detail

@@ -1,0 +1,87 @@
+// Private machinery the typed sockets share: waking a blocked receiver from another thread, waiting
+// for a socket, holding a received batch and handing out its records, and sent-batch accounting.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "zkit/envelope.hpp"
+#include "zkit/pattern.hpp"
+#include "zkit/stats.hpp"
+
+namespace zkit::detail {
+
+// A stop request: an atomic flag plus an inproc PAIR pair in the application's context, so a
+// blocked zmq::poll wakes at once. wake() is thread-safe; everything else is the owner's.
+class Waker {
+ public:
+  explicit Waker(zmq::context_t& context);
+  void wake();
+  bool requested() const noexcept { return flag_.load(std::memory_order_acquire); }
+  // Consumes the request (the flag and any wake-up frames).
+  void clear();
+  zmq::socket_t& socket() noexcept { return rx_; }
+  void close();
+
+ private:
+  zmq::socket_t rx_;
+  zmq::socket_t tx_;
+  std::mutex mutex_;  // tx_ is used by whichever thread calls wake()
+  std::atomic<bool> flag_{false};
+};
+
+enum class Wait { kReadable, kTimeout, kStopped };
+// Waits until socket is readable, the timeout passes (negative: never) or a stop is requested.
+Wait wait_readable(zmq::socket_t& socket, Waker& waker, std::chrono::milliseconds timeout);
+// As above with an absolute deadline (empty: none).
+Wait wait_until(zmq::socket_t& socket, Waker& waker,
+                std::optional<std::chrono::steady_clock::time_point> deadline);
+
+std::string attach(zmq::socket_t& socket, const std::string& endpoint, bool bind);
+
+// Holds the batch (or raw frame) being handed out.
+class Inbox {
+ public:
+  // Decodes frame; false when it is not a valid batch (counted in decode_errors, dropped).
+  bool hold(zmq::message_t&& frame, const envelope::Limits& limits, SocketStats& stats);
+  void hold_raw(zmq::message_t&& frame, SocketStats& stats);
+  // The next record into m (data, producer_id, seq); false when nothing is held.
+  bool next(Message& m, SocketStats& stats);
+  bool empty() const noexcept { return remaining_ == 0; }
+  const envelope::Header* header() const noexcept {
+    return batch_ ? &batch_->header() : nullptr;
+  }
+  // Drops what is held; returns how many messages that was.
+  std::size_t discard() noexcept;
+
+ private:
+  std::optional<envelope::Batch> batch_;
+  envelope::Batch::Iterator it_;
+  zmq::message_t raw_;
+  bool raw_held_ = false;
+  std::size_t remaining_ = 0;
+};
+
+// Counts a batch handed to ZeroMQ.
+inline void count_sent(SocketStats& s, std::size_t records, std::size_t bytes, FlushReason reason) {
+  s.messages_out += records;
+  s.batches_out += 1;
+  s.bytes_out += bytes;
+  s.flushes[static_cast<std::size_t>(reason)] += 1;
+}
+
+// Throws std::length_error when a message is over the record limit.
+void check_size(std::size_t size, const PatternOptions& options);
+
+inline int to_ms(std::chrono::steady_clock::duration d) {
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(d).count();
+  return ms < 0 ? 0 : static_cast<int>(std::min<long long>(ms, 1 << 30));
+}
+
+}  // namespace zkit::detail

@@ -1,1 +1,0 @@
-// Typed sockets: Pusher/Puller, Publisher/Subscriber, Client/Server (filled in by the patterns work).
