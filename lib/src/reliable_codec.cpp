@@ -92,7 +92,7 @@ Result<Message> decode(std::span<const std::byte> frame) noexcept {
     detail::Cursor c(frame.data(), frame.size());
     std::uint64_t fields = 0;
     if (Status s = c.read_array("message", fields); !s) return s;
-    if (fields < 2) {
+    if (fields < 3) {
       return Status::corruption("message is an array of " + std::to_string(fields) +
                                 " elements, expected 3 to 5");
     }

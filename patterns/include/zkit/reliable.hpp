@@ -50,11 +50,10 @@ struct ReliableSenderOptions {
   BatcherOptions batch;            // flush policy; batch.producer_id 0: a random id per object
   envelope::Limits limits;         // send_batch() refuses frames over limits.max_batch_bytes
   std::size_t window = 64;         // most batches in flight (sent, not yet acknowledged)
-  std::size_t max_queued = 1024;   // most batches held (in flight + waiting); send() waits beyond
+  std::size_t max_queued = 128;    // most batches held (in flight + waiting); send() waits beyond
   std::chrono::milliseconds heartbeat_interval{1000};  // PING period; HELLO retry period
   std::chrono::milliseconds heartbeat_timeout{5000};   // silence after which the receiver is dead
   std::chrono::milliseconds resend_timeout{2000};  // no ack progress this long: resend in flight
-  std::uint64_t session_id = 0;    // 0: random (a new session per object; see docs/protocol.md)
   std::uint64_t first_seq = 1;     // envelope seq of the first batch send() seals (set it with
                                    // batch.producer_id to continue a producer across restarts)
 };
@@ -237,7 +236,7 @@ class ReliableReceiver {
   // sends the acknowledgements and credit that became due. Returns the batches delivered.
   // An exception from the handler propagates; that batch is neither acknowledged nor counted as
   // delivered, and the sender's resend will offer it again.
-  std::size_t poll_once(std::chrono::milliseconds timeout, const Handler& handler);
+  std::size_t poll_once(const Handler& handler, std::chrono::milliseconds timeout);
   // Polls until stop().
   void run(const Handler& handler);
   // Makes run() return after the current poll (within about 100 ms). Any thread, also the handler.
