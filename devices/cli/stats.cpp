@@ -1,0 +1,78 @@
+// `zkit stats`: asks a device's control socket for STATS and prints it as a table or JSON, once
+// or every --watch seconds.
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli.hpp"
+
+namespace {
+
+using namespace zkit;
+using namespace zkit::cli;
+
+void declare(po::options_description& flags) {
+  flags.add_options()
+      ("control", po::value<std::string>()->required()->value_name("EP"),
+       "the device's control endpoint (plain EP connects)")
+      ("json", "print the raw JSON document instead of a table")
+      ("watch", po::value<double>()->default_value(0.0)->value_name("SEC"),
+       "ask again every SEC seconds until SIGINT/SIGTERM (0: once)")
+      ("count", po::value<long long>()->default_value(0)->value_name("N"),
+       "with --watch: stop after N reports (0: no limit)")
+      ("timeout-ms", po::value<long long>()->default_value(2000)->value_name("MS"),
+       "give up (exit 1) when the device does not answer within MS");
+  add_curve_flags(flags);
+}
+
+// One STATS round trip on a fresh REQ socket (a REQ that timed out cannot ask again).
+std::string ask(zmq::context_t& context, const Endpoint& ep, const CurveOptions& curve,
+                std::chrono::milliseconds timeout) {
+  zmq::socket_t req(context, zmq::socket_type::req);
+  SocketOptions o;
+  o.linger = std::chrono::milliseconds{0};
+  o.curve = curve;
+  apply(req, o);
+  attach(req, ep);
+  req.send(zmq::str_buffer("STATS"), zmq::send_flags::none);
+  zmq_pollitem_t item{req.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, timeout) == 0) {
+    throw std::runtime_error(
+        fmt::format("no answer from {} within {} ms", ep.address, timeout.count()));
+  }
+  zmq::message_t reply;
+  (void)req.recv(reply, zmq::recv_flags::none);
+  return reply.to_string();
+}
+
+int run(const po::variables_map& vm) {
+  SignalWaiter signals;
+  const Endpoint ep = endpoint_flag(vm, "control", false);
+  const double watch = seconds_flag(vm, "watch", 0.0);
+  const long long count = number_flag(vm, "count", 0, 1LL << 40);
+  const auto timeout = std::chrono::milliseconds(number_flag(vm, "timeout-ms", 1, 3600 * 1000));
+  const bool json = vm.count("json") != 0;
+  const Curve curve = curve_flags(vm);
+  const CurveOptions curve_options = curve.for_socket(ep.bind);
+
+  zmq::context_t context;
+  const auto zap = curve.start_zap(context);
+  for (long long n = 1;; ++n) {
+    const std::string reply = ask(context, ep, curve_options, timeout);
+    std::cout << (json ? reply + "\n" : stats_table(reply));
+    if (watch > 0 && !json) std::cout << "\n";
+    std::cout << std::flush;
+    if (watch <= 0 || (count > 0 && n >= count)) break;
+    if (signals.wait(std::chrono::milliseconds(static_cast<long long>(watch * 1000)))) break;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+extern const zkit::cli::Subcommand stats_subcommand = {
+    "stats",
+    "print a device's statistics (its control socket's STATS) as a table or JSON",
+    "The device must run with --control. A plain --control EP connects.\n"
+    "Exit 1 when the device does not answer within --timeout-ms.",
+    declare, run};

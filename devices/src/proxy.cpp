@@ -1,0 +1,529 @@
+// The proxy device thread: a zmq::poll loop (not zmq_proxy_steerable) so that every frame can be
+// counted and every batch header peeked on its way through, and the owner's pipe commands.
+#include "zkit/proxy.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "zkit/envelope.hpp"
+
+namespace zkit {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Directions: kDown is frontend -> backend, kUp backend -> frontend (replies, subscriptions).
+enum Direction : int { kDown = 0, kUp = 1 };
+
+// Commands on the owner <-> device pipe (PAIR over inproc).
+constexpr std::string_view kCmdPause = "PAUSE";
+constexpr std::string_view kCmdResume = "RESUME";
+constexpr std::string_view kCmdStats = "STATS";
+constexpr std::string_view kCmdStop = "STOP";
+constexpr std::string_view kCmdTerm = "$TERM";
+
+// After a stop, queued input is forwarded until the sockets have been idle this long (or the
+// linger has passed).
+constexpr std::chrono::milliseconds kFlushQuiet{50};
+
+// What the payload frame of one message is.
+struct Classified {
+  enum Kind { kBatch, kCompressed, kRaw, kMalformed, kSubscription } kind = kRaw;
+  std::uint64_t records = 0;
+};
+
+Classified classify(const zmq::message_t& frame) {
+  auto bytes = std::span(static_cast<const std::byte*>(frame.data()), frame.size());
+  auto header = envelope::peek(bytes);
+  if (header.is_ok()) {
+    if (header->compression() != envelope::Compression::kNone) return {Classified::kCompressed, 0};
+    return {Classified::kBatch, header->record_count};
+  }
+  // 0x96: a MessagePack array of 6 elements, the shape of a batch.
+  if (!bytes.empty() && bytes[0] == std::byte{0x96}) return {Classified::kMalformed, 0};
+  return {Classified::kRaw, 0};
+}
+
+void count(FlowStats& f, const Classified& c) {
+  f.messages++;
+  switch (c.kind) {
+    case Classified::kBatch:
+      f.batches++;
+      f.records += c.records;
+      break;
+    case Classified::kCompressed:
+      f.batches++;
+      f.compressed_batches++;
+      break;
+    case Classified::kMalformed:
+      f.malformed++;
+      f.raw++;
+      break;
+    case Classified::kRaw:
+      f.raw++;
+      break;
+    case Classified::kSubscription:
+      break;
+  }
+}
+
+bool command_is(const zmq::message_t& m, std::string_view name) {
+  return m.size() == name.size() && std::memcmp(m.data(), name.data(), name.size()) == 0;
+}
+
+std::string pipe_address() {
+  static std::atomic<unsigned> next{0};
+  return "inproc://zkit-proxy-" + std::to_string(next.fetch_add(1));
+}
+
+struct SocketTypes {
+  zmq::socket_type front, back;
+};
+SocketTypes socket_types(ProxyType t) {
+  switch (t) {
+    case ProxyType::kStreamer: return {zmq::socket_type::pull, zmq::socket_type::push};
+    case ProxyType::kForwarder: return {zmq::socket_type::xsub, zmq::socket_type::xpub};
+    case ProxyType::kQueue: return {zmq::socket_type::router, zmq::socket_type::dealer};
+  }
+  throw std::invalid_argument("unknown proxy type");
+}
+
+// State shared between the owner and the device thread.
+struct Shared {
+  std::atomic<bool> terminated{false};
+  std::mutex mutex;
+  std::string failure;  // guarded by mutex
+};
+
+// Owns the device's sockets; lives on the device thread once started.
+class Device {
+ public:
+  Device(const ProxyOptions& o, zmq::socket_t front, zmq::socket_t back, zmq::socket_t control,
+         zmq::socket_t capture, zmq::socket_t pipe, std::shared_ptr<Shared> shared)
+      : type_(o.type),
+        burst_(o.burst),
+        linger_(o.frontend_options.linger),
+        front_(std::move(front)),
+        back_(std::move(back)),
+        control_(std::move(control)),
+        capture_(std::move(capture)),
+        pipe_(std::move(pipe)),
+        shared_(std::move(shared)),
+        started_(Clock::now()) {
+    // Only PUSH and DEALER hold a message back when no peer can take it; the others never block
+    // (XPUB and XSUB drop at the high-water mark, the ROUTER reports unroutable replies).
+    may_block_[kDown] = type_ != ProxyType::kForwarder;
+    may_block_[kUp] = false;
+  }
+
+  // Returns on $TERM from the owner. A failure in the loop closes the device's sockets and is
+  // recorded; the pipe keeps answering (final statistics) until $TERM.
+  void run() {
+    for (;;) {
+      try {
+        loop();
+        break;
+      } catch (const zmq::error_t& e) {
+        if (e.num() == ETERM) break;
+        fail(e.what());
+      } catch (const std::exception& e) {
+        fail(e.what());
+      }
+      close_all();
+    }
+    close_all();
+  }
+
+ private:
+  bool two_way() const { return type_ != ProxyType::kStreamer; }
+
+  void loop() {
+    for (;;) {
+      std::vector<zmq_pollitem_t> items;
+      items.push_back({pipe_.handle(), 0, ZMQ_POLLIN, 0});
+      if (control_) items.push_back({control_.handle(), 0, ZMQ_POLLIN, 0});
+      const std::size_t socket_items = items.size();
+      if (front_) add_data_items(items);
+      try {
+        zmq::poll(items);
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        throw;
+      }
+      if (items[0].revents & ZMQ_POLLIN) {
+        if (!handle_pipe()) return;
+      }
+      if (control_ && (items[1].revents & ZMQ_POLLIN)) handle_control();
+      if (front_ && items.size() > socket_items) handle_data(items, socket_items);
+    }
+  }
+
+  // Frontend and backend: POLLIN on a source whose destination can take a message, POLLOUT on a
+  // destination that could not (then its source is left alone until it can).
+  void add_data_items(std::vector<zmq_pollitem_t>& items) {
+    if (paused_) return;
+    short fe = blocked_[kDown] ? 0 : ZMQ_POLLIN;
+    short be = 0;
+    if (blocked_[kDown]) be |= ZMQ_POLLOUT;
+    if (two_way()) {
+      if (!blocked_[kUp]) be |= ZMQ_POLLIN;
+      if (blocked_[kUp]) fe |= ZMQ_POLLOUT;
+    }
+    items.push_back({front_.handle(), 0, fe, 0});
+    items.push_back({back_.handle(), 0, be, 0});
+  }
+
+  void handle_data(const std::vector<zmq_pollitem_t>& items, std::size_t first) {
+    const short fr = items[first].revents;
+    const short br = items[first + 1].revents;
+    if (br & ZMQ_POLLOUT) blocked_[kDown] = false;
+    if (fr & ZMQ_POLLOUT) blocked_[kUp] = false;
+    if (fr & ZMQ_POLLIN) forward_burst(kDown);
+    if (two_way() && (br & ZMQ_POLLIN)) forward_burst(kUp);
+  }
+
+  bool writable(zmq::socket_t& s) { return (s.get(zmq::sockopt::events) & ZMQ_POLLOUT) != 0; }
+
+  // Forwards up to burst_ messages; returns how many.
+  int forward_burst(Direction d) {
+    zmq::socket_t& from = d == kDown ? front_ : back_;
+    zmq::socket_t& to = d == kDown ? back_ : front_;
+    int n = 0;
+    for (; n < burst_; ++n) {
+      if (may_block_[d] && !writable(to)) {
+        blocked_[d] = true;
+        break;
+      }
+      if (!forward_message(d, from, to)) break;
+    }
+    return n;
+  }
+
+  // Moves one whole message; false when there was none waiting.
+  bool forward_message(Direction d, zmq::socket_t& from, zmq::socket_t& to) {
+    FlowStats& in = d == kDown ? stats_.frontend_recv : stats_.backend_recv;
+    FlowStats& out = d == kDown ? stats_.backend_sent : stats_.frontend_sent;
+    bool capture_ok = static_cast<bool>(capture_);
+    bool dropped = false;
+    Classified what;
+    for (std::size_t index = 0;; ++index) {
+      zmq::message_t frame;
+      if (!from.recv(frame, zmq::recv_flags::dontwait)) {
+        if (index == 0) return false;
+        throw std::logic_error("proxy: a multipart message arrived incomplete");
+      }
+      const bool more = frame.more();
+      const std::size_t size = frame.size();
+      in.frames++;
+      in.bytes += size;
+      if (!more) what = classify_payload(d, frame, index);
+      if (capture_ok) capture_ok = copy_to_capture(frame, more, index);
+      if (!dropped) {
+        if (send(to, frame, more)) {
+          out.frames++;
+          out.bytes += size;
+        } else {
+          dropped = true;  // the rest of the message is read and discarded
+        }
+      }
+      if (!more) break;
+    }
+    count(in, what);
+    if (dropped) {
+      out.dropped++;
+    } else {
+      count(out, what);
+    }
+    return true;
+  }
+
+  Classified classify_payload(Direction d, const zmq::message_t& last, std::size_t index) {
+    if (type_ == ProxyType::kForwarder) {
+      if (d == kUp) {
+        // XPUB delivers (un)subscriptions as one frame: 1 or 0, then the topic prefix.
+        if (last.size() >= 1 && index == 0) {
+          const auto first = static_cast<const unsigned char*>(last.data())[0];
+          if (first == 1) stats_.subscribes++;
+          if (first == 0) stats_.unsubscribes++;
+        }
+        return {Classified::kSubscription, 0};
+      }
+      // Pub/sub batches travel as [topic][batch].
+      if (index != 1) return {Classified::kRaw, 0};
+    }
+    return classify(last);
+  }
+
+  bool send(zmq::socket_t& to, zmq::message_t& frame, bool more) {
+    const auto flags = more ? zmq::send_flags::dontwait | zmq::send_flags::sndmore
+                            : zmq::send_flags::dontwait;
+    try {
+      return to.send(frame, flags).has_value();
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EHOSTUNREACH) return false;  // ROUTER: the requester is gone
+      throw;
+    }
+  }
+
+  // Returns false when the capture could not take this message (the rest of it is not copied).
+  bool copy_to_capture(zmq::message_t& frame, bool more, std::size_t index) {
+    zmq::message_t copy;
+    copy.copy(frame);
+    const auto flags = more ? zmq::send_flags::dontwait | zmq::send_flags::sndmore
+                            : zmq::send_flags::dontwait;
+    if (capture_.send(copy, flags)) {
+      stats_.capture_frames++;
+      return true;
+    }
+    if (index == 0) stats_.capture_dropped++;
+    return false;
+  }
+
+  ProxyStats snapshot() const {
+    ProxyStats s = stats_;
+    s.uptime_ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
+    s.paused = paused_;
+    s.terminated = !front_;
+    return s;
+  }
+
+  // Returns false on $TERM: the thread ends.
+  bool handle_pipe() {
+    zmq::message_t cmd;
+    if (!pipe_.recv(cmd, zmq::recv_flags::dontwait)) return true;
+    if (command_is(cmd, kCmdStats)) {
+      ProxyStats s = snapshot();
+      pipe_.send(zmq::message_t(&s, sizeof s), zmq::send_flags::none);
+      return true;
+    }
+    bool keep_running = true;
+    if (command_is(cmd, kCmdPause)) {
+      paused_ = true;
+    } else if (command_is(cmd, kCmdResume)) {
+      paused_ = false;
+    } else if (command_is(cmd, kCmdStop)) {
+      shutdown();
+    } else if (command_is(cmd, kCmdTerm)) {
+      shutdown();
+      keep_running = false;
+    }
+    pipe_.send(zmq::message_t(), zmq::send_flags::none);
+    return keep_running;
+  }
+
+  // As zmq_proxy_steerable: STATISTICS -> 8 uint64 frames, everything else -> one empty frame.
+  void handle_control() {
+    zmq::message_t cmd;
+    if (!control_.recv(cmd, zmq::recv_flags::dontwait)) return;
+    while (cmd.more()) {  // a multipart command: the first frame counts
+      zmq::message_t rest;
+      (void)control_.recv(rest, zmq::recv_flags::none);
+      if (!rest.more()) break;
+    }
+    stats_.control_commands++;
+    if (command_is(cmd, "STATISTICS")) {
+      const std::array<std::uint64_t, 8> v = {
+          stats_.frontend_recv.frames, stats_.frontend_recv.bytes, stats_.frontend_sent.frames,
+          stats_.frontend_sent.bytes,  stats_.backend_recv.frames, stats_.backend_recv.bytes,
+          stats_.backend_sent.frames,  stats_.backend_sent.bytes};
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        control_.send(zmq::message_t(&v[i], sizeof v[i]),
+                      i + 1 < v.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      }
+      return;
+    }
+    if (command_is(cmd, "STATS")) {
+      control_.send(zmq::buffer(to_json(snapshot(), type_)), zmq::send_flags::none);
+      return;
+    }
+    bool terminate = false;
+    if (command_is(cmd, "PAUSE")) {
+      paused_ = true;
+    } else if (command_is(cmd, "RESUME")) {
+      paused_ = false;
+    } else if (command_is(cmd, "TERMINATE")) {
+      terminate = true;
+    }
+    control_.send(zmq::message_t(), zmq::send_flags::none);
+    if (terminate) shutdown();
+  }
+
+  // Stops taking new work: forwards what is already queued (unless paused) until the sockets go
+  // quiet or the linger has passed, then closes every socket but the pipe. Idempotent.
+  void shutdown() {
+    if (!front_) return;
+    if (!paused_) {
+      const auto deadline = Clock::now() + linger_;
+      while (Clock::now() < deadline) {
+        std::vector<zmq_pollitem_t> items;
+        add_data_items(items);
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (zmq::poll(items, std::min(left, kFlushQuiet)) == 0) break;
+        handle_data(items, 0);
+      }
+    }
+    close_all();
+  }
+
+  void close_all() {
+    front_.close();
+    back_.close();
+    capture_.close();
+    control_.close();
+    shared_->terminated.store(true, std::memory_order_release);
+  }
+
+  void fail(const std::string& what) {
+    std::lock_guard lock(shared_->mutex);
+    shared_->failure = what;
+  }
+
+  ProxyType type_;
+  int burst_;
+  std::chrono::milliseconds linger_;
+  zmq::socket_t front_, back_, control_, capture_, pipe_;
+  std::shared_ptr<Shared> shared_;
+  Clock::time_point started_;
+  ProxyStats stats_;
+  bool paused_ = false;
+  bool blocked_[2] = {false, false};
+  bool may_block_[2] = {false, false};
+};
+
+}  // namespace
+
+const char* proxy_type_name(ProxyType t) noexcept {
+  switch (t) {
+    case ProxyType::kStreamer: return "streamer";
+    case ProxyType::kForwarder: return "forwarder";
+    case ProxyType::kQueue: return "queue";
+  }
+  return "unknown";
+}
+
+ProxyType parse_proxy_type(std::string_view name) {
+  if (name == "streamer") return ProxyType::kStreamer;
+  if (name == "forwarder") return ProxyType::kForwarder;
+  if (name == "queue") return ProxyType::kQueue;
+  throw std::invalid_argument("proxy type '" + std::string(name) +
+                              "' is not one of streamer, forwarder, queue");
+}
+
+struct Proxy::Impl {
+  ProxyType type;
+  std::string frontend, backend, control, capture;
+  zmq::socket_t pipe;
+  std::thread thread;
+  std::shared_ptr<Shared> shared = std::make_shared<Shared>();
+  bool stopped = false;  // owner side: STOP already sent
+  ProxyStats final_stats;
+
+  zmq::message_t call(std::string_view cmd) {
+    pipe.send(zmq::buffer(cmd), zmq::send_flags::none);
+    zmq::message_t reply;
+    (void)pipe.recv(reply, zmq::recv_flags::none);
+    return reply;
+  }
+
+  ~Impl() {
+    if (thread.joinable()) {
+      (void)call(kCmdTerm);
+      thread.join();
+    }
+  }
+};
+
+Proxy::Proxy(zmq::context_t& context, ProxyOptions o) : impl_(std::make_unique<Impl>()) {
+  if (o.burst < 1) throw std::invalid_argument("ProxyOptions::burst must be at least 1");
+  if (o.frontend.empty()) throw std::invalid_argument("proxy frontend endpoint is empty");
+  if (o.backend.empty()) throw std::invalid_argument("proxy backend endpoint is empty");
+  impl_->type = o.type;
+  const SocketTypes types = socket_types(o.type);
+  // Parse every endpoint before creating anything, so a typo fails without side effects.
+  const Endpoint fe = parse_endpoint(o.frontend, true);
+  const Endpoint be = parse_endpoint(o.backend, true);
+  std::optional<Endpoint> ce, pe;
+  if (!o.control.empty()) ce = parse_endpoint(o.control, true);
+  if (!o.capture.empty()) pe = parse_endpoint(o.capture, true);
+
+  zmq::socket_t front(context, types.front);
+  zmq::socket_t back(context, types.back);
+  apply(front, o.frontend_options);
+  apply(back, o.backend_options);
+  if (o.type == ProxyType::kQueue) front.set(zmq::sockopt::router_mandatory, 1);
+  zmq::socket_t control, capture;
+  if (ce) {
+    control = zmq::socket_t(context, zmq::socket_type::rep);
+    apply(control, o.control_options);
+  }
+  if (pe) {
+    capture = zmq::socket_t(context, o.capture_push ? zmq::socket_type::push
+                                                   : zmq::socket_type::pub);
+    apply(capture, o.capture_options);
+  }
+  impl_->frontend = attach(front, fe);
+  impl_->backend = attach(back, be);
+  if (ce) impl_->control = attach(control, *ce);
+  if (pe) impl_->capture = attach(capture, *pe);
+
+  const std::string address = pipe_address();
+  impl_->pipe = zmq::socket_t(context, zmq::socket_type::pair);
+  impl_->pipe.set(zmq::sockopt::linger, 0);
+  impl_->pipe.bind(address);
+  zmq::socket_t device_pipe(context, zmq::socket_type::pair);
+  device_pipe.set(zmq::sockopt::linger, 0);
+  device_pipe.connect(address);
+
+  // Sockets made here move to the device thread; starting the thread is the memory barrier
+  // ZeroMQ asks for when a socket changes threads.
+  auto device = std::make_unique<Device>(o, std::move(front), std::move(back), std::move(control),
+                                         std::move(capture), std::move(device_pipe),
+                                         impl_->shared);
+  impl_->thread = std::thread([d = std::move(device)] { d->run(); });
+}
+
+Proxy::~Proxy() = default;
+Proxy::Proxy(Proxy&&) noexcept = default;
+Proxy& Proxy::operator=(Proxy&&) noexcept = default;
+
+void Proxy::pause() { (void)impl_->call(kCmdPause); }
+void Proxy::resume() { (void)impl_->call(kCmdResume); }
+
+ProxyStats Proxy::stats() {
+  zmq::message_t reply = impl_->call(kCmdStats);
+  ProxyStats s;
+  static_assert(std::is_trivially_copyable_v<ProxyStats>);
+  if (reply.size() != sizeof s) throw std::logic_error("proxy: malformed STATS reply on the pipe");
+  std::memcpy(&s, reply.data(), sizeof s);
+  return s;
+}
+
+void Proxy::stop() {
+  if (impl_->stopped) return;
+  (void)impl_->call(kCmdStop);
+  impl_->stopped = true;
+}
+
+bool Proxy::terminated() const noexcept {
+  return impl_->shared->terminated.load(std::memory_order_acquire);
+}
+
+std::string Proxy::failure() const {
+  std::lock_guard lock(impl_->shared->mutex);
+  return impl_->shared->failure;
+}
+
+ProxyType Proxy::type() const noexcept { return impl_->type; }
+const std::string& Proxy::frontend_endpoint() const noexcept { return impl_->frontend; }
+const std::string& Proxy::backend_endpoint() const noexcept { return impl_->backend; }
+const std::string& Proxy::control_endpoint() const noexcept { return impl_->control; }
+const std::string& Proxy::capture_endpoint() const noexcept { return impl_->capture; }
+
+}  // namespace zkit
