@@ -1,3 +1,4 @@
+// The Batcher's flush policy: records, bytes, linger, adaptive pacing and explicit flush.
 #include "zkit/batcher.hpp"
 
 #include <random>
@@ -43,27 +44,29 @@ bool Batcher::add(std::span<const std::byte> message, Clock::time_point now) {
                             " bytes exceeds the batch limit of " +
                             std::to_string(options_.max_bytes) + " bytes");
   }
-  if (open_ && encoder_.record_count() > 0 && encoder_.encoded_bytes() + need > options_.max_bytes) {
+  // The message that would overflow the held batch goes into the next one.
+  if (held_records() > 0 && encoder_.encoded_bytes() + need > options_.max_bytes) {
     seal(FlushReason::kBytes, now);
   }
-  bool was_empty = !open_ || encoder_.record_count() == 0;
-  if (!open_) {
-    encoder_.begin(options_.producer_id);
-    open_ = true;
+  if (held_records() == 0) {
+    if (!open_) {
+      encoder_.begin(options_.producer_id);
+      open_ = true;
+    }
+    first_add_ = now;
   }
-  if (was_empty) first_add_ = now;
   encoder_.add(message);
-  if (encoder_.record_count() >= options_.max_records) {
+  if (held_records() >= options_.max_records) {
     seal(FlushReason::kRecords, now);
-  } else if (options_.mode == FlushMode::kAdaptive && was_empty &&
-             now - last_seal_ >= options_.adaptive_interval) {
-    seal(FlushReason::kAdaptive, now);
+    return true;
   }
-  return has_sealed();
+  // A deadline already passed seals at once, this message included: an idle producer's message
+  // under kAdaptive, or a batch whose owner kept adding without polling.
+  return poll(now);
 }
 
 std::optional<Batcher::Clock::time_point> Batcher::deadline() const noexcept {
-  if (!open_ || encoder_.record_count() == 0) return std::nullopt;
+  if (held_records() == 0) return std::nullopt;
   Clock::time_point linger = first_add_ + options_.linger;
   if (options_.mode == FlushMode::kAdaptive) {
     return std::min(linger, last_seal_ + options_.adaptive_interval);
@@ -80,7 +83,7 @@ bool Batcher::poll(Clock::time_point now) {
 }
 
 bool Batcher::flush(Clock::time_point now) {
-  if (open_ && encoder_.record_count() > 0) seal(FlushReason::kExplicit, now);
+  if (held_records() > 0) seal(FlushReason::kExplicit, now);
   return has_sealed();
 }
 
@@ -92,11 +95,13 @@ std::optional<SealedBatch> Batcher::take() {
 }
 
 void Batcher::seal(FlushReason reason, Clock::time_point now) {
+  SequenceCounter& counter = external_ ? *external_ : own_;
   SealedBatch b;
   b.records = encoder_.record_count();
-  b.seq = (external_ ? external_->next : own_.next)++;
+  b.seq = counter.next;
   b.reason = reason;
   b.frame = encoder_.finish(b.seq, envelope::unix_now_ns());
+  ++counter.next;  // only once the frame exists: a failed finish() skips no number
   open_ = false;
   last_seal_ = now;
   sealed_.push_back(std::move(b));

@@ -1,11 +1,15 @@
-// The byte layout the zkit Encoder writes for a batch (wire format v1). Readers accept any valid
-// MessagePack encoding of the same array; the Encoder always writes this fixed-width header so that
-// sequence, time and count can be patched in place when the batch is sealed.
+// The byte layout of a batch frame (wire format v1), shared by the envelope's writer and reader;
+// nothing else knows it. docs/wire-format.md is the description for peers in other languages.
+//
+// A batch is one MessagePack array  [ version, flags, producer_id, seq, created_ns, records ].
+// Readers accept any valid MessagePack encoding of it (any unsigned int width, fixarray/array16/
+// array32, bin8/16/32). The zkit Encoder always writes this fixed-width header, so that seq, time
+// and record count can be patched in place when the batch is sealed:
 //
 //  offset  bytes  content
 //  0       1      0x96                 fixarray, 6 elements
 //  1       1      0x01                 version
-//  2       1      0x00..0x07           flags (positive fixint; bits 0-2 compression)
+//  2       1      0x00 | 0x01          flags (positive fixint; bits 0-2 compression)
 //  3       9      0xcf + u64 BE        producer_id
 //  12      9      0xcf + u64 BE        seq
 //  21      9      0xcf + u64 BE        created_ns
@@ -13,7 +17,8 @@
 //  35      ...    0xc4 len8 | 0xc5 len16 | 0xc6 len32, payload     (smallest bin form)
 //
 // Compressed (flags & 7 == 1, zstd): at offset 30 stands one bin32 (0xc6 + u32 BE length) whose
-// payload is a single zstd frame, with its content size set, of the records array as above.
+// payload is exactly one zstd frame that declares its content size; the content is the records
+// array exactly as above (array32 header, then the bins).
 #pragma once
 
 #include <cstddef>
@@ -29,6 +34,10 @@ inline constexpr std::size_t kSeqOffset = 12;
 inline constexpr std::size_t kCreatedOffset = 21;
 inline constexpr std::size_t kRecordsOffset = 30;
 inline constexpr std::size_t kFirstRecordOffset = 35;
+inline constexpr std::size_t kRecordsHeaderBytes = 5;  // array32 or bin32 header at kRecordsOffset
 inline constexpr std::uint64_t kCompressionMask = 0x7;
+// Smallest MessagePack encoding of one record (bin8 with an empty payload); a declared record count
+// larger than the bytes left over this is a lie, refused before any loop.
+inline constexpr std::size_t kMinRecordBytes = 2;
 
 }  // namespace zkit::envelope::format

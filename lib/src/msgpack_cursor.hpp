@@ -2,6 +2,8 @@
 // str). It never reads past its end, never allocates, and reports what it expected and the byte
 // offset where it failed. The envelope and the reliable-link codec use it instead of building a
 // msgpack::object tree, so that peeking a header is O(1) and records stay spans into the frame.
+// The success path allocates nothing; an error builds its message (which may throw std::bad_alloc,
+// hence no noexcept on the readers).
 #pragma once
 
 #include <cstddef>
@@ -38,26 +40,32 @@ class Cursor {
   const std::byte* position() const noexcept { return p_; }
   bool at_end() const noexcept { return p_ == end_; }
 
-  Status read_uint(const char* field, std::uint64_t& out) noexcept {
+  Status read_uint(const char* field, std::uint64_t& out) {
     std::uint8_t t = 0;
     if (Status s = type_byte(field, t); !s) return s;
-    if (t <= 0x7f) { out = t; return {}; }
+    if (t <= 0x7f) {
+      out = t;
+      return {};
+    }
     int n = t == kUint8 ? 1 : t == kUint16 ? 2 : t == kUint32 ? 4 : t == kUint64 ? 8 : 0;
     if (n == 0) return wrong_type(field, "an unsigned integer", t);
     return big_endian(field, n, out);
   }
 
-  Status read_array(const char* field, std::uint64_t& count) noexcept {
+  Status read_array(const char* field, std::uint64_t& count) {
     std::uint8_t t = 0;
     if (Status s = type_byte(field, t); !s) return s;
-    if ((t & 0xf0) == kFixArrayMask) { count = t & 0x0f; return {}; }
+    if ((t & 0xf0) == kFixArrayMask) {
+      count = t & 0x0f;
+      return {};
+    }
     if (t == kArray16) return big_endian(field, 2, count);
     if (t == kArray32) return big_endian(field, 4, count);
     return wrong_type(field, "an array", t);
   }
 
   // bin8/16/32: returns the payload as a span into the buffer, after checking it fits.
-  Status read_bin(const char* field, std::span<const std::byte>& out) noexcept {
+  Status read_bin(const char* field, std::span<const std::byte>& out) {
     std::uint8_t t = 0;
     if (Status s = type_byte(field, t); !s) return s;
     int n = t == kBin8 ? 1 : t == kBin16 ? 2 : t == kBin32 ? 4 : 0;
@@ -65,7 +73,7 @@ class Cursor {
     return payload(field, n, out);
   }
 
-  Status read_str(const char* field, std::span<const std::byte>& out) noexcept {
+  Status read_str(const char* field, std::span<const std::byte>& out) {
     std::uint8_t t = 0;
     if (Status s = type_byte(field, t); !s) return s;
     if ((t & 0xe0) == kFixStrMask) {
@@ -77,17 +85,22 @@ class Cursor {
     return payload(field, n, out);
   }
 
+  // "truncated at byte N (field)": the data ends at byte N while `field` needs more.
   Status truncated(const char* field) const {
-    return Status::corruption("truncated at byte " + std::to_string(offset()) + " (" + field + ")");
+    return Status::corruption("truncated at byte " + std::to_string(end_offset()) + " (" + field +
+                              ")");
+  }
+  std::size_t end_offset() const noexcept {
+    return base_ + static_cast<std::size_t>(end_ - begin_);
   }
 
  private:
-  Status type_byte(const char* field, std::uint8_t& t) noexcept {
+  Status type_byte(const char* field, std::uint8_t& t) {
     if (p_ == end_) return truncated(field);
     t = static_cast<std::uint8_t>(*p_++);
     return {};
   }
-  Status big_endian(const char* field, int n, std::uint64_t& out) noexcept {
+  Status big_endian(const char* field, int n, std::uint64_t& out) {
     if (remaining() < static_cast<std::size_t>(n)) return truncated(field);
     std::uint64_t v = 0;
     for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<std::uint8_t>(p_[i]);
@@ -95,7 +108,7 @@ class Cursor {
     out = v;
     return {};
   }
-  Status payload(const char* field, int len_bytes, std::span<const std::byte>& out) noexcept {
+  Status payload(const char* field, int len_bytes, std::span<const std::byte>& out) {
     std::uint64_t len = 0;
     if (Status s = big_endian(field, len_bytes, len); !s) return s;
     return take(field, len, out);

@@ -11,7 +11,12 @@
 //            once per adaptive_interval (or earlier when full), so a high rate makes full batches
 //            and the added latency is bounded by adaptive_interval.
 //   explicit flush().
-// Sequence numbers start at 1 and rise by one per sealed batch.
+// The held batch's deadline is first_message + linger, and under kAdaptive also
+// last_seal + adaptive_interval, whichever is earlier. poll() seals it once the deadline has passed;
+// add() does too (this message included), so an owner that only adds still never holds a message
+// past its deadline. The reason is kLinger when linger has passed, else kAdaptive.
+// Sequence numbers start at 1 and rise by one per sealed batch (docs/batching.md says more).
+// Not thread-safe: one owner thread, which passes its clock readings in (tests pass fixed ones).
 #pragma once
 
 #include <chrono>
@@ -70,8 +75,9 @@ class Batcher {
   Batcher(Batcher&&) noexcept = default;
   Batcher& operator=(Batcher&&) noexcept = default;
 
-  // Appends one message. Throws std::length_error when the message alone cannot fit in max_bytes
-  // (the caller refuses it; nothing held is affected). Returns true when sealed batches are ready.
+  // Appends one message, copying it once into the held batch. Throws std::length_error when the
+  // message alone cannot fit in max_bytes (the caller refuses it; nothing held is affected).
+  // Returns true when sealed batches are ready.
   bool add(std::span<const std::byte> message, Clock::time_point now = Clock::now());
   bool add(std::string_view message, Clock::time_point now = Clock::now()) {
     return add(std::as_bytes(std::span(message.data(), message.size())), now);

@@ -2,11 +2,14 @@
 // library. Wire format v1 (docs/wire-format.md has the byte-level description):
 //
 //   [ 1, flags, producer_id, seq, created_ns, records ]      records: array of bin, or (compressed)
-//                                                            one bin holding that array, zstd-framed
+//                                                            one bin holding that array,
+//                                                            zstd-framed
 //
 // Encoding copies each message once, into the buffer that becomes the frame. Decoding validates the
-// whole frame once against Limits, then iterates records as spans into the frame without allocating.
-// Every malformed frame yields a Status that names what was wrong and at which byte.
+// whole frame once against Limits, then iterates records as spans into the frame without
+// allocating. Every malformed frame yields a Status that names what was wrong and at which byte; no
+// length read from the frame is trusted before it has been checked against the bytes present and
+// the Limits.
 #pragma once
 
 #include <cstddef>
@@ -15,7 +18,6 @@
 #include <span>
 #include <string_view>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "zkit/status.hpp"
@@ -29,14 +31,24 @@ enum class Compression : std::uint8_t { kNone = 0, kZstd = 1 };
 const char* compression_name(Compression c) noexcept;
 
 // Bounds on what a decoder accepts from an untrusted peer. Every field documents its default.
+// Nesting needs no limit: the reader knows the two levels of the format and never recurses.
 struct Limits {
   std::size_t max_records = std::size_t{1} << 20;        // records in one batch (1 Mi)
   std::size_t max_record_bytes = std::size_t{16} << 20;  // bytes in one record (16 MiB)
   std::size_t max_batch_bytes = std::size_t{64} << 20;   // frame size, and records section after
                                                          // decompression (64 MiB)
-  Limits& records(std::size_t n) { max_records = n; return *this; }
-  Limits& record_bytes(std::size_t n) { max_record_bytes = n; return *this; }
-  Limits& batch_bytes(std::size_t n) { max_batch_bytes = n; return *this; }
+  Limits& records(std::size_t n) {
+    max_records = n;
+    return *this;
+  }
+  Limits& record_bytes(std::size_t n) {
+    max_record_bytes = n;
+    return *this;
+  }
+  Limits& batch_bytes(std::size_t n) {
+    max_batch_bytes = n;
+    return *this;
+  }
 };
 
 // The fields before the records. Reading it never touches the records.
@@ -53,13 +65,18 @@ struct Header {
   Compression compression() const noexcept { return static_cast<Compression>(flags & 0x7); }
 };
 
-// O(1): reads and checks the header fields only. For an uncompressed batch record_count is the
-// array length as declared (decode() checks it against the bytes).
+// O(1): reads and checks the header fields and the records element's own header (an array, or for a
+// compressed batch a bin that fits the frame), never the records. For an uncompressed batch
+// record_count is the array length as declared (decode() checks it against the bytes and the
+// Limits). Errors: kCorruption (malformed or truncated), kUnsupported (version, flag bits,
+// compression).
 Result<Header> peek(std::span<const std::byte> frame) noexcept;
 
 // A decoded batch: the header and an iterable range of records, each a span of bytes that stays
 // valid as long as the Batch lives (it owns the frame, or the decompressed copy of a compressed
-// batch). Move-only.
+// batch). Spans stay valid across a move of the Batch, except into a frame of 33 bytes or less,
+// which ZeroMQ stores inside the message object; iterators are for one Batch object (take begin()
+// again after a move). Move-only; a moved-from Batch is empty.
 class Batch {
  public:
   class Iterator {
@@ -69,7 +86,11 @@ class Batch {
     Iterator() = default;
     value_type operator*() const noexcept { return current_; }
     Iterator& operator++() noexcept;
-    Iterator operator++(int) noexcept { auto t = *this; ++*this; return t; }
+    Iterator operator++(int) noexcept {
+      auto t = *this;
+      ++*this;
+      return t;
+    }
     bool operator==(const Iterator& o) const noexcept { return pos_ == o.pos_; }
 
    private:
@@ -81,8 +102,8 @@ class Batch {
     value_type current_;
   };
 
-  Batch(Batch&&) noexcept = default;
-  Batch& operator=(Batch&&) noexcept = default;
+  Batch(Batch&& other) noexcept;
+  Batch& operator=(Batch&& other) noexcept;
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
 
@@ -105,26 +126,33 @@ class Batch {
 
   Header header_;
   zmq::message_t frame_;
-  const std::byte* external_ = nullptr;  // decoded from a span the caller keeps alive
-  std::vector<std::byte> inflated_;      // decompressed records of a compressed batch
-  std::size_t records_begin_ = 0;        // offsets into base(); offsets survive moving frame_
+  const std::byte* external_ = nullptr;    // decoded from a span the caller keeps alive
+  std::unique_ptr<std::byte[]> inflated_;  // decompressed records of a compressed batch
+  std::size_t records_begin_ = 0;          // offsets into base(); offsets survive moving frame_
   std::size_t records_end_ = 0;
   std::size_t payload_bytes_ = 0;
 };
 
-// Validates the whole frame against the limits. The Batch takes the frame.
+// Validates the whole frame against the limits: O(records), allocating only for a compressed batch
+// (one buffer of its declared, checked, decompressed size). The Batch takes the frame; on error the
+// frame is left as it was. Errors: kCorruption (malformed, truncated, trailing bytes, corrupt
+// zstd), kUnsupported (version, flag bits, compression), kLimitExceeded (a Limits bound).
 Result<Batch> decode(zmq::message_t&& frame, const Limits& limits = {});
 // As above over bytes the caller keeps alive for the life of the Batch (a spool record, a file).
 Result<Batch> decode(std::span<const std::byte> frame, const Limits& limits = {});
 
 struct EncoderOptions {
   Compression compression = Compression::kNone;  // kZstd compresses the records section
-  int zstd_level = 1;                            // 1 (fast) .. 19 (small)
-  std::size_t compress_min_bytes = 512;  // smaller batches go uncompressed (flags say which)
+  int zstd_level = 1;                            // 1 (fast) .. 19 (small); negative: faster still
+  std::size_t compress_min_bytes = 512;  // smaller batches go uncompressed (flags say which);
+                                         // so does a batch that zstd does not make smaller
 };
 
-// Builds one batch at a time into a buffer that is handed to ZeroMQ without another copy.
-// Not thread-safe; move-only.
+// Builds one batch at a time into a buffer that is handed to ZeroMQ without another copy (an
+// uncompressed batch), or compresses it into a reused scratch buffer and copies the compressed
+// bytes into the frame. Not thread-safe; move-only. Misuse (add/finish before begin, a record over
+// 4 GiB, more than 2^32-1 records, a zstd_level out of range) throws
+// std::logic_error/std::invalid_argument.
 class Encoder {
  public:
   explicit Encoder(EncoderOptions options = {});
@@ -148,13 +176,14 @@ class Encoder {
  private:
   void reserve(std::size_t extra);
   void seal_header(std::uint64_t seq, std::uint64_t created_ns);
+  zmq::message_t compress();
   struct Compressor;
   EncoderOptions options_;
   std::unique_ptr<std::byte[]> buf_;
   std::size_t size_ = 0;
-  std::size_t capacity_ = 0;
+  std::size_t capacity_ = 0;  // of buf_, or when buf_ was handed off, the size to allocate next
   std::size_t count_ = 0;
-  std::unique_ptr<Compressor> compressor_;
+  std::unique_ptr<Compressor> compressor_;  // context and scratch buffer, when compressing
 };
 
 // Bytes a record of n payload bytes adds to an uncompressed batch.
