@@ -46,6 +46,8 @@ void LatencyHistogram::merge(const LatencyHistogram& o) noexcept {
 std::uint64_t LatencyHistogram::percentile(double p) const {
   if (!(p >= 0.0 && p <= 100.0)) throw std::invalid_argument("percentile outside [0, 100]");
   if (count_ == 0) return 0;
+  if (p == 0.0) return min_;
+  if (p == 100.0) return max_;
   auto rank = static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
   rank = std::clamp<std::uint64_t>(rank, 1, count_);
   std::uint64_t seen = 0;

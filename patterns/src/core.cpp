@@ -121,6 +121,80 @@ std::size_t Inbox::discard() noexcept {
   return n;
 }
 
+Receiver::Receiver(zmq::context_t& context, zmq::socket_type type, PatternOptions o,
+                   const char* name)
+    : options(std::move(o)), socket(context, type), waker(context), name_(name) {
+  zkit::apply(socket, options.socket);
+}
+
+void Receiver::check_open() const {
+  if (closed) throw std::invalid_argument(std::string("zkit::") + name_ + " used after close()");
+}
+
+std::optional<Receiver::Clock::time_point> Receiver::deadline_of(std::chrono::milliseconds t) {
+  if (t.count() < 0) return std::nullopt;
+  return Clock::now() + t;
+}
+
+bool Receiver::fill(std::optional<Clock::time_point> deadline) {
+  if (waker.requested()) return false;
+  while (inbox.empty()) {
+    if (take_ready()) return true;
+    if (wait_until(socket, waker, deadline) != Wait::kReadable) return false;
+  }
+  return true;
+}
+
+std::size_t Receiver::dispatch(const MessageHandler& handler) {
+  std::size_t n = 0;
+  Message m;
+  while (!waker.requested() && inbox.next(m, stats)) {
+    annotate(m);
+    handler(m);
+    ++n;
+  }
+  return n;
+}
+
+std::optional<Message> Receiver::receive(std::chrono::milliseconds timeout) {
+  check_open();
+  if (!fill(deadline_of(timeout))) {
+    if (waker.requested()) waker.clear();
+    return std::nullopt;
+  }
+  Message m;
+  inbox.next(m, stats);
+  annotate(m);
+  return m;
+}
+
+std::size_t Receiver::poll_once(const MessageHandler& handler, std::chrono::milliseconds timeout) {
+  check_open();
+  std::size_t n = 0;
+  if (fill(deadline_of(timeout))) n = dispatch(handler);
+  if (waker.requested()) waker.clear();
+  return n;
+}
+
+void Receiver::run(const MessageHandler& handler) {
+  check_open();
+  try {
+    while (fill(std::nullopt)) dispatch(handler);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != ETERM) throw;
+  }
+  waker.clear();
+}
+
+CloseReport Receiver::close() {
+  if (closed) return report;
+  closed = true;
+  stats.dropped_messages += inbox.discard();
+  socket.close();
+  waker.close();
+  return report;
+}
+
 void check_size(std::size_t size, const PatternOptions& options) {
   if (size > options.limits.max_record_bytes) {
     throw std::length_error("message of " + std::to_string(size) +

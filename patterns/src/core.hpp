@@ -68,6 +68,45 @@ class Inbox {
   std::size_t remaining_ = 0;
 };
 
+// The receive loop every receiving socket shares; a socket supplies take_ready() (read what frames
+// are there into the inbox) and may annotate each message (the topic).
+class Receiver {
+ public:
+  using Clock = std::chrono::steady_clock;
+  Receiver(zmq::context_t& context, zmq::socket_type type, PatternOptions options,
+           const char* name);
+  virtual ~Receiver() = default;
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
+
+  std::optional<Message> receive(std::chrono::milliseconds timeout);
+  std::size_t poll_once(const MessageHandler& handler, std::chrono::milliseconds timeout);
+  void run(const MessageHandler& handler);
+  CloseReport close();
+  void check_open() const;
+
+  // Fills the inbox, waiting until deadline (empty: for ever); false on timeout or stop.
+  bool fill(std::optional<Clock::time_point> deadline);
+  static std::optional<Clock::time_point> deadline_of(std::chrono::milliseconds timeout);
+
+  PatternOptions options;
+  zmq::socket_t socket;
+  Waker waker;
+  Inbox inbox;
+  SocketStats stats;
+  CloseReport report;
+  bool closed = false;
+
+ protected:
+  // Reads frames that are already there; true as soon as the inbox holds messages.
+  virtual bool take_ready() = 0;
+  virtual void annotate(Message&) {}
+
+ private:
+  std::size_t dispatch(const MessageHandler& handler);
+  const char* name_;
+};
+
 // Counts a batch handed to ZeroMQ.
 inline void count_sent(SocketStats& s, std::size_t records, std::size_t bytes, FlushReason reason) {
   s.messages_out += records;

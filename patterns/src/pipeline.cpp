@@ -126,18 +126,11 @@ const SocketStats& Pusher::stats() const noexcept { return impl_->stats; }
 zmq::socket_ref Pusher::socket() noexcept { return impl_->socket; }
 
 // ---------------------------------------------------------------------------------------------
-struct Puller::Impl {
+struct Puller::Impl final : detail::Receiver {
   Impl(zmq::context_t& context, PatternOptions o)
-      : options(std::move(o)), socket(context, zmq::socket_type::pull), waker(context) {
-    zkit::apply(socket, options.socket);
-  }
+      : Receiver(context, zmq::socket_type::pull, std::move(o), "Puller") {}
 
-  void check_open() const {
-    if (closed) throw std::invalid_argument("zkit::Puller used after close()");
-  }
-
-  // Takes frames that are already there until one holds messages; false when none is.
-  bool take_ready() {
+  bool take_ready() override {
     zmq::message_t frame;
     while (socket.recv(frame, zmq::recv_flags::dontwait)) {
       if (options.raw) {
@@ -149,50 +142,17 @@ struct Puller::Impl {
     }
     return false;
   }
-
-  // Fills the inbox, waiting until deadline; false on timeout or stop.
-  bool fill(std::optional<Clock::time_point> deadline) {
-    if (waker.requested()) return false;
-    while (inbox.empty()) {
-      if (take_ready()) return true;
-      if (detail::wait_until(socket, waker, deadline) != detail::Wait::kReadable) return false;
-    }
-    return true;
-  }
-
-  std::optional<Clock::time_point> deadline_of(std::chrono::milliseconds timeout) {
-    if (timeout.count() < 0) return std::nullopt;
-    return Clock::now() + timeout;
-  }
-
-  std::size_t dispatch(const MessageHandler& handler) {
-    std::size_t n = 0;
-    Message m;
-    while (!waker.requested() && inbox.next(m, stats)) {
-      handler(m);
-      ++n;
-    }
-    return n;
-  }
-
-  PatternOptions options;
-  zmq::socket_t socket;
-  detail::Waker waker;
-  detail::Inbox inbox;
-  SocketStats stats;
-  CloseReport report;
-  bool closed = false;
 };
 
 Puller::Puller(zmq::context_t& context, PatternOptions options)
     : impl_(std::make_unique<Impl>(context, std::move(options))) {}
 Puller::~Puller() {
-  if (impl_) close();
+  if (impl_) impl_->close();
 }
 Puller::Puller(Puller&&) noexcept = default;
 Puller& Puller::operator=(Puller&& o) noexcept {
   if (this != &o) {
-    if (impl_) close();
+    if (impl_) impl_->close();
     impl_ = std::move(o.impl_);
   }
   return *this;
@@ -203,49 +163,14 @@ std::string Puller::connect(const std::string& ep) {
 }
 
 std::optional<Message> Puller::receive(std::chrono::milliseconds timeout) {
-  Impl& d = *impl_;
-  d.check_open();
-  if (d.waker.requested() || !d.fill(d.deadline_of(timeout))) {
-    if (d.waker.requested()) d.waker.clear();
-    return std::nullopt;
-  }
-  Message m;
-  d.inbox.next(m, d.stats);
-  return m;
+  return impl_->receive(timeout);
 }
-
 std::size_t Puller::poll_once(const MessageHandler& handler, std::chrono::milliseconds timeout) {
-  Impl& d = *impl_;
-  d.check_open();
-  std::size_t n = 0;
-  if (d.fill(d.deadline_of(timeout))) n = d.dispatch(handler);
-  if (d.waker.requested()) d.waker.clear();
-  return n;
+  return impl_->poll_once(handler, timeout);
 }
-
-void Puller::run(const MessageHandler& handler) {
-  Impl& d = *impl_;
-  d.check_open();
-  try {
-    while (d.fill(std::nullopt)) d.dispatch(handler);
-  } catch (const zmq::error_t& e) {
-    if (e.num() != ETERM) throw;
-  }
-  d.waker.clear();
-}
-
+void Puller::run(const MessageHandler& handler) { impl_->run(handler); }
 void Puller::stop() { impl_->waker.wake(); }
-
-CloseReport Puller::close() {
-  Impl& d = *impl_;
-  if (d.closed) return d.report;
-  d.closed = true;
-  d.stats.dropped_messages += d.inbox.discard();
-  d.socket.close();
-  d.waker.close();
-  return d.report;
-}
-
+CloseReport Puller::close() { return impl_->close(); }
 const SocketStats& Puller::stats() const noexcept { return impl_->stats; }
 zmq::socket_ref Puller::socket() noexcept { return impl_->socket; }
 

@@ -1,0 +1,517 @@
+// Client (DEALER) and Server (ROUTER): batched asynchronous request/reply with correlation ids
+// (record layout in rpc_format.hpp), per-request timeouts, replies through a kept Responder.
+#include "zkit/rpc.hpp"
+
+#include <cstring>
+#include <deque>
+#include <map>
+#include <queue>
+#include <stdexcept>
+#include <unordered_map>
+#include <vector>
+
+#include "core.hpp"
+#include "rpc_format.hpp"
+
+namespace zkit {
+
+using Clock = std::chrono::steady_clock;
+
+const char* reply_status_name(ReplyStatus s) noexcept {
+  switch (s) {
+    case ReplyStatus::kOk: return "ok";
+    case ReplyStatus::kTimeout: return "timeout";
+    case ReplyStatus::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Builds [id][payload] in a reused buffer (no allocation once it has grown).
+std::span<const std::byte> with_id(std::vector<std::byte>& scratch, std::uint64_t id,
+                                   std::span<const std::byte> payload) {
+  scratch.resize(rpc_format::kIdBytes + payload.size());
+  rpc_format::put_id(scratch.data(), id);
+  if (!payload.empty()) {
+    std::memcpy(scratch.data() + rpc_format::kIdBytes, payload.data(), payload.size());
+  }
+  return scratch;
+}
+
+std::optional<Clock::time_point> earliest(std::optional<Clock::time_point> a,
+                                          std::optional<Clock::time_point> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return std::min(*a, *b);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+struct Client::Impl final : detail::Receiver {
+  struct Pending {
+    ReplyHandler handler;
+    Clock::time_point deadline;
+  };
+  using Expiry = std::pair<Clock::time_point, std::uint64_t>;
+
+  Impl(zmq::context_t& context, PatternOptions o)
+      : Receiver(context, zmq::socket_type::dealer, std::move(o), "Client"),
+        batcher(options.batch) {
+    socket.set(zmq::sockopt::immediate, 1);
+    socket.set(zmq::sockopt::sndtimeo,
+               options.send_timeout ? static_cast<int>(options.send_timeout->count()) : -1);
+  }
+
+  bool drain() {
+    for (;;) {
+      if (!blocked) {
+        blocked = batcher.take();
+        if (!blocked) return true;
+      }
+      std::size_t bytes = blocked->frame.size();
+      if (!socket.send(blocked->frame, zmq::send_flags::none)) {
+        ++stats.send_would_block;
+        return false;
+      }
+      detail::count_sent(stats, blocked->records, bytes, blocked->reason);
+      blocked.reset();
+    }
+  }
+
+  std::uint64_t send(std::span<const std::byte> request, ReplyHandler on_reply,
+                     std::chrono::milliseconds timeout) {
+    check_open();
+    if (!on_reply) throw std::invalid_argument("zkit::Client::send without a reply handler");
+    detail::check_size(request.size() + rpc_format::kIdBytes, options);
+    std::uint64_t id = next_id++;
+    if (options.raw) {
+      zmq::message_t payload(request.data(), request.size());
+      if (!socket.send(zmq::message_t(), zmq::send_flags::sndmore)) {
+        ++stats.send_would_block;
+        throw std::runtime_error("zkit::Client: request not taken, socket full after send_timeout");
+      }
+      socket.send(payload, zmq::send_flags::none);
+      detail::count_sent(stats, 1, request.size(), FlushReason::kExplicit);
+      raw_order.push_back(id);
+    } else {
+      if ((blocked || batcher.has_sealed()) && !drain()) {
+        throw std::runtime_error("zkit::Client: request not taken, socket full after send_timeout");
+      }
+      if (batcher.add(with_id(scratch, id, request))) drain();
+    }
+    Clock::time_point deadline = Clock::now() + timeout;
+    pending.emplace(id, Pending{std::move(on_reply), deadline});
+    expiries.emplace(deadline, id);
+    return id;
+  }
+
+  bool take_ready() override {
+    zmq::message_t frame;
+    while (socket.recv(frame, zmq::recv_flags::dontwait)) {
+      if (options.raw) {
+        if (frame.more() && frame.size() == 0) {  // [""][payload] from a REP/ROUTER peer
+          (void)socket.recv(frame, zmq::recv_flags::none);
+        }
+        if (frame.more()) {
+          while (frame.more() && socket.recv(frame, zmq::recv_flags::none)) {
+          }
+          ++stats.decode_errors;
+          continue;
+        }
+        inbox.hold_raw(std::move(frame), stats);
+        return true;
+      }
+      if (frame.more()) {
+        while (frame.more() && socket.recv(frame, zmq::recv_flags::none)) {
+        }
+        ++stats.decode_errors;
+        continue;
+      }
+      if (inbox.hold(std::move(frame), options.limits, stats) && !inbox.empty()) return true;
+      frame = zmq::message_t();
+    }
+    return false;
+  }
+
+  void complete(std::uint64_t id, ReplyStatus status, std::span<const std::byte> data) {
+    auto it = pending.find(id);
+    if (it == pending.end()) {
+      ++stats.dropped_messages;  // its request already timed out (or an id we never sent)
+      return;
+    }
+    ReplyHandler handler = std::move(it->second.handler);
+    pending.erase(it);
+    handler(Reply{id, status, data});
+  }
+
+  std::size_t expire(Clock::time_point now) {
+    std::size_t n = 0;
+    while (!expiries.empty() && expiries.top().first <= now && !waker.requested()) {
+      auto [deadline, id] = expiries.top();
+      expiries.pop();
+      auto it = pending.find(id);
+      if (it == pending.end() || it->second.deadline != deadline) continue;
+      ++stats.timeouts;
+      complete(id, ReplyStatus::kTimeout, {});
+      ++n;
+    }
+    return n;
+  }
+
+  std::size_t dispatch_replies() {
+    std::size_t n = 0;
+    Message m;
+    while (!waker.requested() && inbox.next(m, stats)) {
+      if (options.raw) {
+        if (raw_order.empty()) {
+          ++stats.dropped_messages;
+          continue;
+        }
+        std::uint64_t id = raw_order.front();
+        raw_order.pop_front();
+        n += pending.count(id);
+        complete(id, ReplyStatus::kOk, m.data);
+        continue;
+      }
+      if (m.data.size() < rpc_format::kIdBytes) {
+        ++stats.decode_errors;
+        continue;
+      }
+      std::uint64_t id = rpc_format::get_id(m.data);
+      n += pending.count(id);
+      complete(id, ReplyStatus::kOk, m.data.subspan(rpc_format::kIdBytes));
+    }
+    return n;
+  }
+
+  std::size_t step(std::optional<Clock::time_point> until) {
+    batcher.poll();
+    drain();
+    std::size_t n = expire(Clock::now());
+    std::optional<Clock::time_point> wake = earliest(until, batcher.deadline());
+    if (!expiries.empty()) wake = earliest(wake, expiries.top().first);
+    if (fill(wake)) n += dispatch_replies();
+    n += expire(Clock::now());
+    batcher.poll();
+    drain();
+    return n;
+  }
+
+  CloseReport close() {
+    if (closed) return report;
+    batcher.flush();
+    Clock::time_point deadline = Clock::now() + options.socket.linger;
+    while (blocked || batcher.has_sealed()) {
+      socket.set(zmq::sockopt::sndtimeo, detail::to_ms(deadline - Clock::now()));
+      if (!drain() && Clock::now() >= deadline) break;
+    }
+    if (blocked) {
+      report.unsent_messages += blocked->records;
+      ++report.unsent_batches;
+      blocked.reset();
+    }
+    while (auto b = batcher.take()) {
+      report.unsent_messages += b->records;
+      ++report.unsent_batches;
+    }
+    stats.unsent_messages += report.unsent_messages;
+    socket.set(zmq::sockopt::linger, detail::to_ms(deadline - Clock::now()));
+    Receiver::close();
+    auto outstanding = std::move(pending);
+    pending.clear();
+    for (auto& [id, p] : outstanding) p.handler(Reply{id, ReplyStatus::kCancelled, {}});
+    return report;
+  }
+
+  Batcher batcher;
+  std::optional<SealedBatch> blocked;
+  std::vector<std::byte> scratch;
+  std::unordered_map<std::uint64_t, Pending> pending;
+  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries;
+  std::deque<std::uint64_t> raw_order;  // raw mode: requests in send order
+  std::uint64_t next_id = 1;
+};
+
+Client::Client(zmq::context_t& context, PatternOptions options)
+    : impl_(std::make_unique<Impl>(context, std::move(options))) {}
+Client::~Client() {
+  if (impl_) impl_->close();
+}
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&& o) noexcept {
+  if (this != &o) {
+    if (impl_) impl_->close();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+std::string Client::bind(const std::string& ep) { return detail::attach(impl_->socket, ep, true); }
+std::string Client::connect(const std::string& ep) {
+  return detail::attach(impl_->socket, ep, false);
+}
+std::uint64_t Client::send(std::span<const std::byte> request, ReplyHandler on_reply,
+                           std::chrono::milliseconds timeout) {
+  return impl_->send(request, std::move(on_reply), timeout);
+}
+bool Client::flush() {
+  impl_->check_open();
+  impl_->batcher.flush();
+  return impl_->drain();
+}
+std::optional<Clock::time_point> Client::pump() {
+  impl_->check_open();
+  impl_->batcher.poll();
+  impl_->drain();
+  return impl_->batcher.deadline();
+}
+std::size_t Client::poll_once(std::chrono::milliseconds timeout) {
+  impl_->check_open();
+  std::size_t n = impl_->step(detail::Receiver::deadline_of(timeout));
+  if (impl_->waker.requested()) impl_->waker.clear();
+  return n;
+}
+void Client::run() {
+  impl_->check_open();
+  try {
+    while (!impl_->waker.requested()) impl_->step(std::nullopt);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != ETERM) throw;
+  }
+  impl_->waker.clear();
+}
+void Client::stop() { impl_->waker.wake(); }
+std::size_t Client::in_flight() const noexcept { return impl_->pending.size(); }
+CloseReport Client::close() { return impl_->close(); }
+const SocketStats& Client::stats() const noexcept { return impl_->stats; }
+zmq::socket_ref Client::socket() noexcept { return impl_->socket; }
+
+// ---------------------------------------------------------------------------------------------
+struct Responder::Target {
+  virtual void reply(const std::string& peer, std::uint64_t id, bool delimiter,
+                     std::span<const std::byte> payload) = 0;
+
+ protected:
+  ~Target() = default;
+};
+
+void Responder::reply(std::span<const std::byte> payload) {
+  if (replied_) throw std::invalid_argument("zkit::Responder: request already answered");
+  if (target_ == nullptr) throw std::invalid_argument("zkit::Responder: empty responder");
+  target_->reply(peer_, id_, delimiter_, payload);
+  replied_ = true;
+}
+
+namespace {
+constexpr std::size_t kIdlePeersKept = 1024;  // peer batchers kept beyond this are pruned when empty
+}
+
+struct Server::Impl final : detail::Receiver, Responder::Target {
+  Impl(zmq::context_t& context, PatternOptions o)
+      : Receiver(context, zmq::socket_type::router, std::move(o), "Server") {
+    Batcher check(options.batch);  // reject bad batch options now
+    socket.set(zmq::sockopt::router_mandatory, 1);  // a reply to a gone peer fails, and counts
+    socket.set(zmq::sockopt::sndtimeo,
+               options.send_timeout ? static_cast<int>(options.send_timeout->count()) : -1);
+  }
+
+  void skip_rest(zmq::message_t& part) {
+    while (part.more() && socket.recv(part, zmq::recv_flags::none)) {
+    }
+    ++stats.decode_errors;
+  }
+
+  bool take_ready() override {
+    zmq::message_t id;
+    while (socket.recv(id, zmq::recv_flags::dontwait)) {
+      if (!id.more()) {
+        ++stats.decode_errors;
+        continue;
+      }
+      zmq::message_t body;
+      (void)socket.recv(body, zmq::recv_flags::none);
+      bool delimiter = false;
+      if (options.raw && body.more() && body.size() == 0) {  // [id][""][payload] from REQ
+        delimiter = true;
+        (void)socket.recv(body, zmq::recv_flags::none);
+      }
+      if (body.more()) {
+        skip_rest(body);
+        continue;
+      }
+      if (options.raw) {
+        inbox.hold_raw(std::move(body), stats);
+      } else if (!inbox.hold(std::move(body), options.limits, stats)) {
+        continue;
+      }
+      peer = std::move(id);
+      peer_delimiter = delimiter;
+      if (!inbox.empty()) return true;
+      id = zmq::message_t();
+    }
+    return false;
+  }
+
+  std::size_t dispatch(const RequestHandler& handler) {
+    std::size_t n = 0;
+    Message m;
+    std::string_view who(static_cast<const char*>(peer.data()), peer.size());
+    while (!waker.requested() && inbox.next(m, stats)) {
+      if (options.raw) {
+        handler(m, Responder(this, who, 0, peer_delimiter));
+      } else {
+        if (m.data.size() < rpc_format::kIdBytes) {
+          ++stats.decode_errors;
+          continue;
+        }
+        std::uint64_t rid = rpc_format::get_id(m.data);
+        m.data = m.data.subspan(rpc_format::kIdBytes);
+        handler(m, Responder(this, who, rid, false));
+      }
+      ++n;
+    }
+    return n;
+  }
+
+  // Sends [peer]([""])[frame]; a peer that is gone or full loses the frame, counted.
+  void send_to(std::string_view to, bool delimiter, zmq::message_t& frame, std::size_t records,
+               FlushReason reason) {
+    std::size_t bytes = frame.size();
+    bool sent = false;
+    try {
+      if (socket.send(zmq::buffer(to.data(), to.size()), zmq::send_flags::sndmore)) {
+        if (delimiter) socket.send(zmq::message_t(), zmq::send_flags::sndmore);
+        socket.send(frame, zmq::send_flags::none);
+        sent = true;
+      } else {
+        ++stats.send_would_block;
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EHOSTUNREACH) throw;
+    }
+    if (sent) {
+      detail::count_sent(stats, records, bytes, reason);
+    } else if (closing) {
+      report.unsent_messages += records;
+      ++report.unsent_batches;
+    } else {
+      stats.dropped_messages += records;
+      ++stats.dropped_batches;
+    }
+  }
+
+  void send_sealed(const std::string& to, Batcher& b) {
+    while (auto sb = b.take()) send_to(to, false, sb->frame, sb->records, sb->reason);
+  }
+
+  void reply(const std::string& to, std::uint64_t rid, bool delimiter,
+             std::span<const std::byte> payload) override {
+    check_open();
+    if (options.raw) {
+      detail::check_size(payload.size(), options);
+      zmq::message_t frame(payload.data(), payload.size());
+      send_to(to, delimiter, frame, 1, FlushReason::kExplicit);
+      return;
+    }
+    detail::check_size(payload.size() + rpc_format::kIdBytes, options);
+    auto it = peers.find(to);
+    if (it == peers.end()) it = peers.emplace(to, Batcher(options.batch)).first;
+    if (it->second.add(with_id(scratch, rid, payload))) send_sealed(it->first, it->second);
+  }
+
+  std::optional<Clock::time_point> pump() {
+    Clock::time_point now = Clock::now();
+    std::optional<Clock::time_point> d;
+    for (auto it = peers.begin(); it != peers.end();) {
+      if (it->second.poll(now)) send_sealed(it->first, it->second);
+      if (peers.size() > kIdlePeersKept && it->second.held_records() == 0) {
+        it = peers.erase(it);
+        continue;
+      }
+      d = earliest(d, it->second.deadline());
+      ++it;
+    }
+    return d;
+  }
+
+  bool flush() {
+    for (auto& [to, b] : peers) {
+      if (b.flush()) send_sealed(to, b);
+    }
+    return true;
+  }
+
+  std::size_t step(const RequestHandler& handler, std::optional<Clock::time_point> until) {
+    std::size_t n = 0;
+    if (fill(earliest(until, pump()))) n = dispatch(handler);
+    pump();
+    return n;
+  }
+
+  CloseReport close() {
+    if (closed) return report;
+    closing = true;
+    Clock::time_point deadline = Clock::now() + options.socket.linger;
+    for (auto& [to, b] : peers) {
+      socket.set(zmq::sockopt::sndtimeo, detail::to_ms(deadline - Clock::now()));
+      if (b.flush()) send_sealed(to, b);
+    }
+    stats.unsent_messages += report.unsent_messages;
+    socket.set(zmq::sockopt::linger, detail::to_ms(deadline - Clock::now()));
+    return Receiver::close();
+  }
+
+  zmq::message_t peer;  // identity of the batch being handed out
+  bool peer_delimiter = false;
+  std::map<std::string, Batcher, std::less<>> peers;  // reply batches per client
+  std::vector<std::byte> scratch;
+  bool closing = false;
+};
+
+Server::Server(zmq::context_t& context, PatternOptions options)
+    : impl_(std::make_unique<Impl>(context, std::move(options))) {}
+Server::~Server() {
+  if (impl_) impl_->close();
+}
+Server::Server(Server&&) noexcept = default;
+Server& Server::operator=(Server&& o) noexcept {
+  if (this != &o) {
+    if (impl_) impl_->close();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+std::string Server::bind(const std::string& ep) { return detail::attach(impl_->socket, ep, true); }
+std::string Server::connect(const std::string& ep) {
+  return detail::attach(impl_->socket, ep, false);
+}
+std::size_t Server::poll_once(const RequestHandler& handler, std::chrono::milliseconds timeout) {
+  impl_->check_open();
+  std::size_t n = impl_->step(handler, detail::Receiver::deadline_of(timeout));
+  if (impl_->waker.requested()) impl_->waker.clear();
+  return n;
+}
+void Server::run(const RequestHandler& handler) {
+  impl_->check_open();
+  try {
+    while (!impl_->waker.requested()) impl_->step(handler, std::nullopt);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != ETERM) throw;
+  }
+  impl_->waker.clear();
+}
+void Server::stop() { impl_->waker.wake(); }
+bool Server::flush() {
+  impl_->check_open();
+  return impl_->flush();
+}
+std::optional<Clock::time_point> Server::pump() {
+  impl_->check_open();
+  return impl_->pump();
+}
+CloseReport Server::close() { return impl_->close(); }
+const SocketStats& Server::stats() const noexcept { return impl_->stats; }
+zmq::socket_ref Server::socket() noexcept { return impl_->socket; }
+
+}  // namespace zkit

@@ -1,0 +1,67 @@
+// Helpers for the pattern tests: endpoints per transport, a temp dir, and pyzmq peers run as child
+// processes with /usr/bin/python3 (ZKIT_PYTHON).
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <zmq.hpp>
+
+namespace zkit::test {
+
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/zkit-patterns-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string path;
+};
+
+// A bindable endpoint for a transport ("inproc", "ipc", "tcp"); bind() resolves tcp's port.
+inline std::string endpoint_for(const std::string& transport, const TempDir& dir,
+                                const std::string& name = "s") {
+  if (transport == "inproc") return "inproc://" + name + "-" + dir.path.substr(dir.path.size() - 6);
+  if (transport == "ipc") return "ipc://" + dir.path + "/" + name + ".sock";
+  return "tcp://127.0.0.1:*";
+}
+
+// A python3 child running script with args; its stdout is read line by line.
+class PyPeer {
+ public:
+  PyPeer(const TempDir& dir, const std::string& script, const std::string& args) {
+    std::string file = dir.path + "/peer" + std::to_string(++serial_) + ".py";
+    std::ofstream(file) << script;
+    std::string cmd = std::string(ZKIT_PYTHON) + " " + file + " " + args;
+    pipe_ = popen(cmd.c_str(), "r");
+  }
+  ~PyPeer() { wait(); }
+  // The next stdout line without its newline; empty at end of output.
+  std::string line() {
+    char buf[4096];
+    if (!pipe_ || !fgets(buf, sizeof buf, pipe_)) return {};
+    std::string s(buf);
+    if (!s.empty() && s.back() == '\n') s.pop_back();
+    return s;
+  }
+  // Exit status of the child.
+  int wait() {
+    if (!pipe_) return status_;
+    status_ = pclose(pipe_);
+    pipe_ = nullptr;
+    return status_;
+  }
+
+ private:
+  FILE* pipe_ = nullptr;
+  int status_ = -1;
+  static inline int serial_ = 0;
+};
+
+}  // namespace zkit::test
