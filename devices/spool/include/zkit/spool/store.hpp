@@ -1,0 +1,215 @@
+// The spool's on-disk store: an append-only log of segment files holding received batch frames,
+// with group commit, a forward reader from the acknowledged cursor, cursor advance on downstream
+// acknowledgement, disk limits, duplicate suppression per producer and recovery on open.
+// docs/spool.md describes the byte layout and the guarantees of each fsync mode.
+//
+// Typical use by the spool node (one thread owns the Store):
+//   auto store = Store::open(options);           // recovers: torn tail cut, corrupt records skipped
+//   // upstream: for every batch frame received in one poll round
+//   auto r = store->append(frame);               // kStored or kDuplicate, with a ticket
+//   //   LimitExceeded: full (block), stop granting credit until full() is false again
+//   //   IOError: not stored, nothing acked; retry later (commit() repairs the segment)
+//   store->commit();                             // one fsync covers every append before it
+//   //   then send every pending ack whose ticket <= store->committed_ticket(), in order
+//   // downstream: while credit remains
+//   auto rec = store->read_next();               // next record after the last one read
+//   //   send rec->frame; on the downstream's ack of it:
+//   store->advance_cursor(rec->next);            // deletes fully acknowledged segments
+#pragma once
+
+#include <chrono>
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "zkit/spool/env.hpp"
+#include "zkit/status.hpp"
+
+namespace zkit::spool {
+
+// A place in the log: segment number and byte offset in that segment file. Ordered like the log.
+struct Position {
+  std::uint64_t segment = 0;
+  std::uint64_t offset = 0;
+  auto operator<=>(const Position&) const = default;
+  std::string to_string() const;  // "00000000000000000003.seg@4096"
+};
+
+// When appended records become durable (docs/spool.md: what each survives).
+struct FsyncPolicy {
+  enum class Mode { kAlways, kInterval, kNever };
+  Mode mode = Mode::kAlways;
+  std::chrono::milliseconds interval{0};  // kInterval only
+
+  static FsyncPolicy always() { return {}; }
+  static FsyncPolicy every(std::chrono::milliseconds ms) { return {Mode::kInterval, ms}; }
+  static FsyncPolicy never() { return {Mode::kNever, {}}; }
+  // "always", "interval=MS" (MS > 0) or "never"; InvalidArgument naming the value otherwise.
+  static Result<FsyncPolicy> parse(std::string_view text);
+  std::string to_string() const;
+};
+
+// What happens when max_bytes or max_age is reached.
+enum class WhenFull {
+  kBlock,       // append refuses with LimitExceeded until acknowledgements free space
+  kDropOldest,  // the oldest unforwarded segments are deleted; their messages are counted dropped
+};
+// "block" or "drop-oldest" (also "drop_oldest").
+Result<WhenFull> parse_when_full(std::string_view text);
+
+// A corrupt stretch found while reading: file name (in the spool directory), where, and why.
+struct CorruptRecord {
+  std::string file;
+  std::uint64_t offset = 0;
+  std::uint64_t bytes = 0;
+  std::string reason;
+};
+using Reporter = std::function<void(const CorruptRecord&)>;
+
+// Every field documents its default.
+struct Options {
+  std::string dir;                                 // the spool directory (required)
+  std::uint64_t segment_bytes = std::uint64_t{64} << 20;  // roll to a new segment past this (64 MiB)
+  FsyncPolicy fsync;                               // always
+  std::uint64_t max_bytes = 0;                     // bytes of segment files; 0: no limit
+  std::chrono::milliseconds max_age{0};            // age of the oldest unforwarded record; 0: none
+  WhenFull when_full = WhenFull::kBlock;
+  std::size_t max_frame_bytes = std::size_t{64} << 20;  // larger frames are refused (64 MiB)
+  // The cursor file is rewritten at most this often (each rewrite costs two syncs); a crash
+  // may then resend up to this much already-acknowledged data downstream, where (producer, seq)
+  // suppresses it. close() always writes it.
+  std::chrono::milliseconds cursor_interval{200};
+  bool create_if_missing = true;  // create dir when missing (else NotFound)
+  Env* env = nullptr;             // nullptr: Env::posix(); must outlive the Store
+  Reporter reporter;              // corrupt records found on open or while reading;
+                                  // empty: logged with spdlog at warning level
+};
+
+// What recovery needs about a batch besides its frame. append(frame) fills it from the envelope.
+struct RecordMeta {
+  std::uint64_t producer_id = 0;
+  std::uint64_t seq = 0;
+  std::uint64_t arrival_ns = 0;      // unix ns when the spool received the batch
+  std::uint32_t message_count = 0;  // messages in the batch
+};
+
+struct AppendResult {
+  enum class Outcome {
+    kStored,     // appended; acknowledge once committed_ticket() >= ticket
+    kDuplicate,  // seq <= highest_seq(producer): not stored again; acknowledge (again) once
+                 // committed_ticket() >= ticket, which covers the earlier copy
+  };
+  Outcome outcome = Outcome::kStored;
+  std::uint64_t ticket = 0;  // rises by one per stored record; a duplicate gets the latest one
+  Position position;         // where the record starts (kStored only)
+};
+
+// A record handed out by read_next(). frame stays valid until the next call on the Store.
+struct StoredRecord {
+  Position position;  // where it starts
+  Position next;      // pass to advance_cursor() once the downstream acknowledged it
+  RecordMeta meta;
+  std::span<const std::byte> frame;  // the batch frame exactly as received
+};
+
+struct Stats {
+  std::uint64_t accepted = 0;          // frames offered to append (stored + duplicates)
+  std::uint64_t stored = 0;            // batches stored
+  std::uint64_t stored_messages = 0;
+  std::uint64_t duplicates = 0;        // batches not stored again
+  std::uint64_t rejected_full = 0;     // appends refused by the block policy
+  std::uint64_t forwarded = 0;         // batches handed out by read_next (resends included)
+  std::uint64_t acked = 0;             // batches acknowledged downstream (advance_cursor)
+  std::uint64_t acked_messages = 0;
+  std::uint64_t backlog_batches = 0;   // stored and not yet acknowledged downstream
+  std::uint64_t backlog_messages = 0;
+  std::uint64_t backlog_bytes = 0;     // frame bytes
+  std::uint64_t oldest_age_ms = 0;     // age of the oldest unacknowledged batch; 0 when none
+  std::uint64_t segments = 0;
+  std::uint64_t disk_bytes = 0;        // size of the segment files (with bytes not yet written)
+  std::uint64_t disk_free_bytes = 0;   // statvfs of the directory
+  std::uint64_t fsyncs = 0;
+  std::uint64_t fsync_ns_total = 0;
+  std::uint64_t fsync_ns_max = 0;
+  std::uint64_t corrupt_skipped = 0;   // corrupt stretches skipped (on open and while reading)
+  std::uint64_t dropped_batches = 0;   // deleted unforwarded by drop-oldest
+  std::uint64_t dropped_messages = 0;
+  std::uint64_t io_errors = 0;         // failed writes, syncs, creates
+  bool full = false;                   // the block policy refuses appends
+};
+
+// Move-only handle; one thread at a time. Methods block on disk I/O (commit() on fsync).
+// Errors: IOError when the OS refuses (the Store stays usable; retry later), LimitExceeded when
+// full or a frame is over max_frame_bytes, Corruption for a frame whose envelope header is
+// malformed; misuse (acknowledging records never read) throws std::invalid_argument.
+class Store {
+ public:
+  // Opens or creates the spool in options.dir and recovers it: a torn tail of the last segment
+  // is cut, corrupt records are skipped and reported, the cursor, each producer's highest
+  // stored seq and the backlog counts are rebuilt from the files. Fails (NotFound, IOError,
+  // InvalidArgument) only when the directory cannot be used at all.
+  static Result<Store> open(Options options);
+
+  Store(Store&&) noexcept;
+  Store& operator=(Store&&) noexcept;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  ~Store();  // close(), errors logged
+
+  // Appends a received batch frame; producer_id, seq and the message count come from its
+  // envelope header (zkit::envelope::peek), arrival_ns is now. The bytes are copied; the record
+  // is durable only after commit().
+  Result<AppendResult> append(std::span<const std::byte> frame);
+  Result<AppendResult> append(std::span<const std::byte> frame, const RecordMeta& meta);
+
+  // Group commit: writes everything appended since the last commit and, per the fsync policy,
+  // syncs it (always: fdatasync every commit; interval: when the interval has passed since the
+  // last sync; never: not at all). On success committed_ticket() == appended_ticket(). On
+  // IOError nothing new is committed and the appended records stay pending: call again later.
+  Status commit();
+  std::uint64_t appended_ticket() const noexcept;
+  std::uint64_t committed_ticket() const noexcept;
+  // For the interval policy: when commit() should next be called even without new appends.
+  std::optional<std::chrono::steady_clock::time_point> next_sync_due() const;
+
+  // The next committed batch after the last one read (starting at the cursor), or nullopt when
+  // the reader has caught up. Skips corrupt stretches (reported).
+  Result<std::optional<StoredRecord>> read_next();
+  // Reads again from the cursor (the downstream lost what it was sent).
+  void rewind();
+
+  // The downstream acknowledged every record before `next` (a StoredRecord::next). Moves the
+  // cursor, deletes fully acknowledged segment files, and persists the cursor (rate-limited by
+  // cursor_interval). Stale positions are ignored; a position beyond what was read throws
+  // std::invalid_argument.
+  Status advance_cursor(Position next);
+  Position cursor() const noexcept;
+  // Writes the cursor file now (temp file, sync, rename, directory sync).
+  Status persist_cursor();
+
+  // The highest seq stored from producer (nullopt: none known).
+  std::optional<std::uint64_t> highest_seq(std::uint64_t producer_id) const;
+
+  // True while the block policy refuses appends; re-evaluated on each call, so it turns false
+  // once acknowledgements (or time, for drop-oldest) made room for the refused batch.
+  bool full();
+  // Applies max_age now (drop-oldest: deletes segments older than max_age). Call periodically.
+  Status enforce_limits();
+
+  Stats stats();
+  // Commits, persists the cursor and closes the files. Idempotent.
+  Status close();
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zkit::spool

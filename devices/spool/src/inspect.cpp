@@ -1,0 +1,278 @@
+// spool-inspect: verify and dump a spool directory through the log reader, read-only.
+#include "zkit/spool/inspect.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <ostream>
+
+#include "log.hpp"
+#include "log_format.hpp"
+#include "segment_files.hpp"
+#include "zkit/envelope.hpp"
+
+namespace zkit::spool {
+namespace {
+
+struct RecordAt {
+  std::string file;
+  std::uint64_t offset;
+  std::uint64_t end;
+  log::RecordView view;
+};
+
+// Calls on_record for each logical record of every segment and on_corrupt for each damaged part.
+Status scan(Env& env, const std::string& dir, const std::function<void(const RecordAt&)>& on_record,
+            const std::function<void(const CorruptRecord&)>& on_corrupt,
+            const std::function<void(const VerifyReport::SegmentInfo&)>& on_segment) {
+  auto numbers = files::list_segments(env, dir);
+  if (!numbers) return numbers.status();
+  for (std::uint64_t number : numbers.value()) {
+    const std::string name = files::segment_name(number);
+    const std::string path = dir + "/" + name;
+    VerifyReport::SegmentInfo info{name, 0, 0, 0, 0};
+    auto size = env.file_size(path);
+    auto file = size ? env.open_readable(path) : Result<std::unique_ptr<RandomAccessFile>>(size.status());
+    if (!file) {
+      on_corrupt({name, 0, 0, file.status().to_string()});
+      on_segment(info);
+      continue;
+    }
+    info.bytes = size.value();
+    std::vector<std::byte> header(format::kSegmentHeaderSize);
+    auto n = file.value()->read(0, header);
+    header.resize(n ? n.value() : 0);
+    auto hdr = log::decode_segment_header(header);
+    if (hdr && hdr.value() != number) {
+      hdr = Status::corruption("segment header names segment " + std::to_string(hdr.value()));
+    }
+    if (!hdr) {
+      on_corrupt({name, 0, info.bytes, hdr.status().message()});
+      on_segment(info);
+      continue;
+    }
+    std::uint64_t good_end = format::kSegmentHeaderSize;
+    log::Reader reader(*file.value(), format::kSegmentHeaderSize, info.bytes,
+                       [&](const log::Corruption& c) {
+                         on_corrupt({name, c.offset, c.bytes, c.reason});
+                       });
+    std::span<const std::byte> rec;
+    while (true) {
+      auto got = reader.next(rec);
+      if (!got) {
+        on_corrupt({name, reader.record_end(), 0, got.status().to_string()});
+        break;
+      }
+      if (!got.value()) break;
+      good_end = reader.record_end();
+      auto v = log::decode_record(rec);
+      if (!v) {
+        on_corrupt({name, reader.record_offset(), reader.record_end() - reader.record_offset(),
+                    v.status().message()});
+        continue;
+      }
+      if (v.value().header.kind == format::kBatch) {
+        ++info.batches;
+        info.messages += v.value().header.count;
+      }
+      on_record({name, reader.record_offset(), reader.record_end(), v.value()});
+    }
+    info.tail_bytes = info.bytes > good_end ? info.bytes - good_end : 0;
+    on_segment(info);
+  }
+  return {};
+}
+
+std::string text_of(std::span<const std::byte> b, std::size_t max) {
+  std::string s;
+  std::size_t n = max == 0 ? b.size() : std::min(b.size(), max);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto c = std::to_integer<unsigned char>(b[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      s.push_back(static_cast<char>(c));
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      s += buf;
+    }
+  }
+  if (n < b.size()) s += "...";
+  return s;
+}
+
+std::string hex_of(std::span<const std::byte> b, std::size_t max) {
+  std::string s;
+  std::size_t n = max == 0 ? b.size() : std::min(b.size(), max);
+  for (std::size_t i = 0; i < n; ++i) {
+    char buf[4];
+    std::snprintf(buf, sizeof buf, "%02x", std::to_integer<unsigned>(b[i]));
+    s += buf;
+  }
+  if (n < b.size()) s += "...";
+  return s;
+}
+
+bool is_utf8_text(std::span<const std::byte> b) {
+  std::size_t i = 0;
+  while (i < b.size()) {
+    auto c = std::to_integer<unsigned char>(b[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > b.size()) return false;
+    if (len == 1 && c < 0x20 && c != '\n' && c != '\t') return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      if ((std::to_integer<unsigned char>(b[i + k]) >> 6) != 2) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<VerifyReport> verify(const std::string& dir, Env* env_in) {
+  Env& env = env_in ? *env_in : Env::posix();
+  if (!env.exists(dir)) return Status::not_found("spool directory " + dir + " does not exist");
+  VerifyReport report;
+  auto cursor = files::read_cursor(env, dir);
+  if (cursor) {
+    report.cursor = cursor.value();
+  } else if (cursor.status().code() != Code::kNotFound) {
+    report.corrupt.push_back({format::kCursorName, 0, format::kCursorFileSize, cursor.status().message()});
+  }
+  const Position from = report.cursor.value_or(Position{});
+  std::map<std::uint64_t, VerifyReport::ProducerBacklog> backlog;
+  Status s = scan(
+      env, dir,
+      [&](const RecordAt& r) {
+        const auto& h = r.view.header;
+        if (h.kind != format::kBatch) return;
+        ++report.batches;
+        report.messages += h.count;
+        auto number = files::parse_segment_name(r.file).value_or(0);
+        if (Position{number, r.offset} < from) return;
+        auto& p = backlog[h.producer_id];
+        if (p.batches == 0) p.first_seq = h.seq;
+        p.producer_id = h.producer_id;
+        ++p.batches;
+        p.messages += h.count;
+        p.bytes += r.view.body.size();
+        p.last_seq = std::max(p.last_seq, h.seq);
+      },
+      [&](const CorruptRecord& c) { report.corrupt.push_back(c); },
+      [&](const VerifyReport::SegmentInfo& i) { report.segments.push_back(i); });
+  if (!s) return s;
+  for (auto& [id, p] : backlog) report.backlog.push_back(p);
+  return report;
+}
+
+void print(const VerifyReport& r, std::ostream& out) {
+  out << "segments: " << r.segments.size() << "\n";
+  for (const auto& s : r.segments) {
+    out << "  " << s.file << "  " << s.bytes << " bytes  " << s.batches << " batches  "
+        << s.messages << " messages";
+    if (s.tail_bytes > 0) out << "  torn tail " << s.tail_bytes << " bytes";
+    out << "\n";
+  }
+  out << "cursor: " << (r.cursor ? r.cursor->to_string() : std::string("none (start of log)"))
+      << "\n";
+  out << "records: " << r.batches << " batches, " << r.messages << " messages\n";
+  out << "backlog by producer: " << r.backlog.size() << "\n";
+  for (const auto& p : r.backlog) {
+    out << "  producer " << p.producer_id << ": " << p.batches << " batches, " << p.messages
+        << " messages, " << p.bytes << " bytes, seq " << p.first_seq << ".." << p.last_seq << "\n";
+  }
+  out << "corrupt: " << r.corrupt.size() << "\n";
+  for (const auto& c : r.corrupt) {
+    out << "  " << c.file << " offset " << c.offset << " (" << c.bytes << " bytes): " << c.reason
+        << "\n";
+  }
+}
+
+Status dump(const std::string& dir, std::ostream& out, const DumpOptions& opt, Env* env_in) {
+  Env& env = env_in ? *env_in : Env::posix();
+  if (!env.exists(dir)) return Status::not_found("spool directory " + dir + " does not exist");
+  using P = DumpOptions::Payloads;
+  return scan(
+      env, dir,
+      [&](const RecordAt& r) {
+        const auto& h = r.view.header;
+        if (opt.producer_id && (h.kind != format::kBatch || h.producer_id != *opt.producer_id)) {
+          return;
+        }
+        if (opt.payloads == P::kJson) {
+          nlohmann::json j;
+          j["file"] = r.file;
+          j["offset"] = r.offset;
+          if (h.kind == format::kProducers) {
+            j["kind"] = "producers";
+            nlohmann::json list = nlohmann::json::array();
+            for (std::uint32_t i = 0; i < h.count; ++i) {
+              const std::byte* e = r.view.body.data() + i * format::kProducerEntrySize;
+              list.push_back({{"producer_id", format::get_u64(e)},
+                              {"highest_seq", format::get_u64(e + 8)}});
+            }
+            j["producers"] = list;
+          } else {
+            j["kind"] = "batch";
+            j["producer_id"] = h.producer_id;
+            j["seq"] = h.seq;
+            j["arrival_ns"] = h.arrival_ns;
+            j["messages"] = h.count;
+            j["frame_bytes"] = r.view.body.size();
+            auto batch = envelope::decode(r.view.body);
+            if (!batch) {
+              j["error"] = batch.status().to_string();
+            } else {
+              nlohmann::json list = nlohmann::json::array();
+              for (auto m : batch.value()) {
+                if (is_utf8_text(m)) {
+                  list.push_back(std::string(reinterpret_cast<const char*>(m.data()), m.size()));
+                } else {
+                  list.push_back({{"hex", hex_of(m, 0)}});
+                }
+              }
+              j["payloads"] = list;
+            }
+          }
+          out << j.dump() << "\n";
+          return;
+        }
+        out << r.file << "@" << r.offset;
+        if (h.kind == format::kProducers) {
+          out << " producers-snapshot entries=" << h.count << "\n";
+          return;
+        }
+        out << " batch producer=" << h.producer_id << " seq=" << h.seq
+            << " arrival_ns=" << h.arrival_ns << " messages=" << h.count
+            << " frame_bytes=" << r.view.body.size() << "\n";
+        if (opt.payloads == P::kNone) return;
+        auto batch = envelope::decode(r.view.body);
+        if (!batch) {
+          out << "  undecodable batch: " << batch.status().to_string() << "\n";
+          return;
+        }
+        std::size_t i = 0;
+        for (auto m : batch.value()) {
+          out << "  [" << i++ << "] " << m.size() << " bytes: "
+              << (opt.payloads == P::kHex ? hex_of(m, opt.max_payload_bytes)
+                                          : text_of(m, opt.max_payload_bytes))
+              << "\n";
+        }
+      },
+      [&](const CorruptRecord& c) {
+        if (opt.payloads == P::kJson) {
+          out << nlohmann::json{{"file", c.file}, {"offset", c.offset}, {"corrupt_bytes", c.bytes},
+                                {"reason", c.reason}}
+                     .dump()
+              << "\n";
+        } else {
+          out << c.file << "@" << c.offset << " CORRUPT " << c.bytes << " bytes: " << c.reason << "\n";
+        }
+      },
+      [](const VerifyReport::SegmentInfo&) {});
+}
+
+}  // namespace zkit::spool

@@ -1,0 +1,112 @@
+// Private: the log writer (frames logical records into block fragments) and the log reader (reads
+// them back from one segment file, reporting corrupt stretches and treating a torn tail as the end).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "zkit/spool/env.hpp"
+#include "zkit/status.hpp"
+
+namespace zkit::spool::log {
+
+// A growable byte buffer that does not zero what it hands out.
+class Buffer {
+ public:
+  std::byte* grow(std::size_t n);  // n uninitialized bytes at the end
+  void clear() noexcept { size_ = 0; }
+  void release();  // clear and give the memory back
+  std::size_t size() const noexcept { return size_; }
+  std::span<const std::byte> bytes() const noexcept { return {data_.get(), size_}; }
+
+ private:
+  std::unique_ptr<std::byte[]> data_;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
+
+// The fields of a logical record's header.
+struct RecordHeader {
+  std::uint8_t kind = 0;
+  std::uint32_t count = 0;
+  std::uint64_t producer_id = 0;
+  std::uint64_t seq = 0;
+  std::uint64_t arrival_ns = 0;
+};
+
+// Frames records for a file whose next byte is at `offset`.
+class Writer {
+ public:
+  explicit Writer(std::uint64_t offset) : offset_(offset) {}
+  // Appends the fragments of one logical record (header + body) to out.
+  void add(const RecordHeader& header, std::span<const std::byte> body, Buffer& out);
+  std::uint64_t offset() const noexcept { return offset_; }
+  void reset(std::uint64_t offset) noexcept { offset_ = offset; }
+
+ private:
+  std::uint64_t offset_;
+};
+
+// An upper bound of the bytes a record with n payload bytes adds to a file.
+std::uint64_t max_framed_size(std::size_t n);
+
+// 32 bytes naming segment `number`.
+std::vector<std::byte> encode_segment_header(std::uint64_t number);
+// The segment number, or Corruption("bad magic" / "bad checksum" / "unsupported version").
+Result<std::uint64_t> decode_segment_header(std::span<const std::byte> header);
+
+struct Corruption {
+  std::uint64_t offset = 0;  // where the dropped bytes start in the file
+  std::uint64_t bytes = 0;   // how many were dropped
+  std::string reason;
+};
+
+struct RecordView {
+  RecordHeader header;
+  std::span<const std::byte> body;
+};
+// Splits a logical record; Corruption when it is shorter than its header or of an unknown kind.
+Result<RecordView> decode_record(std::span<const std::byte> record);
+
+// Reads logical records from one segment file between `start` and `limit`. A record cut by the
+// limit (a torn tail) ends the read without a report; a checksum mismatch, a bad length or type, or
+// a fragment out of order is reported and skipped, and reading resumes at the next block.
+class Reader {
+ public:
+  using Reporter = std::function<void(const Corruption&)>;
+  Reader(RandomAccessFile& file, std::uint64_t start, std::uint64_t limit, Reporter reporter);
+
+  // True with the record in `out` (valid until the next call), false at the end. IOError when the
+  // file cannot be read.
+  Result<bool> next(std::span<const std::byte>& out);
+  // Offset of the first fragment of the record last returned, and the offset after its last one.
+  std::uint64_t record_offset() const noexcept { return record_offset_; }
+  std::uint64_t record_end() const noexcept { return record_end_; }
+  // Continue from `offset` (a record boundary) with a new limit (the file grew).
+  void seek(std::uint64_t offset, std::uint64_t limit);
+
+ private:
+  enum : int { kEof = 256, kBad = 257 };
+  Result<int> read_physical(std::span<const std::byte>& fragment, std::uint64_t& offset);
+  Status load_block(std::uint64_t block_start);
+  void report(std::uint64_t offset, std::uint64_t bytes, std::string reason);
+
+  RandomAccessFile& file_;
+  std::uint64_t limit_;
+  Reporter reporter_;
+  std::unique_ptr<std::byte[]> block_;
+  std::uint64_t block_start_ = 0;
+  std::size_t block_len_ = 0;  // bytes of the block loaded
+  std::size_t pos_ = 0;        // next fragment within the block
+  bool loaded_ = false;
+  std::vector<std::byte> scratch_;
+  std::uint64_t record_offset_ = 0;
+  std::uint64_t record_end_ = 0;
+};
+
+}  // namespace zkit::spool::log

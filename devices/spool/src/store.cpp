@@ -1,0 +1,862 @@
+// The spool store: segment files written through log::Writer with group commit, recovery by a
+// full scan on open, a forward reader, the cursor file, limits and statistics.
+#include "zkit/spool/store.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <deque>
+#include <unordered_map>
+
+#include "log.hpp"
+#include "log_format.hpp"
+#include "segment_files.hpp"
+#include "zkit/envelope.hpp"
+
+namespace zkit::spool {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Position::to_string() const {
+  return files::segment_name(segment) + "@" + std::to_string(offset);
+}
+
+Result<FsyncPolicy> FsyncPolicy::parse(std::string_view text) {
+  if (text == "always") return always();
+  if (text == "never") return never();
+  constexpr std::string_view kPrefix = "interval=";
+  if (text.starts_with(kPrefix)) {
+    std::string_view num = text.substr(kPrefix.size());
+    long long ms = 0;
+    auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), ms);
+    if (ec == std::errc{} && end == num.data() + num.size() && ms > 0) {
+      return every(std::chrono::milliseconds(ms));
+    }
+  }
+  return Status::invalid_argument("bad fsync policy '" + std::string(text) +
+                                  "' (expected always, interval=MS or never)");
+}
+
+std::string FsyncPolicy::to_string() const {
+  switch (mode) {
+    case Mode::kAlways: return "always";
+    case Mode::kNever: return "never";
+    case Mode::kInterval: return "interval=" + std::to_string(interval.count());
+  }
+  return "?";
+}
+
+Result<WhenFull> parse_when_full(std::string_view text) {
+  if (text == "block") return WhenFull::kBlock;
+  if (text == "drop-oldest" || text == "drop_oldest") return WhenFull::kDropOldest;
+  return Status::invalid_argument("bad when-full policy '" + std::string(text) +
+                                  "' (expected block or drop-oldest)");
+}
+
+namespace {
+
+std::uint64_t now_ns() { return envelope::unix_now_ns(); }
+
+// What memory holds about one segment: counts, never the records.
+struct Segment {
+  std::uint64_t number = 0;
+  std::uint64_t size = 0;      // file bytes, including bytes appended but not yet written
+  std::uint64_t batches = 0;
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;     // frame bytes
+  std::uint64_t first_arrival = 0;
+  std::uint64_t last_arrival = 0;
+};
+
+struct InFlight {
+  Position next;
+  std::uint32_t messages;
+  std::uint64_t bytes;
+  std::uint64_t arrival;
+};
+
+}  // namespace
+
+struct Store::Impl {
+  Options opt;
+  Env* env = nullptr;
+  Reporter reporter;
+  std::uint64_t segment_bytes = 0;  // effective roll size
+
+  std::deque<Segment> segments;     // ascending; back() is the active one
+  std::unique_ptr<WritableFile> active;
+  log::Writer writer{0};
+  log::Buffer pending;              // appended, not yet written to the active file
+  std::uint64_t written = 0;        // bytes of the active file written and committed
+  std::uint64_t synced = 0;         // bytes of the active file known synced
+  bool needs_repair = false;        // a write or sync failed: cut back to `written` and rewrite
+  bool dir_dirty = false;           // a segment was created and the directory not yet synced
+  Clock::time_point last_sync = Clock::now();
+
+  std::uint64_t appended = 0;       // tickets
+  std::uint64_t committed = 0;
+
+  std::unordered_map<std::uint64_t, std::uint64_t> producers;
+
+  Position cursor;
+  Position persisted_cursor;
+  Clock::time_point last_cursor_write{};
+  // Batches acknowledged in the segment of the last acknowledged one (the rest of it is backlog).
+  std::uint64_t acked_segment = 0;
+  std::uint64_t acked_in_segment = 0;
+
+  // forward reader
+  Position read_pos;
+  std::uint64_t reader_segment = 0;
+  std::unique_ptr<RandomAccessFile> reader_file;
+  std::unique_ptr<log::Reader> reader;
+  bool reader_at_end = false;
+  std::optional<StoredRecord> lookahead;
+  std::deque<InFlight> inflight;    // read, not yet acknowledged, in log order
+  Position highest_read;            // the furthest StoredRecord::next handed out
+
+  bool full_flag = false;
+  std::uint64_t full_need = 0;
+  bool closed = false;
+  Stats st;
+
+  std::string path(std::uint64_t number) const {
+    return opt.dir + "/" + files::segment_name(number);
+  }
+  Segment* find(std::uint64_t number) {
+    for (auto& s : segments) {
+      if (s.number == number) return &s;
+    }
+    return nullptr;
+  }
+  std::uint64_t disk_bytes() const {
+    std::uint64_t total = 0;
+    for (const auto& s : segments) total += s.size;
+    return total;
+  }
+  void report(const std::string& file, const log::Corruption& c) {
+    ++st.corrupt_skipped;
+    CorruptRecord r{file, c.offset, c.bytes, c.reason};
+    if (reporter) {
+      reporter(r);
+    } else {
+      spdlog::warn("spool: corrupt record skipped in {} at offset {} ({} bytes): {}", r.file,
+                   r.offset, r.bytes, r.reason);
+    }
+  }
+  Status io_failed(Status s) {
+    ++st.io_errors;
+    spdlog::error("spool: {} (acknowledgements held until the disk recovers)", s.to_string());
+    return s;
+  }
+
+  Status open_dir();
+  Status recover_segment(std::uint64_t number, bool last);
+  Status start_segment(std::uint64_t number);
+  Status roll();
+  Status write_pending();
+  Status sync_active();
+  Status commit();
+  Status write_cursor();
+  Status maybe_write_cursor();
+  Status delete_acked_segments();
+  Status drop_front_segment();
+  Status make_room(std::uint64_t need);
+  Status enforce_age(std::uint64_t now);
+  bool over_age(std::uint64_t now);
+  std::uint64_t acked_in(const Segment& s) const {
+    return s.number == acked_segment ? acked_in_segment : 0;
+  }
+  std::optional<std::uint64_t> oldest_unacked_arrival();
+  Result<AppendResult> append(std::span<const std::byte> frame, const RecordMeta& meta);
+  Result<std::optional<StoredRecord>> read_raw();
+  Result<std::optional<StoredRecord>> read_next();
+  Status advance(Position next);
+  void reset_reader();
+};
+
+// ---- recovery ------------------------------------------------------------------------------
+
+Status Store::Impl::open_dir() {
+  if (!env->exists(opt.dir)) {
+    if (!opt.create_if_missing) return Status::not_found("spool directory " + opt.dir + " missing");
+    if (Status s = env->create_dir(opt.dir); !s) return s;
+  }
+  (void)env->remove(opt.dir + "/" + format::kCursorTempName);
+
+  auto numbers = files::list_segments(*env, opt.dir);
+  if (!numbers) return numbers.status();
+
+  auto c = files::read_cursor(*env, opt.dir);
+  if (c) {
+    cursor = c.value();
+  } else if (c.status().code() != Code::kNotFound) {
+    report(format::kCursorName, {0, format::kCursorFileSize,
+                                 c.status().message() + "; reading from the oldest segment"});
+  }
+  // Segments wholly before the cursor were acknowledged; a crash left them behind.
+  for (std::uint64_t n : numbers.value()) {
+    if (n < cursor.segment) (void)env->remove(path(n));
+  }
+  std::erase_if(numbers.value(), [&](std::uint64_t n) { return n < cursor.segment; });
+
+  for (std::size_t i = 0; i < numbers.value().size(); ++i) {
+    if (Status s = recover_segment(numbers.value()[i], i + 1 == numbers.value().size()); !s) {
+      return s;
+    }
+  }
+  // A new active segment when there is none, the last one is unreadable, or all were acked.
+  if (!active || cursor.segment > segments.back().number) {
+    std::uint64_t next = std::max<std::uint64_t>(
+        {segments.empty() ? 1 : segments.back().number + 1, cursor.segment, 1});
+    if (Status s = start_segment(next); !s) return s;
+    if (Status s = commit(); !s) return s;
+  }
+  if (cursor.segment < segments.front().number) {
+    cursor = {segments.front().number, format::kSegmentHeaderSize};
+  }
+  if (Segment* cs = find(cursor.segment)) {
+    cursor.offset = std::clamp<std::uint64_t>(cursor.offset, format::kSegmentHeaderSize, cs->size);
+  }
+  persisted_cursor = cursor;
+  read_pos = highest_read = cursor;
+  return {};
+}
+
+// Scans one segment: counts, producers' highest seq, acknowledged prefix; the last one has its
+// torn tail cut and becomes the active segment.
+Status Store::Impl::recover_segment(std::uint64_t number, bool last) {
+  const std::string name = files::segment_name(number);
+  auto size = env->file_size(path(number));
+  if (!size) return size.status();
+  auto file = env->open_readable(path(number));
+  if (!file) return file.status();
+
+  std::vector<std::byte> header(format::kSegmentHeaderSize);
+  auto n = file.value()->read(0, header);
+  if (!n) return n.status();
+  header.resize(n.value());
+  auto hdr = log::decode_segment_header(header);
+  if (hdr && hdr.value() != number) {
+    hdr = Status::corruption("segment header names segment " + std::to_string(hdr.value()));
+  }
+  if (!hdr) {
+    bool torn = n.value() < format::kSegmentHeaderSize ||
+                std::all_of(header.begin(), header.end(), [](std::byte b) { return b == std::byte{0}; });
+    if (last && torn) {
+      // Created just before a crash: nothing in it was ever committed.
+      file.value().reset();
+      return env->remove(path(number));
+    }
+    report(name, {0, size.value(), hdr.status().message() + "; file skipped"});
+    segments.push_back({number, size.value(), 0, 0, 0, 0, 0});
+    return {};
+  }
+
+  Segment seg{number, size.value(), 0, 0, 0, 0, 0};
+  std::uint64_t good_end = format::kSegmentHeaderSize;
+  log::Reader scan(*file.value(), format::kSegmentHeaderSize, size.value(),
+                     [&](const log::Corruption& c) { report(name, c); });
+  std::span<const std::byte> rec;
+  while (true) {
+    auto got = scan.next(rec);
+    if (!got) return got.status();
+    if (!got.value()) break;
+    good_end = scan.record_end();
+    auto v = log::decode_record(rec);
+    if (!v) {
+      report(name, {scan.record_offset(), scan.record_end() - scan.record_offset(),
+                    v.status().message()});
+      continue;
+    }
+    const auto& h = v.value().header;
+    if (h.kind == format::kProducers) {
+      for (std::uint32_t i = 0; i < h.count; ++i) {
+        const std::byte* e = v.value().body.data() + i * format::kProducerEntrySize;
+        auto& high = producers[format::get_u64(e)];
+        high = std::max(high, format::get_u64(e + 8));
+      }
+      continue;
+    }
+    auto& high = producers[h.producer_id];
+    high = std::max(high, h.seq);
+    if (seg.batches == 0) seg.first_arrival = h.arrival_ns;
+    seg.last_arrival = h.arrival_ns;
+    ++seg.batches;
+    seg.messages += h.count;
+    seg.bytes += v.value().body.size();
+    if (number == cursor.segment && scan.record_offset() < cursor.offset) {
+      acked_segment = number;
+      ++acked_in_segment;
+      continue;
+    }
+    ++st.backlog_batches;
+    st.backlog_messages += h.count;
+    st.backlog_bytes += v.value().body.size();
+  }
+  file.value().reset();
+
+  if (!last) {
+    segments.push_back(seg);
+    return {};
+  }
+  auto w = env->reopen_writable(path(number));
+  if (!w) return w.status();
+  if (good_end < size.value()) {
+    spdlog::info("spool: truncating torn tail of {} from {} to {} bytes", name, size.value(),
+                 good_end);
+    if (Status s = w.value()->truncate(good_end); !s) return s;
+    if (opt.fsync.mode != FsyncPolicy::Mode::kNever) {
+      if (Status s = w.value()->sync(); !s) return s;
+    }
+    seg.size = good_end;
+  }
+  active = std::move(w.value());
+  writer.reset(seg.size);
+  written = synced = seg.size;
+  segments.push_back(seg);
+  return {};
+}
+
+// ---- writing -------------------------------------------------------------------------------
+
+// Creates segment `number` as the active one; its header and a producers snapshot go to pending.
+Status Store::Impl::start_segment(std::uint64_t number) {
+  auto f = env->new_writable(path(number));
+  if (!f) return io_failed(f.status());
+  if (active) (void)active->close();
+  active = std::move(f.value());
+  pending.clear();
+  auto header = log::encode_segment_header(number);
+  std::memcpy(pending.grow(header.size()), header.data(), header.size());
+  writer.reset(header.size());
+  std::vector<std::byte> body(producers.size() * format::kProducerEntrySize);
+  std::size_t i = 0;
+  for (const auto& [id, seq] : producers) {
+    format::put_u64(body.data() + i, id);
+    format::put_u64(body.data() + i + 8, seq);
+    i += format::kProducerEntrySize;
+  }
+  log::RecordHeader h;
+  h.kind = format::kProducers;
+  h.count = static_cast<std::uint32_t>(producers.size());
+  h.arrival_ns = now_ns();
+  writer.add(h, body, pending);
+  written = synced = 0;
+  needs_repair = false;
+  dir_dirty = true;
+  segments.push_back({number, writer.offset(), 0, 0, 0, 0, 0});
+  return {};
+}
+
+Status Store::Impl::roll() {
+  if (Status s = commit(); !s) return s;
+  if (opt.fsync.mode != FsyncPolicy::Mode::kNever && synced < written) {
+    // The next segment must not become durable before the end of this one.
+    if (Status s = sync_active(); !s) return s;
+  }
+  return start_segment(segments.back().number + 1);
+}
+
+Status Store::Impl::write_pending() {
+  if (needs_repair) {
+    if (Status s = active->truncate(written); !s) return io_failed(s);
+    synced = std::min(synced, written);
+    needs_repair = false;
+  }
+  if (pending.size() == 0) return {};
+  if (Status s = active->append(pending.bytes()); !s) {
+    needs_repair = true;  // a prefix of pending may be in the file
+    return io_failed(s);
+  }
+  return {};
+}
+
+Status Store::Impl::sync_active() {
+  auto t0 = Clock::now();
+  if (Status s = active->sync(); !s) return io_failed(s);
+  if (dir_dirty) {
+    if (Status s = env->sync_dir(opt.dir); !s) return io_failed(s);
+    dir_dirty = false;
+  }
+  auto ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+  ++st.fsyncs;
+  st.fsync_ns_total += ns;
+  st.fsync_ns_max = std::max(st.fsync_ns_max, ns);
+  last_sync = Clock::now();
+  synced = active->size();
+  return {};
+}
+
+Status Store::Impl::commit() {
+  const bool always = opt.fsync.mode == FsyncPolicy::Mode::kAlways;
+  if (pending.size() > 0 || needs_repair) {
+    if (Status s = write_pending(); !s) return s;
+    if (always) {
+      if (Status s = sync_active(); !s) {
+        needs_repair = true;  // rewrite everything since the last good sync: the page cache may
+        return s;             // have dropped the failed pages
+      }
+    }
+    written += pending.size();
+    pending.clear();
+    if (pending.size() == 0 && written > (std::uint64_t{256} << 20)) pending.release();
+    committed = appended;
+  }
+  if (opt.fsync.mode == FsyncPolicy::Mode::kInterval && synced < written &&
+      Clock::now() - last_sync >= opt.fsync.interval) {
+    if (Status s = sync_active(); !s) return s;
+  }
+  return maybe_write_cursor();
+}
+
+// ---- cursor --------------------------------------------------------------------------------
+
+Status Store::Impl::write_cursor() {
+  const bool sync = opt.fsync.mode != FsyncPolicy::Mode::kNever;
+  const std::string tmp = opt.dir + "/" + format::kCursorTempName;
+  auto f = env->new_writable(tmp);
+  if (!f) return io_failed(f.status());
+  auto bytes = files::encode_cursor(cursor);
+  Status s = f.value()->append(bytes);
+  if (s && sync) s = f.value()->sync();
+  if (s) s = f.value()->close();
+  if (s) s = env->rename(tmp, opt.dir + "/" + format::kCursorName);
+  if (s && sync) s = env->sync_dir(opt.dir);
+  if (!s) return io_failed(s);
+  persisted_cursor = cursor;
+  last_cursor_write = Clock::now();
+  return {};
+}
+
+Status Store::Impl::maybe_write_cursor() {
+  if (cursor == persisted_cursor || Clock::now() - last_cursor_write < opt.cursor_interval) {
+    return {};
+  }
+  return write_cursor();
+}
+
+Status Store::Impl::delete_acked_segments() {
+  // A closed segment whose end the cursor reached is wholly acknowledged.
+  while (segments.size() > 1 && cursor.segment == segments.front().number &&
+         cursor.offset >= segments.front().size) {
+    cursor = {segments[1].number, format::kSegmentHeaderSize};
+  }
+  Status result;
+  while (segments.size() > 1 && segments.front().number < cursor.segment) {
+    const std::uint64_t number = segments.front().number;
+    if (reader_segment == number) reset_reader();
+    segments.pop_front();
+    if (Status s = env->remove(path(number)); !s && s.code() != Code::kNotFound) {
+      result = io_failed(s);  // an orphan file; recovery removes it (it is before the cursor)
+    }
+  }
+  return result;
+}
+
+// ---- limits --------------------------------------------------------------------------------
+
+Status Store::Impl::drop_front_segment() {
+  Segment& front = segments.front();
+  const std::uint64_t acked_here = acked_in(front);
+  std::uint64_t lost = front.batches - acked_here;
+  // Messages of the acknowledged prefix are not known one by one; count the segment's share.
+  std::uint64_t lost_messages =
+      front.batches == 0 ? 0 : front.messages - front.messages * acked_here / front.batches;
+  std::uint64_t lost_bytes = front.batches == 0 ? 0 : front.bytes - front.bytes * acked_here / front.batches;
+  st.dropped_batches += lost;
+  st.dropped_messages += lost_messages;
+  st.backlog_batches -= std::min(st.backlog_batches, lost);
+  st.backlog_messages -= std::min(st.backlog_messages, lost_messages);
+  st.backlog_bytes -= std::min(st.backlog_bytes, lost_bytes);
+  spdlog::warn("spool: dropping {} ({} unforwarded batches, {} messages) to stay within limits",
+               files::segment_name(front.number), lost, lost_messages);
+  std::erase_if(inflight, [&](const InFlight& f) { return f.next.segment == front.number; });
+  cursor = {segments[1].number, format::kSegmentHeaderSize};
+  if (read_pos < cursor) {
+    read_pos = cursor;
+    reset_reader();
+  }
+  highest_read = std::max(highest_read, cursor);
+  return delete_acked_segments();
+}
+
+Status Store::Impl::make_room(std::uint64_t need) {
+  if (opt.max_bytes == 0) return {};
+  if (need > opt.max_bytes) {
+    return Status::limit_exceeded("batch of " + std::to_string(need) +
+                                  " bytes is larger than max-bytes " + std::to_string(opt.max_bytes));
+  }
+  if (disk_bytes() + need <= opt.max_bytes) return {};
+  if (opt.when_full == WhenFull::kBlock) {
+    full_flag = true;
+    full_need = need;
+    ++st.rejected_full;
+    return Status::limit_exceeded("spool full: " + std::to_string(disk_bytes()) + " of " +
+                                  std::to_string(opt.max_bytes) + " bytes used");
+  }
+  while (disk_bytes() + need > opt.max_bytes) {
+    if (segments.size() == 1) {
+      if (segments.back().batches == 0) break;
+      if (Status s = roll(); !s) return s;
+    }
+    if (Status s = drop_front_segment(); !s) return s;
+  }
+  return {};
+}
+
+std::optional<std::uint64_t> Store::Impl::oldest_unacked_arrival() {
+  if (!inflight.empty()) return inflight.front().arrival;
+  if (st.backlog_batches == 0) return std::nullopt;
+  if (!lookahead && read_pos == cursor) {
+    auto r = read_raw();
+    if (r && r.value()) lookahead = *r.value();
+  }
+  if (lookahead && lookahead->position >= cursor) return lookahead->meta.arrival_ns;
+  for (const auto& s : segments) {  // not readable yet: the segment's first arrival bounds it
+    if (s.batches > acked_in(s)) return s.first_arrival;
+  }
+  return std::nullopt;
+}
+
+Status Store::Impl::enforce_age(std::uint64_t now) {
+  if (opt.max_age.count() <= 0) return {};
+  const auto max_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(opt.max_age).count());
+  auto too_old = [&](const Segment& s) {
+    return s.batches > acked_in(s) && s.last_arrival + max_ns < now;
+  };
+  if (segments.size() == 1 && too_old(segments.back())) {
+    if (Status s = roll(); !s) return s;
+  }
+  while (segments.size() > 1 && too_old(segments.front())) {
+    if (Status s = drop_front_segment(); !s) return s;
+  }
+  return {};
+}
+
+bool Store::Impl::over_age(std::uint64_t now) {
+  if (opt.max_age.count() <= 0) return false;
+  auto oldest = oldest_unacked_arrival();
+  const auto max_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(opt.max_age).count());
+  return oldest && *oldest + max_ns < now;
+}
+
+// ---- append / read / ack -------------------------------------------------------------------
+
+Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const RecordMeta& meta) {
+  if (closed) throw std::invalid_argument("zkit::spool::Store used after close()");
+  if (frame.size() > opt.max_frame_bytes) {
+    return Status::limit_exceeded("batch frame of " + std::to_string(frame.size()) +
+                                  " bytes is over the limit of " +
+                                  std::to_string(opt.max_frame_bytes));
+  }
+  ++st.accepted;
+  auto it = producers.find(meta.producer_id);
+  if (it != producers.end() && meta.seq <= it->second) {
+    ++st.duplicates;
+    return AppendResult{AppendResult::Outcome::kDuplicate, appended, {}};
+  }
+  const std::uint64_t need = log::max_framed_size(frame.size());
+  const std::uint64_t now = meta.arrival_ns;
+  if (opt.max_age.count() > 0) {
+    if (opt.when_full == WhenFull::kDropOldest) {
+      if (Status s = enforce_age(now); !s) { --st.accepted; return s; }
+    } else if (over_age(now)) {
+      full_flag = true;
+      full_need = 0;
+      ++st.rejected_full;
+      --st.accepted;
+      return Status::limit_exceeded("spool full: oldest unforwarded batch is older than max-age");
+    }
+  }
+  if (Status s = make_room(need); !s) {
+    --st.accepted;
+    return s;
+  }
+  Segment* seg = &segments.back();
+  if (seg->batches > 0 && seg->size + need > segment_bytes) {
+    if (Status s = roll(); !s) {
+      --st.accepted;
+      return s;
+    }
+    seg = &segments.back();
+  }
+  log::RecordHeader h{format::kBatch, meta.message_count, meta.producer_id, meta.seq, meta.arrival_ns};
+  std::uint64_t before = writer.offset();
+  writer.add(h, frame, pending);
+  std::uint64_t start = before;
+  if (format::kBlockSize - before % format::kBlockSize < format::kFragmentHeaderSize) {
+    start = before + (format::kBlockSize - before % format::kBlockSize);
+  }
+  seg->size = writer.offset();
+  if (seg->batches == 0) seg->first_arrival = meta.arrival_ns;
+  seg->last_arrival = meta.arrival_ns;
+  ++seg->batches;
+  seg->messages += meta.message_count;
+  seg->bytes += frame.size();
+  producers[meta.producer_id] = meta.seq;
+  ++st.stored;
+  st.stored_messages += meta.message_count;
+  ++st.backlog_batches;
+  st.backlog_messages += meta.message_count;
+  st.backlog_bytes += frame.size();
+  return AppendResult{AppendResult::Outcome::kStored, ++appended, {seg->number, start}};
+}
+
+void Store::Impl::reset_reader() {
+  reader.reset();
+  reader_file.reset();
+  reader_at_end = false;
+  lookahead.reset();
+}
+
+Result<std::optional<StoredRecord>> Store::Impl::read_next() {
+  std::optional<StoredRecord> r;
+  if (lookahead) {
+    r = lookahead;
+    lookahead.reset();
+  } else {
+    auto got = read_raw();
+    if (!got) return got;
+    r = got.value();
+  }
+  if (!r) return r;
+  ++st.forwarded;
+  // After rewind() records are read again; each is in flight once.
+  if (inflight.empty() || inflight.back().next < r->next) {
+    inflight.push_back({r->next, r->meta.message_count, r->frame.size(), r->meta.arrival_ns});
+  }
+  highest_read = std::max(highest_read, r->next);
+  return r;
+}
+
+Result<std::optional<StoredRecord>> Store::Impl::read_raw() {
+  while (true) {
+    // The segment holding read_pos, or the next one after it.
+    const Segment* seg = nullptr;
+    for (const auto& s : segments) {
+      if (s.number >= read_pos.segment) {
+        seg = &s;
+        break;
+      }
+    }
+    if (seg == nullptr) return std::optional<StoredRecord>();
+    if (seg->number != read_pos.segment) {
+      read_pos = {seg->number, format::kSegmentHeaderSize};
+      reader.reset();
+    }
+    const bool is_active = seg == &segments.back();
+    const std::uint64_t limit = is_active ? written : seg->size;
+    const std::string name = files::segment_name(seg->number);
+    if (!reader || reader_segment != seg->number) {
+      reader.reset();
+      auto f = env->open_readable(path(seg->number));
+      if (!f) return f.status();
+      reader_file = std::move(f.value());
+      reader_segment = seg->number;
+      reader = std::make_unique<log::Reader>(
+          *reader_file, read_pos.offset, limit, [this, name](const log::Corruption& c) {
+            // Recovery counted what was corrupt on open; this is a re-read or new damage.
+            spdlog::debug("spool: reader skips corrupt bytes in {} at {}: {}", name, c.offset,
+                          c.reason);
+          });
+      reader_at_end = false;
+    } else if (reader_at_end) {
+      reader->seek(read_pos.offset, limit);
+      reader_at_end = false;
+    }
+    std::span<const std::byte> rec;
+    auto got = reader->next(rec);
+    if (!got) return got.status();
+    if (!got.value()) {
+      reader_at_end = true;
+      if (is_active) return std::optional<StoredRecord>();
+      read_pos = {seg->number + 1, format::kSegmentHeaderSize};
+      continue;
+    }
+    read_pos = {seg->number, reader->record_end()};
+    auto v = log::decode_record(rec);
+    if (!v || v.value().header.kind != format::kBatch) continue;
+    const auto& h = v.value().header;
+    return std::optional<StoredRecord>(StoredRecord{{seg->number, reader->record_offset()},
+                                                    read_pos,
+                                                    {h.producer_id, h.seq, h.arrival_ns, h.count},
+                                                    v.value().body});
+  }
+}
+
+Status Store::Impl::advance(Position next) {
+  if (next <= cursor) return {};
+  if (next > highest_read) {
+    throw std::invalid_argument("zkit::spool::Store::advance_cursor past what was read: " +
+                                next.to_string() + " > " + highest_read.to_string());
+  }
+  while (!inflight.empty() && inflight.front().next <= next) {
+    const InFlight& f = inflight.front();
+    ++st.acked;
+    st.acked_messages += f.messages;
+    st.backlog_batches -= std::min<std::uint64_t>(st.backlog_batches, 1);
+    st.backlog_messages -= std::min<std::uint64_t>(st.backlog_messages, f.messages);
+    st.backlog_bytes -= std::min(st.backlog_bytes, f.bytes);
+    if (f.next.segment != acked_segment) {
+      acked_segment = f.next.segment;
+      acked_in_segment = 0;
+    }
+    ++acked_in_segment;
+    inflight.pop_front();
+  }
+  cursor = next;
+  if (read_pos < cursor) {
+    read_pos = cursor;
+    reset_reader();
+  }
+  Status s = delete_acked_segments();
+  // At a byte limit with everything acknowledged, the active segment itself must go.
+  const Segment& back = segments.back();
+  if (full_flag && segments.size() == 1 && back.batches > 0 && cursor.segment == back.number &&
+      cursor.offset >= back.size) {
+    if (Status r = roll(); r) {
+      cursor = {segments.back().number, format::kSegmentHeaderSize};
+      read_pos = std::max(read_pos, cursor);
+      highest_read = std::max(highest_read, cursor);
+      s = delete_acked_segments();
+    }
+  }
+  if (Status w = maybe_write_cursor(); !w && s) s = w;
+  return s;
+}
+
+// ---- Store ---------------------------------------------------------------------------------
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::Store(Store&&) noexcept = default;
+Store& Store::operator=(Store&&) noexcept = default;
+Store::~Store() {
+  if (impl_) {
+    if (Status s = close(); !s) spdlog::error("spool: closing {}: {}", impl_->opt.dir, s.to_string());
+  }
+}
+
+Result<Store> Store::open(Options options) {
+  if (options.dir.empty()) return Status::invalid_argument("spool directory not set");
+  if (options.segment_bytes < 64 * 1024) {
+    return Status::invalid_argument("segment-bytes must be at least 64 KiB");
+  }
+  if (options.fsync.mode == FsyncPolicy::Mode::kInterval && options.fsync.interval.count() <= 0) {
+    return Status::invalid_argument("fsync interval must be positive");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->opt = std::move(options);
+  impl->env = impl->opt.env ? impl->opt.env : &Env::posix();
+  impl->reporter = impl->opt.reporter;
+  impl->segment_bytes = impl->opt.segment_bytes;
+  if (impl->opt.max_bytes > 0) {
+    // Space comes back a segment at a time, so a segment must be small beside the limit.
+    impl->segment_bytes = std::clamp<std::uint64_t>(impl->opt.max_bytes / 4, 64 * 1024,
+                                                    impl->segment_bytes);
+  }
+  if (Status s = impl->open_dir(); !s) return s;
+  return Store(std::move(impl));
+}
+
+Result<AppendResult> Store::append(std::span<const std::byte> frame) {
+  auto h = envelope::peek(frame);
+  if (!h) return h.status();
+  RecordMeta meta{h.value().producer_id, h.value().seq, envelope::unix_now_ns(),
+                  h.value().record_count};
+  if (h.value().compression() != envelope::Compression::kNone) {
+    auto batch = envelope::decode(frame);
+    if (!batch) return batch.status();
+    meta.message_count = static_cast<std::uint32_t>(batch.value().size());
+  }
+  return impl_->append(frame, meta);
+}
+
+Result<AppendResult> Store::append(std::span<const std::byte> frame, const RecordMeta& meta) {
+  return impl_->append(frame, meta);
+}
+
+Status Store::commit() {
+  if (impl_->closed) throw std::invalid_argument("zkit::spool::Store used after close()");
+  return impl_->commit();
+}
+std::uint64_t Store::appended_ticket() const noexcept { return impl_->appended; }
+std::uint64_t Store::committed_ticket() const noexcept { return impl_->committed; }
+
+std::optional<Clock::time_point> Store::next_sync_due() const {
+  if (impl_->opt.fsync.mode != FsyncPolicy::Mode::kInterval || impl_->synced >= impl_->written) {
+    return std::nullopt;
+  }
+  return impl_->last_sync + impl_->opt.fsync.interval;
+}
+
+Result<std::optional<StoredRecord>> Store::read_next() { return impl_->read_next(); }
+
+void Store::rewind() {
+  impl_->read_pos = impl_->cursor;
+  impl_->reset_reader();
+}
+
+Status Store::advance_cursor(Position next) { return impl_->advance(next); }
+Position Store::cursor() const noexcept { return impl_->cursor; }
+Status Store::persist_cursor() { return impl_->write_cursor(); }
+
+std::optional<std::uint64_t> Store::highest_seq(std::uint64_t producer_id) const {
+  auto it = impl_->producers.find(producer_id);
+  if (it == impl_->producers.end()) return std::nullopt;
+  return it->second;
+}
+
+bool Store::full() {
+  Impl& i = *impl_;
+  if (!i.full_flag) return false;
+  bool bytes_ok = i.opt.max_bytes == 0 || i.disk_bytes() + i.full_need <= i.opt.max_bytes;
+  bool age_ok = !i.over_age(envelope::unix_now_ns());
+  if (bytes_ok && age_ok) i.full_flag = false;
+  return i.full_flag;
+}
+
+Status Store::enforce_limits() {
+  if (impl_->opt.when_full != WhenFull::kDropOldest) return {};
+  return impl_->enforce_age(envelope::unix_now_ns());
+}
+
+Stats Store::stats() {
+  Impl& i = *impl_;
+  Stats s = i.st;
+  s.segments = i.segments.size();
+  s.disk_bytes = i.disk_bytes();
+  if (auto free = i.env->free_bytes(i.opt.dir)) s.disk_free_bytes = free.value();
+  if (auto oldest = i.oldest_unacked_arrival()) {
+    std::uint64_t now = envelope::unix_now_ns();
+    s.oldest_age_ms = now > *oldest ? (now - *oldest) / 1000000 : 0;
+  }
+  s.full = i.full_flag;
+  return s;
+}
+
+Status Store::close() {
+  Impl& i = *impl_;
+  if (i.closed) return {};
+  Status s = i.commit();
+  if (i.opt.fsync.mode != FsyncPolicy::Mode::kNever && i.synced < i.written && s) {
+    s = i.sync_active();
+  }
+  if (i.cursor != i.persisted_cursor) {
+    if (Status c = i.write_cursor(); !c && s) s = c;
+  }
+  i.reset_reader();
+  if (i.active) {
+    if (Status c = i.active->close(); !c && s) s = c;
+    i.active.reset();
+  }
+  i.closed = true;
+  return s;
+}
+
+}  // namespace zkit::spool
