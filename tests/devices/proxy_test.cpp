@@ -1,0 +1,369 @@
+// The Proxy actor in-process: each type end to end with zkit batch frames and plain frames, the
+// control socket (zmq_proxy_steerable's commands and STATS), capture, and garbage from raw peers.
+#include "zkit/proxy.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <thread>
+
+#include "test_util.hpp"
+
+using namespace zkit;
+using namespace zkit::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+ProxyOptions options(ProxyType type) {
+  ProxyOptions o;
+  o.type = type;
+  o.frontend = "@tcp://127.0.0.1:*";
+  o.backend = "@tcp://127.0.0.1:*";
+  o.control = unique_inproc("control");
+  return o;
+}
+
+std::uint64_t seq_of(const zmq::message_t& frame) {
+  auto h = envelope::peek(std::span(static_cast<const std::byte*>(frame.data()), frame.size()));
+  REQUIRE(h.is_ok());
+  return h->seq;
+}
+
+// Waits (bounded) until the proxy's STATS satisfy `done`.
+template <class Pred>
+nlohmann::json wait_stats(zmq::context_t& ctx, const std::string& ep, Pred done) {
+  nlohmann::json j;
+  for (int i = 0; i < 500; ++i) {
+    j = stats_json(ctx, ep);
+    if (done(j)) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("Streamer carries batches from two producers in order and STATS counts records exactly",
+          "[devices][proxy]") {
+  zmq::context_t ctx;
+  Proxy proxy(ctx, options(ProxyType::kStreamer));
+  zmq::socket_t a(ctx, zmq::socket_type::push), b(ctx, zmq::socket_type::push);
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  a.connect(proxy.frontend_endpoint());
+  b.connect(proxy.frontend_endpoint());
+  pull.connect(proxy.backend_endpoint());
+
+  constexpr int kBatches = 50;
+  std::uint64_t records = 0, bytes = 0;
+  for (int i = 1; i <= kBatches; ++i) {
+    for (std::uint64_t producer : {1, 2}) {
+      zmq::message_t frame = make_batch(producer, i, static_cast<std::size_t>(i % 7 + 1));
+      records += i % 7 + 1;
+      bytes += frame.size();
+      (producer == 1 ? a : b).send(frame, zmq::send_flags::none);
+    }
+  }
+  std::map<std::uint64_t, std::uint64_t> last_seq;
+  for (int i = 0; i < 2 * kBatches; ++i) {
+    auto msg = recv_within(pull);
+    REQUIRE(msg);
+    REQUIRE(msg->size() == 1);
+    auto frame = std::span(static_cast<const std::byte*>((*msg)[0].data()), (*msg)[0].size());
+    auto h = envelope::peek(frame);
+    REQUIRE(h.is_ok());
+    CHECK(h->seq == last_seq[h->producer_id] + 1);
+    last_seq[h->producer_id] = h->seq;
+  }
+  CHECK(last_seq[1] == kBatches);
+  CHECK(last_seq[2] == kBatches);
+
+  const auto j = stats_json(ctx, proxy.control_endpoint());
+  CHECK(j["type"] == "streamer");
+  CHECK(j["state"] == "active");
+  for (const auto& flow : {j["frontend"]["recv"], j["backend"]["sent"]}) {
+    CHECK(flow["messages"] == 2 * kBatches);
+    CHECK(flow["frames"] == 2 * kBatches);
+    CHECK(flow["batches"] == 2 * kBatches);
+    CHECK(flow["records"] == records);
+    CHECK(flow["bytes"] == bytes);
+    CHECK(flow["raw"] == 0);
+  }
+  CHECK(j["drops"] == 0);
+
+  // zmq_proxy_steerable's STATISTICS: 8 uint64 frames, frames and bytes per side and direction.
+  const auto v = statistics(ctx, proxy.control_endpoint());
+  REQUIRE(v.size() == 8);
+  CHECK(v == std::vector<std::uint64_t>{2 * kBatches, bytes, 0, 0, 0, 0, 2 * kBatches, bytes});
+  CHECK(proxy.stats().frontend_recv.records == records);
+}
+
+TEST_CASE("Forwarder sends subscriptions upstream and filtered [topic][batch] frames down",
+          "[devices][proxy]") {
+  zmq::context_t ctx;
+  Proxy proxy(ctx, options(ProxyType::kForwarder));
+  // An XPUB publisher shows the subscription that travelled up through the proxy.
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.connect(proxy.frontend_endpoint());
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "A");
+  sub.connect(proxy.backend_endpoint());
+  auto subscription = recv_within(pub);
+  REQUIRE(subscription);
+  CHECK((*subscription)[0].to_string() == std::string("\x01" "A", 2));
+
+  constexpr int kBatches = 20;
+  for (int i = 1; i <= kBatches; ++i) {
+    for (const char* topic : {"A", "B"}) {
+      pub.send(zmq::buffer(std::string(topic)), zmq::send_flags::sndmore);
+      pub.send(make_batch(7, i, 3), zmq::send_flags::none);
+    }
+  }
+  for (int i = 1; i <= kBatches; ++i) {
+    auto msg = recv_within(sub);
+    REQUIRE(msg);
+    REQUIRE(msg->size() == 2);
+    CHECK((*msg)[0].to_string() == "A");
+    CHECK(seq_of((*msg)[1]) == static_cast<std::uint64_t>(i));
+  }
+  CHECK_FALSE(recv_within(sub, 200ms));  // topic B never subscribed
+
+  const auto j = stats_json(ctx, proxy.control_endpoint());
+  CHECK(j["subscriptions"]["subscribe"] == 1);
+  CHECK(j["backend"]["recv"]["messages"] == 1);
+  CHECK(j["frontend"]["sent"]["messages"] == 1);
+  CHECK(j["frontend"]["recv"]["batches"] == kBatches);  // the publisher filtered B itself
+  CHECK(j["frontend"]["recv"]["records"] == 3 * kBatches);
+  CHECK(j["backend"]["sent"]["records"] == 3 * kBatches);
+  CHECK(j["frontend"]["recv"]["frames"] == 2 * kBatches);
+}
+
+TEST_CASE("Queue routes each reply to its requester and counts batch requests",
+          "[devices][proxy]") {
+  zmq::context_t ctx;
+  Proxy proxy(ctx, options(ProxyType::kQueue));
+  zmq::socket_t c1(ctx, zmq::socket_type::req), c2(ctx, zmq::socket_type::req);
+  zmq::socket_t worker(ctx, zmq::socket_type::rep);
+  c1.connect(proxy.frontend_endpoint());
+  c2.connect(proxy.frontend_endpoint());
+  worker.connect(proxy.backend_endpoint());
+
+  constexpr int kRounds = 10;
+  for (int i = 1; i <= kRounds; ++i) {
+    c1.send(make_batch(1, i, 2), zmq::send_flags::none);
+    c2.send(make_batch(2, i, 2), zmq::send_flags::none);
+    for (int k = 0; k < 2; ++k) {
+      auto req = recv_within(worker);
+      REQUIRE(req);
+      auto h = envelope::peek(
+          std::span(static_cast<const std::byte*>((*req)[0].data()), (*req)[0].size()));
+      REQUIRE(h.is_ok());
+      worker.send(zmq::buffer("reply to " + std::to_string(h->producer_id)),
+                  zmq::send_flags::none);
+    }
+    auto r1 = recv_within(c1);
+    auto r2 = recv_within(c2);
+    REQUIRE(r1);
+    REQUIRE(r2);
+    CHECK((*r1)[0].to_string() == "reply to 1");
+    CHECK((*r2)[0].to_string() == "reply to 2");
+  }
+  const auto j = stats_json(ctx, proxy.control_endpoint());
+  CHECK(j["frontend"]["recv"]["messages"] == 2 * kRounds);
+  CHECK(j["frontend"]["recv"]["batches"] == 2 * kRounds);
+  CHECK(j["frontend"]["recv"]["records"] == 4 * kRounds);
+  CHECK(j["frontend"]["recv"]["frames"] == 3 * 2 * kRounds);  // [identity][][batch]
+  CHECK(j["backend"]["recv"]["raw"] == 2 * kRounds);           // the text replies
+  CHECK(j["frontend"]["sent"]["messages"] == 2 * kRounds);
+  CHECK(j["drops"] == 0);
+}
+
+TEST_CASE("PAUSE holds traffic, RESUME releases it, and both answer one empty frame",
+          "[devices][proxy][control]") {
+  zmq::context_t ctx;
+  Proxy proxy(ctx, options(ProxyType::kStreamer));
+  zmq::socket_t push(ctx, zmq::socket_type::push), pull(ctx, zmq::socket_type::pull);
+  push.connect(proxy.frontend_endpoint());
+  pull.connect(proxy.backend_endpoint());
+
+  auto reply = control(ctx, proxy.control_endpoint(), "PAUSE");
+  REQUIRE(reply.size() == 1);
+  CHECK(reply[0].size() == 0);
+  CHECK(stats_json(ctx, proxy.control_endpoint())["state"] == "paused");
+  for (int i = 0; i < 10; ++i) push.send(zmq::buffer("m" + std::to_string(i)), zmq::send_flags::none);
+  CHECK_FALSE(recv_within(pull, 300ms));
+  CHECK(proxy.stats().frontend_recv.messages == 0);
+
+  reply = control(ctx, proxy.control_endpoint(), "RESUME");
+  REQUIRE(reply.size() == 1);
+  CHECK(reply[0].size() == 0);
+  for (int i = 0; i < 10; ++i) {
+    auto m = recv_within(pull);
+    REQUIRE(m);
+    CHECK((*m)[0].to_string() == "m" + std::to_string(i));
+  }
+  // The in-process handle steers the same way.
+  proxy.pause();
+  CHECK(proxy.stats().paused);
+  proxy.resume();
+  CHECK_FALSE(proxy.stats().paused);
+}
+
+TEST_CASE("Unknown control commands get an empty reply and change nothing",
+          "[devices][proxy][control]") {
+  zmq::context_t ctx;
+  Proxy proxy(ctx, options(ProxyType::kStreamer));
+  auto reply = control(ctx, proxy.control_endpoint(), "FROBNICATE");
+  REQUIRE(reply.size() == 1);
+  CHECK(reply[0].size() == 0);
+  CHECK_FALSE(proxy.terminated());
+  CHECK(stats_json(ctx, proxy.control_endpoint())["control_commands"] == 2);
+}
+
+TEST_CASE("TERMINATE answers an empty frame and stops the device", "[devices][proxy][control]") {
+  zmq::context_t ctx;
+  Proxy proxy(ctx, options(ProxyType::kQueue));
+  auto reply = control(ctx, proxy.control_endpoint(), "TERMINATE");
+  REQUIRE(reply.size() == 1);
+  CHECK(reply[0].size() == 0);
+  for (int i = 0; i < 500 && !proxy.terminated(); ++i) std::this_thread::sleep_for(10ms);
+  CHECK(proxy.terminated());
+  CHECK(proxy.stats().terminated);
+  CHECK(proxy.failure().empty());
+}
+
+TEST_CASE("Capture receives a copy of every frame", "[devices][proxy][capture]") {
+  zmq::context_t ctx;
+  ProxyOptions o = options(ProxyType::kStreamer);
+  o.capture = unique_inproc("capture");
+  o.capture_push = true;
+  Proxy proxy(ctx, o);
+  zmq::socket_t tap(ctx, zmq::socket_type::pull);
+  tap.connect(proxy.capture_endpoint());
+  zmq::socket_t push(ctx, zmq::socket_type::push), pull(ctx, zmq::socket_type::pull);
+  push.connect(proxy.frontend_endpoint());
+  pull.connect(proxy.backend_endpoint());
+  for (int i = 0; i < 5; ++i) push.send(make_batch(3, i + 1, 4), zmq::send_flags::none);
+  for (int i = 0; i < 5; ++i) {
+    auto m = recv_within(pull);
+    auto c = recv_within(tap);
+    REQUIRE(m);
+    REQUIRE(c);
+    CHECK((*c)[0] == (*m)[0]);
+  }
+  CHECK(proxy.stats().capture_frames == 5);
+}
+
+TEST_CASE("A capture nobody reads loses copies but never stalls traffic",
+          "[devices][proxy][capture]") {
+  zmq::context_t ctx;
+  ProxyOptions o = options(ProxyType::kStreamer);
+  o.capture = unique_inproc("capture");
+  o.capture_push = true;  // a PUSH with no peer cannot take anything
+  Proxy proxy(ctx, o);
+  zmq::socket_t push(ctx, zmq::socket_type::push), pull(ctx, zmq::socket_type::pull);
+  push.connect(proxy.frontend_endpoint());
+  pull.connect(proxy.backend_endpoint());
+  for (int i = 0; i < 20; ++i) push.send(zmq::str_buffer("x"), zmq::send_flags::none);
+  for (int i = 0; i < 20; ++i) REQUIRE(recv_within(pull));
+  const ProxyStats s = proxy.stats();
+  CHECK(s.capture_dropped == 20);
+  CHECK(s.capture_frames == 0);
+}
+
+TEST_CASE("Garbage and malformed batches are counted and forwarded without disturbing a good peer",
+          "[devices][proxy][garbage]") {
+  zmq::context_t ctx;
+  Proxy proxy(ctx, options(ProxyType::kStreamer));
+  zmq::socket_t good(ctx, zmq::socket_type::push), raw(ctx, zmq::socket_type::push);
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  good.connect(proxy.frontend_endpoint());
+  raw.connect(proxy.frontend_endpoint());
+  pull.connect(proxy.backend_endpoint());
+
+  const std::string malformed("\x96\x01\xff\xff", 4);  // an array of 6 that is not a batch
+  raw.send(zmq::buffer(malformed), zmq::send_flags::none);
+  raw.send(zmq::message_t(), zmq::send_flags::none);
+  raw.send(zmq::str_buffer("\xc1\xc1 not msgpack"), zmq::send_flags::none);
+  raw.send(zmq::str_buffer("part 1"), zmq::send_flags::sndmore);  // a multipart oddity
+  raw.send(zmq::str_buffer("part 2"), zmq::send_flags::none);
+  for (int i = 1; i <= 10; ++i) good.send(make_batch(9, i, 5), zmq::send_flags::none);
+
+  std::uint64_t next_seq = 1;
+  int others = 0;
+  for (int i = 0; i < 14; ++i) {
+    auto m = recv_within(pull);
+    REQUIRE(m);
+    auto h = envelope::peek(std::span(static_cast<const std::byte*>(m->back().data()),
+                                      m->back().size()));
+    if (h.is_ok()) {
+      CHECK(h->seq == next_seq++);
+    } else {
+      ++others;  // forwarded untouched
+      if (m->size() == 1 && (*m)[0].size() == malformed.size()) {
+        CHECK((*m)[0].to_string() == malformed);
+      }
+    }
+  }
+  CHECK(next_seq == 11);
+  CHECK(others == 4);
+  const ProxyStats s = proxy.stats();
+  CHECK(s.frontend_recv.messages == 14);
+  CHECK(s.frontend_recv.frames == 15);
+  CHECK(s.frontend_recv.batches == 10);
+  CHECK(s.frontend_recv.records == 50);
+  CHECK(s.frontend_recv.raw == 4);
+  CHECK(s.frontend_recv.malformed == 1);
+  CHECK(s.backend_sent.messages == 14);
+}
+
+TEST_CASE("A raw DEALER sending garbage through the queue does not disturb a REQ client",
+          "[devices][proxy][garbage]") {
+  zmq::context_t ctx;
+  Proxy proxy(ctx, options(ProxyType::kQueue));
+  zmq::socket_t client(ctx, zmq::socket_type::req), rogue(ctx, zmq::socket_type::dealer);
+  zmq::socket_t worker(ctx, zmq::socket_type::rep);
+  client.connect(proxy.frontend_endpoint());
+  rogue.connect(proxy.frontend_endpoint());
+  worker.connect(proxy.backend_endpoint());
+  // No empty delimiter: a REP worker discards such a message.
+  rogue.send(zmq::str_buffer("garbage"), zmq::send_flags::none);
+  for (int i = 0; i < 5; ++i) {
+    client.send(zmq::buffer("q" + std::to_string(i)), zmq::send_flags::none);
+    auto req = recv_within(worker);
+    REQUIRE(req);
+    CHECK((*req)[0].to_string() == "q" + std::to_string(i));
+    worker.send(zmq::buffer("a" + std::to_string(i)), zmq::send_flags::none);
+    auto rep = recv_within(client);
+    REQUIRE(rep);
+    CHECK((*rep)[0].to_string() == "a" + std::to_string(i));
+  }
+  CHECK(proxy.stats().frontend_recv.messages == 6);
+}
+
+TEST_CASE("stop() closes the device and stats() keeps the final figures", "[devices][proxy]") {
+  zmq::context_t ctx;
+  ProxyOptions o = options(ProxyType::kStreamer);
+  o.frontend_options.linger = 200ms;
+  Proxy proxy(ctx, o);
+  zmq::socket_t push(ctx, zmq::socket_type::push), pull(ctx, zmq::socket_type::pull);
+  push.connect(proxy.frontend_endpoint());
+  pull.connect(proxy.backend_endpoint());
+  for (int i = 0; i < 3; ++i) push.send(zmq::str_buffer("x"), zmq::send_flags::none);
+  for (int i = 0; i < 3; ++i) REQUIRE(recv_within(pull));
+  proxy.stop();
+  proxy.stop();  // idempotent
+  CHECK(proxy.terminated());
+  const ProxyStats s = proxy.stats();
+  CHECK(s.terminated);
+  CHECK(s.backend_sent.messages == 3);
+}
+
+TEST_CASE("A bad endpoint or type is refused before anything runs", "[devices][proxy]") {
+  zmq::context_t ctx;
+  ProxyOptions o = options(ProxyType::kStreamer);
+  o.backend = "nonsense";
+  CHECK_THROWS_AS(Proxy(ctx, o), std::invalid_argument);
+  CHECK_THROWS_AS(parse_proxy_type("broker"), std::invalid_argument);
+  CHECK(parse_proxy_type("queue") == ProxyType::kQueue);
+}

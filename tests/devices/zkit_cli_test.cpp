@@ -1,0 +1,335 @@
+// The `zkit` executable as operators run it: proxies between plain pyzmq peers, signals, the
+// control socket and `zkit stats`, CURVE with keys from `zkit keygen`, and exit status 2 with a
+// message naming the bad flag for every subcommand.
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <sstream>
+
+#include "process.hpp"
+#include "test_util.hpp"
+#include "zkit/keys.hpp"
+
+using namespace zkit;
+using namespace zkit::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kZkit = ZKIT_BIN;
+const std::string kPeers = std::string(ZKIT_SOURCE_DIR) + "/tests/devices/peers.py";
+constexpr auto kLong = std::chrono::milliseconds(30000);
+
+int spawned = 0;
+
+std::unique_ptr<Process> zkit_process(const TempDir& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), kZkit);
+  const std::string tag = "zkit" + std::to_string(++spawned);
+  return std::make_unique<Process>(std::move(args), dir.file(tag + ".out"), dir.file(tag + ".err"));
+}
+
+std::unique_ptr<Process> peer(const TempDir& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), {ZKIT_PYTHON, kPeers});
+  const std::string tag = "peer" + std::to_string(++spawned);
+  return std::make_unique<Process>(std::move(args), dir.file(tag + ".out"), dir.file(tag + ".err"));
+}
+
+void require_ok(Process& p, const char* what) {
+  const auto st = p.wait(kLong);
+  INFO(what << " stdout: " << p.out() << " stderr: " << p.err());
+  REQUIRE(st);
+  REQUIRE(*st == 0);
+}
+
+// Starts `zkit proxy` on ipc endpoints in `dir` and waits until it printed its endpoints.
+std::unique_ptr<Process> start_proxy(const TempDir& dir, const std::string& type,
+                                     std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"proxy",     "--type",    type,
+                                   "--frontend", dir.ipc("front"), "--backend", dir.ipc("back"),
+                                   "--control", dir.ipc("control")};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto p = zkit_process(dir, args);
+  INFO("zkit proxy stderr: " << p->err());
+  REQUIRE(p->wait_line("control ", 10000ms));
+  return p;
+}
+
+// SIGTERM, then exit status 0 and the final statistics on stderr.
+std::string stop_proxy(Process& p) {
+  p.signal(SIGTERM);
+  const auto st = p.wait(kLong);
+  INFO("stderr: " << p.err());
+  REQUIRE(st);
+  CHECK(*st == 0);
+  CHECK_THAT(p.err(), Catch::Contains("final statistics"));
+  return p.err();
+}
+
+}  // namespace
+
+TEST_CASE("zkit proxy streamer carries two pyzmq PUSH producers to a PULL, in order per producer",
+          "[devices][cli]") {
+  TempDir dir;
+  auto proxy = start_proxy(dir, "streamer");
+  auto pull = peer(dir, {"pull", ">" + dir.ipc("back"), "--count", "2000", "--producers", "a,b"});
+  auto a = peer(dir, {"push", ">" + dir.ipc("front"), "--count", "1000", "--prefix", "a"});
+  auto b = peer(dir, {"push", ">" + dir.ipc("front"), "--count", "1000", "--prefix", "b"});
+  require_ok(*a, "producer a");
+  require_ok(*b, "producer b");
+  require_ok(*pull, "consumer");
+  zmq::context_t ctx;
+  const auto j = stats_json(ctx, dir.ipc("control"));
+  CHECK(j["frontend"]["recv"]["messages"] == 2000);
+  CHECK(j["backend"]["sent"]["messages"] == 2000);
+  CHECK(j["backend"]["sent"]["raw"] == 2000);
+  const std::string err = stop_proxy(*proxy);
+  CHECK_THAT(err, Catch::Contains("2000"));
+}
+
+TEST_CASE("zkit proxy forwarder passes the subscription upstream and only subscribed topics down",
+          "[devices][cli]") {
+  TempDir dir;
+  auto proxy = start_proxy(dir, "forwarder");
+  auto sub = peer(dir, {"sub", ">" + dir.ipc("back"), "--topic", "A", "--count", "500"});
+  auto pub = peer(dir, {"pub", ">" + dir.ipc("front"), "--topic", "A", "--other-topic", "B",
+                        "--count", "500"});
+  require_ok(*pub, "publisher");
+  require_ok(*sub, "subscriber");
+  zmq::context_t ctx;
+  const auto j = stats_json(ctx, dir.ipc("control"));
+  CHECK(j["subscriptions"]["subscribe"] == 1);
+  CHECK(j["backend"]["sent"]["messages"] == 500);  // B was filtered at the publisher
+  stop_proxy(*proxy);
+}
+
+TEST_CASE("zkit proxy queue answers two pyzmq REQ clients from a REP worker", "[devices][cli]") {
+  TempDir dir;
+  auto proxy = start_proxy(dir, "queue");
+  auto rep = peer(dir, {"rep", ">" + dir.ipc("back"), "--count", "400"});
+  auto c1 = peer(dir, {"req", ">" + dir.ipc("front"), "--count", "200", "--prefix", "x"});
+  auto c2 = peer(dir, {"req", ">" + dir.ipc("front"), "--count", "200", "--prefix", "y"});
+  require_ok(*c1, "client 1");
+  require_ok(*c2, "client 2");
+  require_ok(*rep, "worker");
+  zmq::context_t ctx;
+  const auto v = statistics(ctx, dir.ipc("control"));
+  REQUIRE(v.size() == 8);
+  CHECK(v[0] == 400 * 3);  // frontend received [identity][][request]
+  CHECK(v[6] == 400 * 3);  // backend sent them
+  CHECK(v[4] == 400 * 3);  // backend received the replies
+  stop_proxy(*proxy);
+}
+
+TEST_CASE("zkit stats prints a running device's STATS as JSON, as a table, and with --watch",
+          "[devices][cli]") {
+  TempDir dir;
+  auto proxy = start_proxy(dir, "streamer");
+  auto json = run({kZkit, "stats", "--control", dir.ipc("control"), "--json"}, dir);
+  INFO(json.err);
+  REQUIRE(json.status == 0);
+  const auto j = nlohmann::json::parse(json.out);
+  CHECK(j["type"] == "streamer");
+  CHECK(j["state"] == "active");
+
+  auto table = run({kZkit, "stats", "--control", dir.ipc("control")}, dir);
+  REQUIRE(table.status == 0);
+  CHECK_THAT(table.out, Catch::Contains("zkit proxy (streamer)"));
+  CHECK_THAT(table.out, Catch::Contains("frontend recv"));
+
+  auto watch = run({kZkit, "stats", "--control", dir.ipc("control"), "--watch", "0.1", "--count",
+                    "3"}, dir);
+  REQUIRE(watch.status == 0);
+  std::size_t reports = 0;
+  for (auto pos = watch.out.find("zkit proxy ("); pos != std::string::npos;
+       pos = watch.out.find("zkit proxy (", pos + 1)) {
+    ++reports;
+  }
+  CHECK(reports == 3);
+  stop_proxy(*proxy);
+
+  // Nobody answers any more: a runtime failure.
+  auto gone = run({kZkit, "stats", "--control", dir.ipc("control"), "--timeout-ms", "200"}, dir);
+  CHECK(gone.status == 1);
+  CHECK_THAT(gone.err, Catch::Contains("no answer"));
+}
+
+TEST_CASE("TERMINATE on the control socket ends zkit proxy with exit 0 and final statistics",
+          "[devices][cli]") {
+  TempDir dir;
+  auto proxy = start_proxy(dir, "queue");
+  zmq::context_t ctx;
+  auto reply = control(ctx, dir.ipc("control"), "TERMINATE");
+  CHECK(reply.size() == 1);
+  const auto st = proxy->wait(kLong);
+  REQUIRE(st);
+  CHECK(*st == 0);
+  CHECK_THAT(proxy->err(), Catch::Contains("final statistics"));
+}
+
+TEST_CASE("SIGINT stops zkit proxy with exit 0 and final statistics, periodic stats before",
+          "[devices][cli]") {
+  TempDir dir;
+  auto proxy = start_proxy(dir, "streamer", {"--stats-interval", "0.1"});
+  for (int i = 0; i < 300 && proxy->err().find("streamer active: in") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK_THAT(proxy->err(), Catch::Contains("streamer active: in 0 msgs"));
+  proxy->signal(SIGINT);
+  const auto st = proxy->wait(kLong);
+  REQUIRE(st);
+  CHECK(*st == 0);
+  CHECK_THAT(proxy->err(), Catch::Contains("final statistics"));
+}
+
+TEST_CASE("zkit proxy reads its flags from --config, command-line flags winning",
+          "[devices][cli]") {
+  TempDir dir;
+  write_file(dir.file("proxy.conf"), "# a streamer\ntype = streamer\nfrontend = " +
+                                         dir.ipc("front") + "\nbackend = " + dir.ipc("back") +
+                                         "\ncontrol = " + dir.ipc("nowhere") + "\n");
+  auto proxy = zkit_process(dir, {"proxy", "--config", dir.file("proxy.conf"), "--control",
+                                  dir.ipc("control")});
+  REQUIRE(proxy->wait_line("control ", 10000ms) == dir.ipc("control").substr(0));
+  stop_proxy(*proxy);
+
+  write_file(dir.file("bad.conf"), "type = streamer\nfrontend = nonsense\nbackend = " +
+                                       dir.ipc("back") + "\n");
+  auto bad = run({kZkit, "proxy", "--config", dir.file("bad.conf")}, dir);
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.err, Catch::Contains("--frontend"));
+}
+
+TEST_CASE("zkit keygen writes a key pair the --curve flags read", "[devices][cli][curve]") {
+  TempDir dir;
+  auto r = run({kZkit, "keygen", "--out", dir.file("k")}, dir);
+  REQUIRE(r.status == 0);
+  auto pair = read_key_file(dir.file("k"), true);
+  REQUIRE(pair.is_ok());
+  CHECK(r.out == pair->public_key + "\n");
+  auto pub = read_public_key(dir.file("k.pub"));
+  REQUIRE(pub.is_ok());
+  CHECK(*pub == pair->public_key);
+  CHECK((std::filesystem::status(dir.file("k")).permissions() & std::filesystem::perms::others_read) ==
+        std::filesystem::perms::none);
+
+  auto again = run({kZkit, "keygen", "--out", dir.file("k")}, dir);
+  CHECK(again.status == 2);
+  CHECK_THAT(again.err, Catch::Contains("--out"));
+
+  auto printed = run({kZkit, "keygen"}, dir);
+  REQUIRE(printed.status == 0);
+  write_file(dir.file("printed"), printed.out);
+  CHECK(read_key_file(dir.file("printed"), true).is_ok());
+}
+
+TEST_CASE("zkit proxy with CURVE and an allow-list serves a listed pyzmq client only",
+          "[devices][cli][curve]") {
+  TempDir dir;
+  for (const char* name : {"server", "good", "stranger"}) {
+    REQUIRE(run({kZkit, "keygen", "--out", dir.file(name)}, dir).status == 0);
+  }
+  const auto server = read_key_file(dir.file("server"), true).value();
+  const auto good = read_key_file(dir.file("good"), true).value();
+  const auto stranger = read_key_file(dir.file("stranger"), true).value();
+  write_file(dir.file("allow"), good.public_key + " the good producer and the consumer\n");
+
+  auto proxy = start_proxy(dir, "streamer",
+                           {"--curve-secret", dir.file("server"), "--curve-allow", dir.file("allow")});
+  auto curve_args = [&](const CurveKeyPair& k) {
+    return std::vector<std::string>{"--curve-server-key", server.public_key, "--curve-public",
+                                    k.public_key, "--curve-secret", k.secret_key};
+  };
+  auto with = [](std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  // The consumer is a CURVE client of the backend too (every bound socket is a CURVE server).
+  auto pull = peer(dir, with({"pull", ">" + dir.ipc("back"), "--count", "200", "--producers", "g"},
+                             curve_args(good)));
+  auto bad = peer(dir, with({"push", ">" + dir.ipc("front"), "--count", "200", "--prefix", "s"},
+                            curve_args(stranger)));
+  auto plain = peer(dir, {"push", ">" + dir.ipc("front"), "--count", "200", "--prefix", "p"});
+  auto ok = peer(dir, with({"push", ">" + dir.ipc("front"), "--count", "200", "--prefix", "g"},
+                           curve_args(good)));
+  require_ok(*ok, "good producer");
+  require_ok(*pull, "consumer");
+
+  // zkit stats as a CURVE client of the control socket, with the listed key.
+  auto stats = run({kZkit, "stats", "--json", "--control", dir.ipc("control"),
+                    "--curve-server-key", dir.file("server.pub"), "--curve-secret",
+                    dir.file("good")}, dir);
+  INFO(stats.err);
+  REQUIRE(stats.status == 0);
+  const auto j = nlohmann::json::parse(stats.out);
+  CHECK(j["frontend"]["recv"]["messages"] == 200);  // nothing from the stranger or the plain peer
+  bad->signal(SIGKILL);
+  plain->signal(SIGKILL);
+  const std::string err = stop_proxy(*proxy);
+  CHECK_THAT(err, Catch::Contains("ZAP: denied"));
+}
+
+TEST_CASE("Every subcommand exits 2 naming a bad endpoint, number, flag or missing file",
+          "[devices][cli][usage]") {
+  TempDir dir;
+  const std::string ep = dir.ipc("x");
+  const std::vector<std::string> proxy = {"proxy", "--type", "streamer", "--frontend", ep,
+                                          "--backend", dir.ipc("y")};
+  auto with = [](std::vector<std::string> a, std::vector<std::string> b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"nosuch"}, "nosuch"},
+      {{"proxy", "--type", "broker", "--frontend", ep, "--backend", ep}, "--type"},
+      {{"proxy", "--type", "queue", "--frontend", "localhost:5555", "--backend", ep}, "--frontend"},
+      {{"proxy", "--type", "queue", "--frontend", ep, "--backend", "tcpx://a"}, "--backend"},
+      {{"proxy", "--type", "queue", "--frontend", ep}, "--backend"},
+      {with(proxy, {"--control", "nowhere"}), "--control"},
+      {with(proxy, {"--capture", "ipc://"}), "--capture"},
+      {with(proxy, {"--sndhwm", "many"}), "--sndhwm"},
+      {with(proxy, {"--rcvhwm", "-1"}), "--rcvhwm"},
+      {with(proxy, {"--linger-ms", "1.5"}), "--linger-ms"},
+      {with(proxy, {"--stats-interval", "-2"}), "--stats-interval"},
+      {with(proxy, {"--capture-type", "pair"}), "--capture-type"},
+      {with(proxy, {"--frobnicate"}), "--frobnicate"},
+      {with(proxy, {"--config", dir.file("missing.conf")}), "--config"},
+      {with(proxy, {"--curve-secret", dir.file("missing.key")}), "--curve-secret"},
+      {with(proxy, {"--curve-server-key", dir.file("missing.key")}), "--curve-server-key"},
+      {with(proxy, {"--curve-allow", dir.file("missing.txt")}), "--curve-allow"},
+      {with(proxy, {"--log-level", "loud"}), "--log-level"},
+      {{"stats", "--control", "127.0.0.1:5555"}, "--control"},
+      {{"stats", "--control", ep, "--watch", "often"}, "--watch"},
+      {{"stats", "--control", ep, "--count", "-3"}, "--count"},
+      {{"stats", "--control", ep, "--timeout-ms", "0"}, "--timeout-ms"},
+      {{"stats", "--control", ep, "--verbose"}, "--verbose"},
+      {{"stats", "--control", ep, "--config", dir.file("missing.conf")}, "--config"},
+      {{"stats", "--control", ep, "--curve-server-key", dir.file("nokey")}, "--curve-server-key"},
+      {{"keygen", "--out", dir.file("no/such/dir/k")}, "--out"},
+      {{"keygen", "--bits", "256"}, "--bits"},
+      {{"keygen", "--config", dir.file("missing.conf")}, "--config"},
+  };
+  for (const auto& [args, name] : cases) {
+    std::vector<std::string> argv = {kZkit};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv, dir);
+    std::ostringstream cmd;
+    for (const auto& a : args) cmd << a << ' ';
+    INFO("zkit " << cmd.str() << "-> " << r.status << ": " << r.err);
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains(name));
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  }
+}
+
+TEST_CASE("zkit and every subcommand answer --help with exit 0", "[devices][cli][usage]") {
+  TempDir dir;
+  auto top = run({kZkit, "--help"}, dir);
+  CHECK(top.status == 0);
+  for (const char* sub : {"proxy", "stats", "keygen"}) {
+    CHECK_THAT(top.out, Catch::Contains(sub));
+    auto r = run({kZkit, sub, "--help"}, dir);
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("--config"));
+  }
+  CHECK(run({kZkit}, dir).status == 2);
+}
