@@ -1,0 +1,277 @@
+// Store behaviour: tickets and group commit, cursor recovery, duplicates after reopen, limits,
+// rewind, bad frames, option parsing.
+#include <filesystem>
+#include <thread>
+
+#include "spool_test_util.hpp"
+
+using namespace spool_test;
+using zkit::spool::AppendResult;
+using zkit::spool::Store;
+
+namespace {
+
+std::uint64_t segment_files(const std::string& dir) {
+  std::uint64_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".seg") ++n;
+  }
+  return n;
+}
+
+std::uint64_t segment_bytes_on_disk(const std::string& dir) {
+  std::uint64_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".seg") n += e.file_size();
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("Acknowledgements are released in order by the commit that covers them",
+          "[spool][store]") {
+  TempDir dir;
+  Store store = open_store(options(dir.path()));
+  auto a = store.append(frame(1, 1));
+  auto b = store.append(frame(1, 2));
+  REQUIRE(a.is_ok());
+  REQUIRE(b.is_ok());
+  CHECK(a.value().ticket == 1);
+  CHECK(b.value().ticket == 2);
+  CHECK(store.committed_ticket() == 0);
+  CHECK(read_all(store).empty());  // nothing committed is visible to the forward reader
+  require_ok(store.commit());
+  CHECK(store.committed_ticket() == 2);
+  auto fsyncs = store.stats().fsyncs;
+  // A resend of a stored batch is a duplicate whose ticket is already covered.
+  auto d = store.append(frame(1, 2));
+  REQUIRE(d.is_ok());
+  CHECK(d.value().outcome == AppendResult::Outcome::kDuplicate);
+  CHECK(d.value().ticket <= store.committed_ticket());
+  for (std::uint64_t seq = 3; seq < 103; ++seq) REQUIRE(store.append(frame(1, seq)).is_ok());
+  require_ok(store.commit());
+  CHECK(store.stats().fsyncs == fsyncs + 1);  // one sync for the hundred
+  CHECK(store.committed_ticket() == 102);
+  CHECK(read_all(store).size() == 102);
+}
+
+TEST_CASE("The cursor survives reopening: reading resumes after the last acknowledged batch",
+          "[spool][store]") {
+  TempDir dir;
+  auto opt = options(dir.path());
+  std::vector<Read> got;
+  {
+    Store store = open_store(opt);
+    for (std::uint64_t seq = 1; seq <= 40; ++seq) REQUIRE(store.append(frame(3, seq, 10, 300)).is_ok());
+    require_ok(store.commit());
+    got = read_all(store);
+    REQUIRE(got.size() == 40);
+    require_ok(store.advance_cursor(got[24].next));  // 25 acknowledged
+    CHECK(store.stats().backlog_batches == 15);
+    CHECK(store.stats().acked == 25);
+  }
+  CHECK(segment_files(dir.path()) < 6);  // acknowledged segments were deleted
+  Store store = open_store(opt);
+  CHECK(store.cursor() == got[24].next);
+  auto st = store.stats();
+  CHECK(st.backlog_batches == 15);
+  CHECK(st.backlog_messages == 150);
+  auto rest = read_all(store);
+  REQUIRE(rest.size() == 15);
+  CHECK(rest.front().seq == 26);
+  CHECK(rest.back().seq == 40);
+  // rewind resends from the cursor, once each in the backlog count
+  require_ok(store.advance_cursor(rest[4].next));
+  store.rewind();
+  auto again = read_all(store);
+  REQUIRE(again.size() == 10);
+  CHECK(again.front().seq == 31);
+  require_ok(store.advance_cursor(again.back().next));
+  CHECK(store.stats().backlog_batches == 0);
+  CHECK(store.stats().oldest_age_ms == 0);
+}
+
+TEST_CASE("A resent batch is a duplicate after reopen, even once its segment was deleted",
+          "[spool][store]") {
+  TempDir dir;
+  auto opt = options(dir.path());
+  {
+    Store store = open_store(opt);
+    for (std::uint64_t seq = 1; seq <= 5; ++seq) REQUIRE(store.append(frame(11, seq)).is_ok());
+    REQUIRE(store.append(frame(12, 100)).is_ok());
+    require_ok(store.commit());
+  }
+  {
+    Store store = open_store(opt);
+    CHECK(store.highest_seq(11) == 5u);
+    CHECK(store.highest_seq(12) == 100u);
+    auto dup = store.append(frame(11, 3));
+    REQUIRE(dup.is_ok());
+    CHECK(dup.value().outcome == AppendResult::Outcome::kDuplicate);
+    auto fresh = store.append(frame(11, 6));
+    REQUIRE(fresh.is_ok());
+    CHECK(fresh.value().outcome == AppendResult::Outcome::kStored);
+    // Fill more segments from another producer and acknowledge everything.
+    for (std::uint64_t seq = 1; seq <= 30; ++seq) REQUIRE(store.append(frame(13, seq, 4, 1000)).is_ok());
+    require_ok(store.commit());
+    auto got = read_all(store);
+    CHECK(got.size() == 37);  // 6 from before the reopen, 1 + 30 since
+    require_ok(store.advance_cursor(got.back().next));
+    CHECK(store.stats().duplicates == 1);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir.file(segment(1))));  // producer 11's records are gone
+  Store store = open_store(opt);
+  CHECK(store.highest_seq(11) == 6u);  // kept by the producers snapshot of later segments
+  CHECK(store.highest_seq(12) == 100u);
+  auto dup = store.append(frame(12, 100));
+  REQUIRE(dup.is_ok());
+  CHECK(dup.value().outcome == AppendResult::Outcome::kDuplicate);
+  CHECK(store.stats().backlog_batches == 0);
+}
+
+TEST_CASE("Block policy: full at max-bytes, not full again once acknowledgements free space",
+          "[spool][store]") {
+  TempDir dir;
+  auto opt = options(dir.path());
+  opt.max_bytes = 256 * 1024;
+  Store store = open_store(opt);
+  std::uint64_t seq = 0;
+  zkit::Status refused;
+  for (int i = 0; i < 100; ++i) {
+    auto r = store.append(frame(5, seq + 1, 8, 1000));
+    if (!r.is_ok()) {
+      refused = r.status();
+      break;
+    }
+    ++seq;
+    require_ok(store.commit());
+  }
+  REQUIRE_FALSE(refused.is_ok());
+  CHECK(refused.code() == zkit::Code::kLimitExceeded);
+  CHECK(store.full());
+  CHECK(store.stats().full);
+  CHECK(store.stats().rejected_full == 1);
+  CHECK(segment_bytes_on_disk(dir.path()) <= opt.max_bytes);
+  CHECK(store.highest_seq(5) == seq);  // the refused batch was not stored
+
+  auto got = read_all(store);
+  REQUIRE(got.size() == seq);
+  require_ok(store.advance_cursor(got[0].next));
+  CHECK(store.full());  // one batch does not free a segment
+  require_ok(store.advance_cursor(got.back().next));
+  CHECK_FALSE(store.full());
+  auto r = store.append(frame(5, seq + 1, 8, 1000));
+  INFO(r.status().to_string());
+  CHECK(r.is_ok());
+  require_ok(store.commit());
+  CHECK(read_all(store).size() == 1);
+}
+
+TEST_CASE("Drop-oldest deletes the oldest unforwarded segments and counts every dropped message",
+          "[spool][store]") {
+  TempDir dir;
+  auto opt = options(dir.path());
+  opt.max_bytes = 256 * 1024;
+  opt.when_full = zkit::spool::WhenFull::kDropOldest;
+  Store store = open_store(opt);
+  const std::uint64_t total = 120;
+  for (std::uint64_t seq = 1; seq <= total; ++seq) {
+    auto r = store.append(frame(6, seq, 8, 1000));
+    INFO(r.status().to_string());
+    REQUIRE(r.is_ok());
+    require_ok(store.commit());
+  }
+  auto st = store.stats();
+  CHECK(st.dropped_batches > 0);
+  CHECK(st.dropped_messages == st.dropped_batches * 8);
+  CHECK(segment_bytes_on_disk(dir.path()) <= opt.max_bytes);
+  auto got = read_all(store);
+  CHECK(got.size() + st.dropped_batches == total);
+  // What is left is the newest part of the log, in order.
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i].seq == st.dropped_batches + i + 1);
+  CHECK(st.backlog_batches == got.size());
+  CHECK(st.backlog_messages == got.size() * 8);
+}
+
+TEST_CASE("Max-age: drop-oldest drops batches older than it, block refuses new ones",
+          "[spool][store]") {
+  TempDir dir;
+  auto old_ns = zkit::envelope::unix_now_ns() - 3'600'000'000'000ull;  // an hour ago
+  auto meta = [&](std::uint64_t seq, std::uint64_t at) {
+    return zkit::spool::RecordMeta{21, seq, at, 3};
+  };
+  SECTION("drop-oldest") {
+    auto opt = options(dir.path());
+    opt.max_age = std::chrono::minutes(1);
+    opt.when_full = zkit::spool::WhenFull::kDropOldest;
+    Store store = open_store(opt);
+    for (std::uint64_t seq = 1; seq <= 5; ++seq) REQUIRE(store.append(frame(21, seq), meta(seq, old_ns)).is_ok());
+    require_ok(store.commit());
+    require_ok(store.enforce_limits());
+    auto st = store.stats();
+    CHECK(st.dropped_batches == 5);
+    CHECK(st.dropped_messages == 15);
+    REQUIRE(store.append(frame(21, 6), meta(6, zkit::envelope::unix_now_ns())).is_ok());
+    require_ok(store.commit());
+    auto got = read_all(store);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].seq == 6);
+  }
+  SECTION("block") {
+    auto opt = options(dir.path());
+    opt.max_age = std::chrono::minutes(1);
+    Store store = open_store(opt);
+    REQUIRE(store.append(frame(21, 1), meta(1, old_ns)).is_ok());
+    require_ok(store.commit());
+    auto r = store.append(frame(21, 2), meta(2, zkit::envelope::unix_now_ns()));
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == zkit::Code::kLimitExceeded);
+    CHECK(store.full());
+    CHECK(store.stats().oldest_age_ms >= 3'599'000);
+    auto got = read_all(store);
+    REQUIRE(got.size() == 1);
+    require_ok(store.advance_cursor(got[0].next));
+    CHECK_FALSE(store.full());
+    CHECK(store.append(frame(21, 2), meta(2, zkit::envelope::unix_now_ns())).is_ok());
+  }
+}
+
+TEST_CASE("Bad frames are refused with a clear status and nothing is stored", "[spool][store]") {
+  TempDir dir;
+  auto opt = options(dir.path());
+  opt.max_frame_bytes = 4096;
+  Store store = open_store(opt);
+  Bytes junk = {std::byte{0x96}, std::byte{0x01}};  // a v1 header cut after the version
+  auto r = store.append(junk);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().code() == zkit::Code::kCorruption);
+  auto big = store.append(frame(1, 1, 1, 5000));
+  REQUIRE_FALSE(big.is_ok());
+  CHECK(big.status().code() == zkit::Code::kLimitExceeded);
+  require_ok(store.commit());
+  CHECK(read_all(store).empty());
+  CHECK(store.stats().stored == 0);
+  CHECK_THROWS_AS(store.advance_cursor({99, 0}), std::invalid_argument);
+}
+
+TEST_CASE("Fsync and when-full policies parse from their flag values", "[spool][store]") {
+  using zkit::spool::FsyncPolicy;
+  auto a = FsyncPolicy::parse("always");
+  REQUIRE(a.is_ok());
+  CHECK(a.value().mode == FsyncPolicy::Mode::kAlways);
+  auto i = FsyncPolicy::parse("interval=250");
+  REQUIRE(i.is_ok());
+  CHECK(i.value().mode == FsyncPolicy::Mode::kInterval);
+  CHECK(i.value().interval == std::chrono::milliseconds(250));
+  CHECK(i.value().to_string() == "interval=250");
+  CHECK(FsyncPolicy::parse("never").value().mode == FsyncPolicy::Mode::kNever);
+  for (const char* bad : {"", "sometimes", "interval=", "interval=0", "interval=-5", "interval=5x"}) {
+    auto p = FsyncPolicy::parse(bad);
+    CHECK_FALSE(p.is_ok());
+    CHECK(p.status().code() == zkit::Code::kInvalidArgument);
+  }
+  CHECK(zkit::spool::parse_when_full("block").value() == zkit::spool::WhenFull::kBlock);
+  CHECK(zkit::spool::parse_when_full("drop-oldest").value() == zkit::spool::WhenFull::kDropOldest);
+  CHECK_FALSE(zkit::spool::parse_when_full("drop").is_ok());
+}
