@@ -22,6 +22,7 @@ class Buffer {
   void clear() noexcept { size_ = 0; }
   void release();  // clear and give the memory back
   std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return capacity_; }
   std::span<const std::byte> bytes() const noexcept { return {data_.get(), size_}; }
 
  private:

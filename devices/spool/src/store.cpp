@@ -19,6 +19,9 @@ namespace zkit::spool {
 
 using Clock = std::chrono::steady_clock;
 
+// The write buffer keeps at most this much memory between commits.
+constexpr std::size_t kKeepBufferBytes = std::size_t{16} << 20;
+
 std::string Position::to_string() const {
   return files::segment_name(segment) + "@" + std::to_string(offset);
 }
@@ -403,7 +406,7 @@ Status Store::Impl::commit() {
     }
     written += pending.size();
     pending.clear();
-    if (pending.size() == 0 && written > (std::uint64_t{256} << 20)) pending.release();
+    if (pending.capacity() > kKeepBufferBytes) pending.release();  // after a huge group
     committed = appended;
   }
   if (opt.fsync.mode == FsyncPolicy::Mode::kInterval && synced < written &&
