@@ -41,8 +41,48 @@ std::string hex(std::uint64_t v) {
 
 std::string num(std::uint64_t v) { return std::to_string(v); }
 
+std::uint64_t load_be64(const unsigned char* p) noexcept {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
+  return v;
+}
+
+// The zkit writer's fixed layout (envelope_format.hpp), read without the general path: devices
+// peek every frame they pass, so this is the common case worth a shortcut.
+bool read_fixed_header(Cursor& c, Header& h) noexcept {
+  if (c.remaining() < fmt::kRecordsOffset) return false;
+  const auto* p = reinterpret_cast<const unsigned char*>(c.position());
+  if (p[0] != fmt::kTopArray || p[1] != kVersion || p[fmt::kFlagsOffset] > 0x7f ||
+      p[fmt::kProducerOffset] != detail::kUint64 || p[fmt::kSeqOffset] != detail::kUint64 ||
+      p[fmt::kCreatedOffset] != detail::kUint64) {
+    return false;
+  }
+  h.version = kVersion;
+  h.flags = p[fmt::kFlagsOffset];
+  h.producer_id = load_be64(p + fmt::kProducerOffset + 1);
+  h.seq = load_be64(p + fmt::kSeqOffset + 1);
+  h.created_ns = load_be64(p + fmt::kCreatedOffset + 1);
+  c.skip(fmt::kRecordsOffset);
+  return true;
+}
+
+Status check_flags(const Header& h) {
+  if (std::uint64_t unknown = h.flags & ~fmt::kCompressionMask; unknown != 0) {
+    return Status::unsupported("unknown flag bits " + hex(unknown) + " in flags " + hex(h.flags));
+  }
+  if (h.compression() != Compression::kNone && h.compression() != Compression::kZstd) {
+    return Status::unsupported("unsupported compression " + num(h.flags & fmt::kCompressionMask) +
+                               " in flags " + hex(h.flags));
+  }
+  return {};
+}
+
 // Reads the five leading fields and leaves the cursor on the records element.
 Status read_header(Cursor& c, Header& h) {
+  if (read_fixed_header(c, h)) {
+    h.records_offset = c.offset();
+    return check_flags(h);
+  }
   std::uint64_t fields = 0;
   if (Status s = c.read_array("batch", fields); !s) return s;
   if (fields == 0) return Status::corruption("batch is an empty array, expected 6 fields");
@@ -56,13 +96,7 @@ Status read_header(Cursor& c, Header& h) {
     return Status::corruption("batch is an array of " + num(fields) + " fields, expected 6");
   }
   if (Status s = c.read_uint("flags", h.flags); !s) return s;
-  if (std::uint64_t unknown = h.flags & ~fmt::kCompressionMask; unknown != 0) {
-    return Status::unsupported("unknown flag bits " + hex(unknown) + " in flags " + hex(h.flags));
-  }
-  if (h.compression() != Compression::kNone && h.compression() != Compression::kZstd) {
-    return Status::unsupported("unsupported compression " + num(h.flags & fmt::kCompressionMask) +
-                               " in flags " + hex(h.flags));
-  }
+  if (Status s = check_flags(h); !s) return s;
   if (Status s = c.read_uint("producer_id", h.producer_id); !s) return s;
   if (Status s = c.read_uint("seq", h.seq); !s) return s;
   if (Status s = c.read_uint("created_ns", h.created_ns); !s) return s;
@@ -121,28 +155,38 @@ Status validate_records(const std::byte* data, std::size_t size, std::size_t bas
   const std::byte* p = data;
   const std::byte* const end = data + size;
   auto at = [&](const std::byte* q) { return base + static_cast<std::size_t>(q - data); };
+  const std::size_t max_record = limits.max_record_bytes;  // a local: no reload per record
   std::size_t total = 0;
   for (std::uint64_t i = 0; i < count; ++i) {
     const std::size_t left = static_cast<std::size_t>(end - p);
     if (left == 0) return record_error(RecordFault::kTruncated, i, at(p), 0, 0, where);
-    const std::uint8_t t = byte_at(p);
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
     std::size_t hdr = 0;
     std::size_t len = 0;
-    if (t == detail::kBin8) {
-      hdr = 2;
-    } else if (t == detail::kBin16) {
-      hdr = 3;
-    } else if (t == detail::kBin32) {
-      hdr = 5;
-    } else {
-      return record_error(RecordFault::kNotBin, i, at(p), t, 0, where);
+    switch (u[0]) {
+      case detail::kBin8:
+        hdr = 2;
+        if (left >= hdr) len = u[1];
+        break;
+      case detail::kBin16:
+        hdr = 3;
+        if (left >= hdr) len = std::size_t{u[1]} << 8 | u[2];
+        break;
+      case detail::kBin32:
+        hdr = 5;
+        if (left >= hdr) {
+          len = std::size_t{u[1]} << 24 | std::size_t{u[2]} << 16 | std::size_t{u[3]} << 8 | u[4];
+        }
+        break;
+      default:
+        return record_error(RecordFault::kNotBin, i, at(p), u[0], 0, where);
     }
     if (left < hdr) return record_error(RecordFault::kTruncated, i, at(end), 0, 0, where);
-    for (std::size_t k = 1; k < hdr; ++k) len = (len << 8) | byte_at(p + k);
-    if (len > left - hdr)
+    if (len > left - hdr) {
       return record_error(RecordFault::kLength, i, at(p), len, left - hdr, where);
-    if (len > limits.max_record_bytes) {
-      return record_error(RecordFault::kLimit, i, at(p), len, limits.max_record_bytes, where);
+    }
+    if (len > max_record) {
+      return record_error(RecordFault::kLimit, i, at(p), len, max_record, where);
     }
     total += len;
     p += hdr + len;
@@ -302,30 +346,6 @@ Result<Header> peek(std::span<const std::byte> frame) noexcept {
 }
 
 // ---- Batch --------------------------------------------------------------------------------------
-
-Batch::Iterator::Iterator(const std::byte* pos, const std::byte* end) noexcept
-    : pos_(pos), end_(end) {
-  load();
-}
-
-// Records were validated by decode(): the bin header and payload are known to fit.
-void Batch::Iterator::load() noexcept {
-  if (pos_ == end_) {
-    current_ = {};
-    return;
-  }
-  const std::uint8_t t = byte_at(pos_);
-  const std::size_t hdr = t == detail::kBin8 ? 2 : t == detail::kBin16 ? 3 : 5;
-  std::size_t len = 0;
-  for (std::size_t i = 1; i < hdr; ++i) len = (len << 8) | byte_at(pos_ + i);
-  current_ = {pos_ + hdr, len};
-}
-
-Batch::Iterator& Batch::Iterator::operator++() noexcept {
-  pos_ = current_.data() + current_.size();
-  load();
-  return *this;
-}
 
 Batch::Batch(Batch&& other) noexcept
     : header_(other.header_),
@@ -522,7 +542,7 @@ void Encoder::add(std::span<const std::byte> record) {
     throw std::invalid_argument("zkit::envelope::Encoder: more than 2^32-1 records in a batch");
   }
   const std::size_t hdr = record_overhead(n);
-  reserve(hdr + n);
+  if (size_ + hdr + n > capacity_) reserve(hdr + n);
   std::byte* p = buf_.get() + size_;
   if (hdr == 2) {
     p[0] = std::byte{detail::kBin8};

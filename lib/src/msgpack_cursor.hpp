@@ -39,6 +39,8 @@ class Cursor {
   std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
   const std::byte* position() const noexcept { return p_; }
   bool at_end() const noexcept { return p_ == end_; }
+  // Moves past n bytes the caller has already checked are there (n <= remaining()).
+  void skip(std::size_t n) noexcept { p_ += n; }
 
   Status read_uint(const char* field, std::uint64_t& out) {
     std::uint8_t t = 0;

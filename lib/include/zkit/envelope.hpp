@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -79,13 +80,20 @@ Result<Header> peek(std::span<const std::byte> frame) noexcept;
 // again after a move). Move-only; a moved-from Batch is empty.
 class Batch {
  public:
+  // A forward iterator over the records; each is a span into the frame (or decompressed copy).
   class Iterator {
    public:
     using value_type = std::span<const std::byte>;
     using difference_type = std::ptrdiff_t;
+    using iterator_concept = std::forward_iterator_tag;
+    using iterator_category = std::input_iterator_tag;  // * yields a value, not a reference
     Iterator() = default;
     value_type operator*() const noexcept { return current_; }
-    Iterator& operator++() noexcept;
+    Iterator& operator++() noexcept {
+      pos_ = current_.data() + current_.size();
+      load();
+      return *this;
+    }
     Iterator operator++(int) noexcept {
       auto t = *this;
       ++*this;
@@ -95,8 +103,25 @@ class Batch {
 
    private:
     friend class Batch;
-    Iterator(const std::byte* pos, const std::byte* end) noexcept;
-    void load() noexcept;
+    Iterator(const std::byte* pos, const std::byte* end) noexcept : pos_(pos), end_(end) { load(); }
+    // Inline so that iterating costs no call per record. decode() has checked that every record is
+    // a bin8 (0xc4), bin16 (0xc5) or bin32 (0xc6) whose payload lies inside the buffer.
+    void load() noexcept {
+      if (pos_ == end_) {
+        current_ = {};
+        return;
+      }
+      const auto* p = reinterpret_cast<const unsigned char*>(pos_);
+      std::size_t hdr = 2, len = p[1];
+      if (p[0] == 0xc5) {
+        hdr = 3;
+        len = len << 8 | p[2];
+      } else if (p[0] == 0xc6) {
+        hdr = 5;
+        len = len << 24 | std::size_t{p[2]} << 16 | std::size_t{p[3]} << 8 | p[4];
+      }
+      current_ = {pos_ + hdr, len};
+    }
     const std::byte* pos_ = nullptr;
     const std::byte* end_ = nullptr;
     value_type current_;
