@@ -53,6 +53,10 @@ constexpr const char* kDocsExampleHex =
     "96 01 00 cf 00 00 00 00 00 00 00 2a cf 00 00 00 00 00 00 00 07 cf 18 7b 37 96 dc 21 0d 15"
     " dd 00 00 00 02 c4 05 68 65 6c 6c 6f c4 04 7a 6b 69 74";
 
+// The same batch as msgpack-python writes it, in the smallest forms (also in the docs).
+constexpr const char* kDocsSmallestHex =
+    "96 01 00 2a 07 cf 18 7b 37 96 dc 21 0d 15 92 c4 05 68 65 6c 6c 6f c4 04 7a 6b 69 74";
+
 }  // namespace
 
 TEST_CASE("Randomized batches round-trip, compressed and not, from a message and from a span",
@@ -131,6 +135,15 @@ TEST_CASE("The encoder writes the docs' two-message example byte for byte", "[en
   std::vector<std::string> got;
   for (auto r : *b) got.push_back(to_string(r));
   CHECK(got == std::vector<std::string>{"hello", "zkit"});
+}
+
+TEST_CASE("The docs' smallest-form example decodes to the same batch", "[envelope][docs]") {
+  const Bytes f = from_hex(kDocsSmallestHex);
+  REQUIRE(f.size() == 28);
+  auto b = envelope::decode(std::span<const std::byte>(f));
+  REQUIRE(b.is_ok());
+  check_batch(*b, Encoded{{}, {to_bytes("hello"), to_bytes("zkit")}, 42, 7,
+                          1764064800123456789ULL});
 }
 
 TEST_CASE("Records use the smallest bin form and encoded_bytes() predicts the frame size",
