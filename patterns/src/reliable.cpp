@@ -492,7 +492,7 @@ struct ReliableReceiver::State {
 
   struct Producer {
     std::uint64_t delivered = 0;  // highest seq handed to the application (or seeded)
-    std::uint64_t acked = 0;      // highest seq the application acknowledged (or seeded)
+    std::uint64_t durable = 0;    // highest seq the application acknowledged (or seeded)
     Clock::time_point last_seen{};
   };
 
@@ -547,7 +547,7 @@ struct ReliableReceiver::State {
       case Kind::kBad: return true;
       case Kind::kDuplicate: {
         auto it = producers.find(p.producer_id);
-        return it == producers.end() || it->second.acked >= p.seq;
+        return it == producers.end() || it->second.durable >= p.seq;
       }
     }
     return true;
@@ -665,7 +665,7 @@ struct ReliableReceiver::State {
     if (p.seq <= prod.delivered) {
       p.kind = Kind::kDuplicate;
       ++st.duplicates;
-      if (prod.acked < p.seq) ++waiting_duplicates;
+      if (prod.durable < p.seq) ++waiting_duplicates;
       accept(s, p);
       return 0;
     }
@@ -688,7 +688,7 @@ struct ReliableReceiver::State {
     ++st.batches_delivered;
     st.messages_delivered += records;
     if (!o.manual_ack) {
-      after.acked = std::max(after.acked, p.seq);
+      after.durable = std::max(after.durable, p.seq);
       s.app_acked = m.seq;
       if (waiting_duplicates > 0) {
         advance_all();
@@ -816,7 +816,7 @@ void ReliableReceiver::connect(const std::string& endpoint) {
 void ReliableReceiver::seed(std::uint64_t producer_id, std::uint64_t highest_seq) {
   State::Producer& p = s_->producer(producer_id, Clock::now());
   p.delivered = std::max(p.delivered, highest_seq);
-  p.acked = std::max(p.acked, highest_seq);
+  p.durable = std::max(p.durable, highest_seq);
   if (s_->waiting_duplicates > 0) s_->advance_all();
 }
 
@@ -858,7 +858,7 @@ void ReliableReceiver::ack(const AckToken& token) {
     if (p.link_seq > token.link_seq) break;
     if (p.kind == State::Kind::kDelivered && p.link_seq > sess.app_acked) {
       State::Producer& prod = s.producer(p.producer_id, now);
-      prod.acked = std::max(prod.acked, p.seq);
+      prod.durable = std::max(prod.durable, p.seq);
     }
   }
   sess.app_acked = token.link_seq;

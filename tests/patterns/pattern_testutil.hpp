@@ -32,7 +32,8 @@ inline std::string endpoint_for(const std::string& transport, const TempDir& dir
   return "tcp://127.0.0.1:*";
 }
 
-// A python3 child running script with args; its stdout is read line by line.
+// A python3 child running script with args; its stdout is read line by line. Scripts must end with
+// close() and ctx.term(): pyzmq skips term() at interpreter exit and would lose what it queued.
 class PyPeer {
  public:
   PyPeer(const TempDir& dir, const std::string& script, const std::string& args) {

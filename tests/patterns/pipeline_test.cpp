@@ -249,6 +249,8 @@ s.bind(sys.argv[1])
 print("ready", flush=True)
 for i in range(int(sys.argv[2])):
     print(s.recv().decode(), flush=True)
+s.close(linger=10000)
+ctx.term()
 )";
 const char* kPyPush = R"(import sys, zmq
 ctx = zmq.Context()
@@ -257,7 +259,8 @@ s.setsockopt(zmq.LINGER, 10000)
 s.connect(sys.argv[1])
 for i in range(int(sys.argv[2])):
     s.send(("py %d" % i).encode())
-s.close()
+s.close(linger=10000)
+ctx.term()
 print("done", flush=True)
 )";
 }  // namespace

@@ -1,0 +1,262 @@
+// Client/Server: many requests in flight over every transport, replies through a kept Responder,
+// timeouts, cancellation at close, a reply to a gone client, raw mode against pyzmq REQ/REP.
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "pattern_testutil.hpp"
+#include "zkit/rpc.hpp"
+
+using namespace std::chrono_literals;
+using zkit::Client;
+using zkit::Message;
+using zkit::PatternOptions;
+using zkit::Reply;
+using zkit::ReplyStatus;
+using zkit::Responder;
+using zkit::Server;
+using zkit::test::TempDir;
+
+namespace {
+
+// Runs a server on its own thread that answers "echo:" + request at once.
+struct EchoServer {
+  EchoServer(zmq::context_t& ctx, const std::string& ep, PatternOptions o = {}) : server(ctx, o) {
+    endpoint = server.bind(ep);
+    thread = std::thread([this] {
+      server.run([](const Message& m, Responder r) { r.reply("echo:" + std::string(m.text())); });
+    });
+  }
+  ~EchoServer() {
+    server.stop();
+    thread.join();
+  }
+  Server server;
+  std::string endpoint;
+  std::thread thread;
+};
+
+// Polls the client until nothing is in flight (bounded).
+void settle(Client& client) {
+  for (int i = 0; i < 2000 && client.in_flight() > 0; ++i) client.poll_once(10ms);
+}
+
+}  // namespace
+
+TEST_CASE("Many requests in flight each get their own reply over inproc, ipc and tcp", "[rpc]") {
+  std::string transport = GENERATE("inproc", "ipc", "tcp");
+  TempDir dir;
+  zmq::context_t ctx;
+  EchoServer echo(ctx, zkit::test::endpoint_for(transport, dir));
+  Client client(ctx);
+  client.connect(echo.endpoint);
+  constexpr int kRequests = 5000;
+  std::map<std::uint64_t, std::string> expected;
+  int ok = 0, wrong = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    std::string body = "req " + std::to_string(i);
+    std::uint64_t id = client.send(
+        body,
+        [&, body](const Reply& r) {
+          if (r.ok() && r.text() == "echo:" + body && expected.count(r.id)) {
+            ++ok;
+          } else {
+            ++wrong;
+          }
+        },
+        10s);
+    expected[id] = body;
+  }
+  CHECK(client.in_flight() == kRequests);
+  client.flush();
+  settle(client);
+  CHECK(ok == kRequests);
+  CHECK(wrong == 0);
+  CHECK(client.stats().batches_out < kRequests);  // requests were batched
+  CHECK(client.stats().timeouts == 0);
+}
+
+TEST_CASE("A server may keep the Responder and answer in a later turn", "[rpc]") {
+  zmq::context_t ctx;
+  Server server(ctx);
+  Client client(ctx);
+  client.connect(server.bind("inproc://later"));
+  std::vector<std::string> replies;
+  for (int i = 0; i < 3; ++i) {
+    client.send("q" + std::to_string(i),
+                [&](const Reply& r) { replies.emplace_back(r.text()); }, 10s);
+  }
+  client.flush();
+  std::vector<Responder> kept;
+  for (int i = 0; i < 200 && kept.size() < 3; ++i) {
+    server.poll_once([&](const Message& m, Responder r) {
+      CHECK(m.text().substr(0, 1) == "q");
+      kept.push_back(std::move(r));
+    }, 10ms);
+  }
+  REQUIRE(kept.size() == 3);
+  client.poll_once(20ms);
+  CHECK(replies.empty());
+  // Answer in reverse order; each reply finds its own request.
+  for (auto it = kept.rbegin(); it != kept.rend(); ++it) it->reply("a" + std::to_string(it->id()));
+  CHECK_THROWS_AS(kept[0].reply("twice"), std::invalid_argument);
+  server.flush();
+  settle(client);
+  REQUIRE(replies.size() == 3);
+  CHECK(replies[0] == "a" + std::to_string(kept[2].id()));
+  CHECK(replies[2] == "a" + std::to_string(kept[0].id()));
+}
+
+TEST_CASE("A request without a reply completes with a timeout and a late reply is dropped",
+          "[rpc]") {
+  zmq::context_t ctx;
+  Server server(ctx);
+  Client client(ctx);
+  client.connect(server.bind("inproc://timeout"));
+  ReplyStatus got = ReplyStatus::kOk;
+  int calls = 0;
+  client.send("slow", [&](const Reply& r) { got = r.status; ++calls; }, 30ms);
+  client.flush();
+  std::optional<Responder> held;
+  for (int i = 0; i < 200 && !held; ++i) {
+    server.poll_once([&](const Message&, Responder r) { held = std::move(r); }, 10ms);
+  }
+  REQUIRE(held);
+  for (int i = 0; i < 200 && calls == 0; ++i) client.poll_once(10ms);
+  CHECK(calls == 1);
+  CHECK(got == ReplyStatus::kTimeout);
+  CHECK(client.stats().timeouts == 1);
+  held->reply("too late");
+  server.flush();
+  for (int i = 0; i < 200 && client.stats().dropped_messages == 0; ++i) client.poll_once(10ms);
+  CHECK(client.stats().dropped_messages == 1);
+  CHECK(calls == 1);  // the handler ran once only
+}
+
+TEST_CASE("close() cancels every outstanding request", "[rpc]") {
+  zmq::context_t ctx;
+  Server server(ctx);
+  PatternOptions o;
+  o.socket.linger = 50ms;
+  Client client(ctx, o);
+  client.connect(server.bind("inproc://cancel"));
+  int cancelled = 0;
+  for (int i = 0; i < 4; ++i) {
+    client.send("x", [&](const Reply& r) { cancelled += r.status == ReplyStatus::kCancelled; }, 10s);
+  }
+  auto report = client.close();
+  CHECK(cancelled == 4);
+  CHECK(report.clean());  // the server's socket took them; nobody answered
+  CHECK(client.in_flight() == 0);
+}
+
+TEST_CASE("stop() from the reply handler ends Client::run()", "[rpc]") {
+  zmq::context_t ctx;
+  EchoServer echo(ctx, "inproc://client-stop");
+  Client client(ctx);
+  client.connect(echo.endpoint);
+  int n = 0;
+  for (int i = 0; i < 10; ++i) {
+    client.send("x", [&](const Reply&) {
+      if (++n == 10) client.stop();
+    }, 10s);
+  }
+  client.run();
+  CHECK(n == 10);
+}
+
+TEST_CASE("A reply to a client that has gone is dropped and counted", "[rpc]") {
+  zmq::context_t ctx;
+  Server server(ctx);
+  std::string ep = server.bind("tcp://127.0.0.1:*");
+  std::optional<Responder> held;
+  {
+    PatternOptions o;
+    o.socket.linger = 0ms;
+    Client client(ctx, o);
+    client.connect(ep);
+    client.send("bye", [](const Reply&) {}, 10s);
+    client.flush();
+    for (int i = 0; i < 200 && !held; ++i) {
+      server.poll_once([&](const Message&, Responder r) { held = std::move(r); }, 10ms);
+    }
+  }
+  REQUIRE(held);
+  // The disconnect reaches the ROUTER asynchronously; try until the reply is refused.
+  for (int i = 0; i < 200 && server.stats().dropped_messages == 0; ++i) {
+    Responder r = *held;
+    r.reply("nobody home");
+    server.flush();
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(server.stats().dropped_messages >= 1);
+}
+
+namespace {
+const char* kPyReq = R"(import sys, zmq
+ctx = zmq.Context()
+s = ctx.socket(zmq.REQ)
+s.setsockopt(zmq.RCVTIMEO, 10000)
+s.connect(sys.argv[1])
+for i in range(3):
+    s.send(b"py %d" % i)
+    print(s.recv().decode(), flush=True)
+s.close(linger=10000)
+ctx.term()
+)";
+const char* kPyRep = R"(import sys, zmq
+ctx = zmq.Context()
+s = ctx.socket(zmq.REP)
+s.setsockopt(zmq.RCVTIMEO, 10000)
+s.bind(sys.argv[1])
+print("ready", flush=True)
+for i in range(int(sys.argv[2])):
+    s.send(b"rep:" + s.recv())
+s.close(linger=10000)
+ctx.term()
+)";
+}  // namespace
+
+TEST_CASE("A raw Server answers a pyzmq REQ client", "[rpc][interop]") {
+  TempDir dir;
+  zmq::context_t ctx;
+  PatternOptions o;
+  o.raw = true;
+  Server server(ctx, o);
+  std::string ep = server.bind("tcp://127.0.0.1:*");
+  zkit::test::PyPeer peer(dir, kPyReq, ep);
+  int handled = 0;
+  std::vector<std::string> lines;
+  for (int i = 0; i < 500 && handled < 3; ++i) {
+    handled += static_cast<int>(server.poll_once(
+        [](const Message& m, Responder r) { r.reply("srv:" + std::string(m.text())); }, 10ms));
+  }
+  CHECK(handled == 3);
+  for (int i = 0; i < 3; ++i) CHECK(peer.line() == "srv:py " + std::to_string(i));
+  CHECK(peer.wait() == 0);
+}
+
+TEST_CASE("A raw Client talks to a pyzmq REP server, replies matched in order", "[rpc][interop]") {
+  TempDir dir;
+  std::string ep = "ipc://" + dir.path + "/rep.sock";
+  zkit::test::PyPeer peer(dir, kPyRep, ep + " 4");
+  REQUIRE(peer.line() == "ready");
+  zmq::context_t ctx;
+  PatternOptions o;
+  o.raw = true;
+  Client client(ctx, o);
+  client.connect(ep);
+  std::map<std::uint64_t, std::string> got;
+  for (int i = 0; i < 4; ++i) {
+    std::uint64_t id = client.send("r" + std::to_string(i),
+                                   [&](const Reply& r) { got[r.id] = std::string(r.text()); }, 10s);
+    CHECK(id == static_cast<std::uint64_t>(i + 1));
+  }
+  settle(client);
+  REQUIRE(got.size() == 4);
+  for (int i = 0; i < 4; ++i) CHECK(got[i + 1] == "rep:r" + std::to_string(i));
+  CHECK(peer.wait() == 0);
+}
