@@ -184,55 +184,78 @@ class Device {
     const short br = items[first + 1].revents;
     if (br & ZMQ_POLLOUT) blocked_[kDown] = false;
     if (fr & ZMQ_POLLOUT) blocked_[kUp] = false;
-    if (fr & ZMQ_POLLIN) forward_burst(kDown);
-    if (two_way() && (br & ZMQ_POLLIN)) forward_burst(kUp);
+    if (!blocked_[kDown] && ((fr & ZMQ_POLLIN) || pending_[kDown].valid)) forward_burst(kDown);
+    if (two_way() && !blocked_[kUp] && ((br & ZMQ_POLLIN) || pending_[kUp].valid)) {
+      forward_burst(kUp);
+    }
   }
 
-  bool writable(zmq::socket_t& s) { return (s.get(zmq::sockopt::events) & ZMQ_POLLOUT) != 0; }
-
-  // Forwards up to burst_ messages; returns how many.
-  int forward_burst(Direction d) {
+  // Forwards up to burst_ messages, until the source is empty or the destination is full.
+  void forward_burst(Direction d) {
     zmq::socket_t& from = d == kDown ? front_ : back_;
     zmq::socket_t& to = d == kDown ? back_ : front_;
-    int n = 0;
-    for (; n < burst_; ++n) {
-      if (may_block_[d] && !writable(to)) {
-        blocked_[d] = true;
-        break;
-      }
+    for (int n = 0; n < burst_ && !blocked_[d]; ++n) {
       if (!forward_message(d, from, to)) break;
     }
-    return n;
   }
 
-  // Moves one whole message; false when there was none waiting.
+  // Counts a received frame, classifies the last one, copies it to the capture.
+  void received(Direction d, zmq::message_t& frame, std::size_t index, bool& capture_ok,
+                Classified& what) {
+    FlowStats& in = d == kDown ? stats_.frontend_recv : stats_.backend_recv;
+    in.frames++;
+    in.bytes += frame.size();
+    if (!frame.more()) what = classify_payload(d, frame, index);
+    if (capture_ok) capture_ok = copy_to_capture(frame, frame.more(), index);
+  }
+
+  // Moves one whole message; false when none was waiting or the destination could not take it
+  // (a PUSH or DEALER without room: its first frame is held in pending_ and the direction is
+  // blocked until the destination polls writable; the rest stays queued in the source).
   bool forward_message(Direction d, zmq::socket_t& from, zmq::socket_t& to) {
     FlowStats& in = d == kDown ? stats_.frontend_recv : stats_.backend_recv;
     FlowStats& out = d == kDown ? stats_.backend_sent : stats_.frontend_sent;
+    Pending& held = pending_[d];
+    zmq::message_t frame;
     bool capture_ok = static_cast<bool>(capture_);
-    bool dropped = false;
     Classified what;
-    for (std::size_t index = 0;; ++index) {
-      zmq::message_t frame;
-      if (!from.recv(frame, zmq::recv_flags::dontwait)) {
-        if (index == 0) return false;
+    if (held.valid) {
+      frame = std::move(held.frame);
+      capture_ok = held.capture_ok;
+      what = held.what;
+      held.valid = false;
+    } else {
+      if (!from.recv(frame, zmq::recv_flags::dontwait)) return false;
+      received(d, frame, 0, capture_ok, what);
+    }
+    bool dropped = false;
+    bool more = frame.more();
+    std::size_t size = frame.size();
+    if (send(to, frame, more)) {
+      out.frames++;
+      out.bytes += size;
+    } else if (may_block_[d]) {
+      held = {std::move(frame), capture_ok, what, true};
+      blocked_[d] = true;
+      return false;
+    } else {
+      dropped = true;  // the rest of the message is read and discarded
+    }
+    for (std::size_t index = 1; more; ++index) {
+      zmq::message_t next;
+      if (!from.recv(next, zmq::recv_flags::dontwait)) {
         throw std::logic_error("proxy: a multipart message arrived incomplete");
       }
-      const bool more = frame.more();
-      const std::size_t size = frame.size();
-      in.frames++;
-      in.bytes += size;
-      if (!more) what = classify_payload(d, frame, index);
-      if (capture_ok) capture_ok = copy_to_capture(frame, more, index);
-      if (!dropped) {
-        if (send(to, frame, more)) {
-          out.frames++;
-          out.bytes += size;
-        } else {
-          dropped = true;  // the rest of the message is read and discarded
-        }
+      more = next.more();
+      size = next.size();
+      received(d, next, index, capture_ok, what);
+      if (dropped) continue;
+      if (send(to, next, more)) {
+        out.frames++;
+        out.bytes += size;
+      } else {
+        dropped = true;
       }
-      if (!more) break;
     }
     count(in, what);
     if (dropped) {
@@ -369,6 +392,10 @@ class Device {
         handle_data(items, 0);
       }
     }
+    // A message still held for a destination that never made room is lost.
+    if (pending_[kDown].valid) stats_.backend_sent.dropped++;
+    if (pending_[kUp].valid) stats_.frontend_sent.dropped++;
+    pending_[kDown].valid = pending_[kUp].valid = false;
     close_all();
   }
 
@@ -394,6 +421,13 @@ class Device {
   ProxyStats stats_;
   bool paused_ = false;
   bool blocked_[2] = {false, false};
+  struct Pending {
+    zmq::message_t frame;
+    bool capture_ok = false;
+    Classified what;
+    bool valid = false;
+  };
+  Pending pending_[2];
   bool may_block_[2] = {false, false};
 };
 

@@ -367,3 +367,21 @@ TEST_CASE("A bad endpoint or type is refused before anything runs", "[devices][p
   CHECK_THROWS_AS(parse_proxy_type("broker"), std::invalid_argument);
   CHECK(parse_proxy_type("queue") == ProxyType::kQueue);
 }
+
+TEST_CASE("A streamer with no consumer holds messages and delivers them in order when one connects",
+          "[devices][proxy]") {
+  zmq::context_t ctx;
+  Proxy proxy(ctx, options(ProxyType::kStreamer));
+  zmq::socket_t push(ctx, zmq::socket_type::push);
+  push.connect(proxy.frontend_endpoint());
+  for (int i = 0; i < 20; ++i) push.send(zmq::buffer("m" + std::to_string(i)), zmq::send_flags::none);
+  std::this_thread::sleep_for(100ms);  // the proxy has nowhere to send them yet
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.connect(proxy.backend_endpoint());
+  for (int i = 0; i < 20; ++i) {
+    auto m = recv_within(pull);
+    REQUIRE(m);
+    CHECK((*m)[0].to_string() == "m" + std::to_string(i));
+  }
+  CHECK(proxy.stats().backend_sent.dropped == 0);
+}
