@@ -116,6 +116,7 @@ struct Store::Impl {
   std::unique_ptr<RandomAccessFile> reader_file;
   std::unique_ptr<log::Reader> reader;
   bool reader_at_end = false;
+  std::uint64_t reader_limit = 0;   // the limit the reader was given
   std::optional<StoredRecord> lookahead;
   std::deque<InFlight> inflight;    // read, not yet acknowledged, in log order
   Position highest_read;            // the furthest StoredRecord::next handed out
@@ -123,6 +124,7 @@ struct Store::Impl {
   bool full_flag = false;
   std::uint64_t full_need = 0;
   bool closed = false;
+  bool failing = false;  // the last I/O failed (logged once)
   Stats st;
 
   std::string path(std::uint64_t number) const {
@@ -149,10 +151,18 @@ struct Store::Impl {
                    r.offset, r.bytes, r.reason);
     }
   }
+  // One log line when the disk starts failing, one when it works again (not one per retry).
   Status io_failed(Status s) {
     ++st.io_errors;
-    spdlog::error("spool: {} (acknowledgements held until the disk recovers)", s.to_string());
+    if (!failing) {
+      spdlog::error("spool: {} (acknowledgements held until the disk recovers)", s.to_string());
+      failing = true;
+    }
     return s;
+  }
+  void io_recovered() {
+    if (failing) spdlog::info("spool: {} writable again", opt.dir);
+    failing = false;
   }
 
   Status open_dir();
@@ -406,6 +416,7 @@ Status Store::Impl::commit() {
     }
     written += pending.size();
     pending.clear();
+    io_recovered();
     if (pending.capacity() > kKeepBufferBytes) pending.release();  // after a huge group
     committed = appended;
   }
@@ -413,7 +424,10 @@ Status Store::Impl::commit() {
       Clock::now() - last_sync >= opt.fsync.interval) {
     if (Status s = sync_active(); !s) return s;
   }
-  return maybe_write_cursor();
+  // The batches are committed whatever happens to the cursor file: a failure there only means a
+  // crash would resend more (logged; retried at the next commit).
+  (void)maybe_write_cursor();
+  return {};
 }
 
 // ---- cursor --------------------------------------------------------------------------------
@@ -514,7 +528,8 @@ Status Store::Impl::make_room(std::uint64_t need) {
 std::optional<std::uint64_t> Store::Impl::oldest_unacked_arrival() {
   if (!inflight.empty()) return inflight.front().arrival;
   if (st.backlog_batches == 0) return std::nullopt;
-  if (!lookahead && read_pos == cursor) {
+  // Nothing in flight: every batch read so far was acknowledged, so the next unread one is oldest.
+  if (!lookahead) {
     auto r = read_raw();
     if (r && r.value()) lookahead = *r.value();
   }
@@ -612,6 +627,7 @@ Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const
 }
 
 void Store::Impl::reset_reader() {
+  if (lookahead) read_pos = std::min(read_pos, lookahead->position);  // read it again
   reader.reset();
   reader_file.reset();
   reader_at_end = false;
@@ -669,16 +685,21 @@ Result<std::optional<StoredRecord>> Store::Impl::read_raw() {
                           c.reason);
           });
       reader_at_end = false;
-    } else if (reader_at_end) {
-      reader->seek(read_pos.offset, limit);
+      reader_limit = limit;
+    } else if (reader_at_end && limit > reader_limit) {
+      reader->seek(read_pos.offset, limit);  // the active segment grew since the reader ended
       reader_at_end = false;
+      reader_limit = limit;
     }
     std::span<const std::byte> rec;
     auto got = reader->next(rec);
     if (!got) return got.status();
     if (!got.value()) {
       reader_at_end = true;
-      if (is_active) return std::optional<StoredRecord>();
+      if (is_active) {
+        if (written > reader_limit) continue;
+        return std::optional<StoredRecord>();
+      }
       read_pos = {seg->number + 1, format::kSegmentHeaderSize};
       continue;
     }
