@@ -14,6 +14,8 @@
 //    send_would_block). The seq number is spent, so subscribers see and count the gap too. With
 //    PatternOptions::send_timeout it first waits that long for room (back-pressure on the producer).
 //    To peers it is an ordinary PUB: plain SUB sockets connect to it unchanged.
+// Order: kept within a topic; across topics a later message may overtake an earlier one that is
+// still waiting in its own topic's batch. flush() first when one must follow another topic's.
 // Raw mode: send(topic, data) sends [topic][data] (or [data] when the topic is empty); a raw
 // Subscriber accepts one frame (topic empty) or two ([topic][data]).
 #pragma once
