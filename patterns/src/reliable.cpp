@@ -24,6 +24,8 @@ using reliable::MessageType;
 
 // Messages handled per sender poll before timers and transmission run.
 constexpr std::size_t kSenderDrain = 1024;
+// HELLO retry when the socket had no peer to take it.
+constexpr milliseconds kHelloRetry{20};
 // run() wakes this often to notice stop().
 constexpr milliseconds kRunSlice{100};
 
@@ -107,9 +109,15 @@ struct ReliableSender::State {
   bool closed = false;
   Clock::time_point last_heard{};
   Clock::time_point last_ping{};
-  Clock::time_point last_hello{};
+  Clock::time_point hello_due{};  // CONNECTING: when to say HELLO (again)
   Clock::time_point progress{};  // resend timer base: last ack progress or (re)transmission start
   ReliableSenderStats st;
+  ErrorCallback on_error;
+
+  void reject(const Status& why) {
+    ++st.decode_errors;
+    if (on_error) on_error(why);
+  }
 
   std::uint64_t in_flight() const noexcept { return next_send - 1 - acked; }
   bool waiting() const noexcept { return next_send < next_link; }
@@ -117,14 +125,15 @@ struct ReliableSender::State {
     return phase == Phase::kReady && next_send <= credit && in_flight() < o.window;
   }
 
-  void send_control(MessageType type, std::uint64_t seq, std::uint64_t value) {
+  bool send_control(MessageType type, std::uint64_t seq, std::uint64_t value) {
     zmq::message_t m = reliable::encode(Message{type, session, seq, value});
-    (void)socket.send(m, zmq::send_flags::dontwait);
+    return socket.send(m, zmq::send_flags::dontwait).has_value();
   }
 
   void send_hello(Clock::time_point now) {
-    send_control(MessageType::kHello, acked, o.window);
-    last_hello = now;
+    // A bound DEALER with no peer yet refuses at once: try again soon rather than an interval later.
+    bool sent = send_control(MessageType::kHello, acked, o.window);
+    hello_due = now + (sent ? o.heartbeat_interval : std::min(o.heartbeat_interval, kHelloRetry));
     ++st.hellos;
   }
 
@@ -175,7 +184,9 @@ struct ReliableSender::State {
   // Cumulative acknowledgement up to `upto`; returns batches newly acknowledged.
   std::size_t take_ack(std::uint64_t upto, const AckCallback& callback, Clock::time_point now) {
     if (upto >= next_link) {  // acknowledges what was never sent: a confused or foreign peer
-      ++st.decode_errors;
+      reject(Status::corruption("acknowledgement of link seq " + std::to_string(upto) +
+                                " which was never sent (next is " + std::to_string(next_link) +
+                                ")"));
       return 0;
     }
     std::size_t n = 0;
@@ -194,7 +205,8 @@ struct ReliableSender::State {
 
   std::size_t handle(const Message& m, const AckCallback& callback, Clock::time_point now) {
     if (m.session != session) {
-      ++st.decode_errors;
+      reject(Status::corruption(std::string(reliable::message_type_name(m.type)) +
+                                " for another session " + std::to_string(m.session)));
       return 0;
     }
     last_heard = now;
@@ -231,8 +243,9 @@ struct ReliableSender::State {
           send_hello(now);
         }
         return 0;
-      default:
-        ++st.decode_errors;  // a receiver never sends HELLO, DATA or PING
+      default:  // a receiver never sends HELLO, DATA or PING
+        reject(Status::corruption(std::string("unexpected ") +
+                                  reliable::message_type_name(m.type) + " from the receiver"));
         return 0;
     }
   }
@@ -246,12 +259,12 @@ struct ReliableSender::State {
       bool multipart = part.more();
       drain_more(socket, part);
       if (multipart) {
-        ++st.decode_errors;
+        reject(Status::corruption("a multipart message from the receiver"));
         continue;
       }
       Result<Message> m = reliable::decode(part);
       if (!m) {
-        ++st.decode_errors;
+        reject(m.status());
         continue;
       }
       acks += handle(*m, callback, Clock::now());
@@ -261,7 +274,7 @@ struct ReliableSender::State {
       ++st.peer_lost;
       phase = Phase::kConnecting;
       send_hello(now);
-    } else if (phase == Phase::kConnecting && now - last_hello >= o.heartbeat_interval) {
+    } else if (phase == Phase::kConnecting && now >= hello_due) {
       send_hello(now);
     }
     if (phase == Phase::kReady) {
@@ -271,7 +284,7 @@ struct ReliableSender::State {
         progress = now;
       }
       if (now - last_ping >= o.heartbeat_interval) {
-        send_control(MessageType::kPing, next_send - 1, 0);
+        (void)send_control(MessageType::kPing, next_send - 1, 0);
         last_ping = now;
       }
     }
@@ -285,7 +298,7 @@ struct ReliableSender::State {
   Clock::time_point next_deadline() const {
     Clock::time_point d;
     if (phase == Phase::kConnecting) {
-      d = last_hello + o.heartbeat_interval;
+      d = hello_due;
     } else {
       d = std::min(last_heard + o.heartbeat_timeout, last_ping + o.heartbeat_interval);
       if (in_flight() > 0) d = std::min(d, progress + o.resend_timeout);
@@ -350,6 +363,8 @@ bool ReliableSender::send(std::span<const std::byte> message, milliseconds timeo
   if (sealed) s.service(on_acked_);
   return true;
 }
+
+void ReliableSender::on_error(ErrorCallback callback) { s_->on_error = std::move(callback); }
 
 void ReliableSender::flush() {
   s_->batcher.flush();
@@ -511,6 +526,12 @@ struct ReliableReceiver::State {
   bool closed = false;
   std::atomic<bool> stop{false};
   ReliableReceiverStats st;
+  ErrorCallback on_error;
+
+  void reject(const Status& why) {
+    ++st.decode_errors;
+    if (on_error) on_error(why);
+  }
 
   std::uint64_t grant(const Session& s) const noexcept {
     return paused ? s.credit : std::max(s.credit, s.acked + o.window);
@@ -649,13 +670,21 @@ struct ReliableReceiver::State {
       return 0;
     }
     if (m.seq > s.credit) {  // beyond the credit granted: a misbehaving sender
-      ++st.decode_errors;
+      reject(Status::corruption("DATA link seq " + std::to_string(m.seq) + " of session " +
+                                std::to_string(m.session) + " beyond the credit limit " +
+                                std::to_string(s.credit)));
       return 0;
     }
     Pending p{m.seq, 0, 0, Kind::kBad};
     Result<envelope::Batch> batch = envelope::decode(std::move(body), o.limits);
     if (!batch) {
       ++st.bad_batches;
+      if (on_error) {
+        on_error(Status(batch.status().code(), "batch of DATA link seq " + std::to_string(m.seq) +
+                                                   " of session " + std::to_string(m.session) +
+                                                   " (acknowledged, not delivered): " +
+                                                   batch.status().message()));
+      }
       accept(s, p);
       return 0;
     }
@@ -731,7 +760,7 @@ struct ReliableReceiver::State {
     if (!socket.recv(rid_frame, zmq::recv_flags::dontwait)) return false;
     Clock::time_point now = Clock::now();
     if (!rid_frame.more()) {
-      ++st.decode_errors;
+      reject(Status::corruption("a message with no frame after the routing id"));
       return true;
     }
     zmq::message_t head;
@@ -741,17 +770,18 @@ struct ReliableReceiver::State {
     if (has_body) (void)socket.recv(body, zmq::recv_flags::none);
     if (body.more()) {  // more frames than any message has
       drain_more(socket, body);
-      ++st.decode_errors;
+      reject(Status::corruption("a message of more than two frames"));
       return true;
     }
     Result<Message> m = reliable::decode(head);
     if (!m) {
-      ++st.decode_errors;
+      reject(m.status());
       return true;
     }
     bool want_body = m->type == MessageType::kData;
     if (has_body != want_body) {
-      ++st.decode_errors;
+      reject(Status::corruption(std::string(reliable::message_type_name(m->type)) +
+                                (want_body ? " without its batch frame" : " with a second frame")));
       return true;
     }
     std::string rid(static_cast<const char*>(rid_frame.data()), rid_frame.size());
@@ -759,7 +789,10 @@ struct ReliableReceiver::State {
       case MessageType::kHello: on_hello(rid, *m, now); break;
       case MessageType::kData: delivered += on_data(rid, *m, std::move(body), handler, now); break;
       case MessageType::kPing: on_ping(rid, *m, now); break;
-      default: ++st.decode_errors; break;  // a sender never sends WELCOME, ACK, NACK or RESET
+      default:  // a sender never sends WELCOME, ACK, NACK or RESET
+        reject(Status::corruption(std::string("unexpected ") +
+                                  reliable::message_type_name(m->type) + " from a sender"));
+        break;
     }
     return true;
   }
@@ -868,6 +901,8 @@ void ReliableReceiver::ack(const AckToken& token) {
     s.advance(sess);
   }
 }
+
+void ReliableReceiver::on_error(ErrorCallback callback) { s_->on_error = std::move(callback); }
 
 void ReliableReceiver::pause_credit() { s_->paused = true; }
 void ReliableReceiver::resume_credit() {

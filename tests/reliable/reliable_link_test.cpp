@@ -358,6 +358,8 @@ TEST_CASE("Malformed messages from one peer are dropped without disturbing other
   zmq::socket_t rogue(ctx, zmq::socket_type::dealer);
   rogue.set(zmq::sockopt::linger, 0);
   rogue.connect(ep);
+  std::vector<std::string> errors;
+  receiver.on_error([&](const Status& e) { errors.push_back(e.to_string()); });
   Sink sink;
   auto handler = sink.handler();
   constexpr std::uint64_t kTotal = 1000;
@@ -378,6 +380,8 @@ TEST_CASE("Malformed messages from one peer are dropped without disturbing other
   REQUIRE(drive([&] { return sink.count(0) == kTotal && sender.unacked() == 0; }, step));
   CHECK(sink.duplicates() == 0);
   CHECK(receiver.stats().decode_errors > 0);
+  REQUIRE(errors.size() == receiver.stats().decode_errors);
+  CHECK(errors.front() == "Corruption: message at byte 0 is not an array (type byte 0x67)");
   CHECK(receiver.stats().resets_sent > 0);
   // The rogue was told to say HELLO; it never did, so it is not a peer.
   CHECK(receiver.peers() == 1);
@@ -397,6 +401,8 @@ TEST_CASE("A batch that does not decode is counted and acknowledged, not deliver
   zmq::message_t head = reliable::encode({MessageType::kData, 77, 1, 0});
   (void)peer.send(head, zmq::send_flags::sndmore);
   (void)peer.send(zmq::str_buffer("\x96\x02"), zmq::send_flags::none);  // version 2: refused
+  std::vector<Status> errors;
+  receiver.on_error([&](const Status& e) { errors.push_back(e); });
   Sink sink;
   auto handler = sink.handler();
   REQUIRE(drive([&] { return receiver.stats().bad_batches == 1; },
@@ -415,6 +421,11 @@ TEST_CASE("A batch that does not decode is counted and acknowledged, not deliver
     receiver.poll_once(handler, milliseconds(0));
   }, 2000));
   CHECK(sink.messages() == 0);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].code() == Code::kUnsupported);
+  CHECK(errors[0].message() ==
+        "batch of DATA link seq 1 of session 77 (acknowledged, not delivered): "
+        "unsupported batch version 2");
 }
 
 TEST_CASE("Pre-encoded batches are forwarded unchanged and each ack names its id",
@@ -574,4 +585,21 @@ TEST_CASE("A restarted sender is a new session and a fixed producer id must cont
   so.first_seq = 4;
   run_sender(so, 4, 3);            // continues at seq 4: delivered
   CHECK(sink.count(4) == 3);
+}
+
+TEST_CASE("The sender may bind and the receiver connect", "[reliable]") {
+  zmq::context_t ctx;
+  ReliableSender sender(ctx, fast_sender());
+  std::string ep = sender.bind("tcp://127.0.0.1:*");
+  ReliableReceiver receiver(ctx, fast_receiver());
+  receiver.connect(ep);
+  Sink sink;
+  auto handler = sink.handler();
+  Feeder feeder{&sender, 0, 500};
+  REQUIRE(drive([&] { return sink.count(0) == 500 && sender.unacked() == 0; }, [&] {
+    feeder.feed();
+    sender.poll_once(milliseconds(0));
+    receiver.poll_once(handler, milliseconds(1));
+  }));
+  CHECK(sink.duplicates() == 0);
 }

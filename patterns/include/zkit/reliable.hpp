@@ -87,6 +87,7 @@ struct ReliableSenderStats {
 class ReliableSender {
  public:
   using AckCallback = std::function<void(const AckedBatch&)>;
+  using ErrorCallback = std::function<void(const Status&)>;
 
   // Creates the DEALER socket with options.socket applied. Throws std::invalid_argument on a zero
   // window or max_queued < window, zmq::error_t from socket options.
@@ -130,6 +131,9 @@ class ReliableSender {
 
   // Called during poll_once() (and the calls that drive it) for each acknowledged batch, in order.
   void on_acked(AckCallback callback) { on_acked_ = std::move(callback); }
+  // Called for every malformed or unexpected message from the receiver, which is then counted
+  // (decode_errors) and dropped; the Status says what was wrong (and where, for decode errors).
+  void on_error(ErrorCallback callback);
 
   // Waits up to `timeout` (0: not at all, negative: without limit) for a message or the next timer,
   // then handles everything that arrived, runs the timers and sends what credit allows. Returns the
@@ -213,6 +217,7 @@ struct ReliableReceiverStats {
 class ReliableReceiver {
  public:
   using Handler = std::function<void(Delivery&)>;
+  using ErrorCallback = std::function<void(const Status&)>;
 
   // Creates the ROUTER socket. Throws std::invalid_argument on a zero window or max_drain,
   // zmq::error_t from socket options.
@@ -246,6 +251,11 @@ class ReliableReceiver {
   // Tokens of a session the receiver no longer keeps are ignored. Throws std::invalid_argument for
   // a token that was never delivered, or when manual_ack is off.
   void ack(const AckToken& token);
+
+  // Called for every message that is counted and dropped (decode_errors) and for every batch that
+  // does not decode (bad_batches), with a Status that says what was wrong and where. Logging it is
+  // the application's choice; the receiver carries on with the other peers either way.
+  void on_error(ErrorCallback callback);
 
   // Withholds credit: the senders may fill what was granted, then stall. Acks still flow.
   void pause_credit();
