@@ -58,6 +58,12 @@ struct Pusher::Impl {
     return true;
   }
 
+  // The batcher's deadline, or now while a sealed batch still waits for room at the HWM.
+  std::optional<Clock::time_point> deadline() const {
+    if (blocked || batcher.has_sealed()) return Clock::now();
+    return batcher.deadline();
+  }
+
   CloseReport close() {
     if (closed) return report;
     closed = true;
@@ -118,9 +124,9 @@ std::optional<Clock::time_point> Pusher::pump() {
   impl_->check_open();
   impl_->batcher.poll();
   impl_->drain();
-  return impl_->batcher.deadline();
+  return impl_->deadline();
 }
-std::optional<Clock::time_point> Pusher::deadline() const { return impl_->batcher.deadline(); }
+std::optional<Clock::time_point> Pusher::deadline() const { return impl_->deadline(); }
 CloseReport Pusher::close() { return impl_->close(); }
 const SocketStats& Pusher::stats() const noexcept { return impl_->stats; }
 zmq::socket_ref Pusher::socket() noexcept { return impl_->socket; }

@@ -266,6 +266,7 @@ std::optional<Clock::time_point> Client::pump() {
   impl_->check_open();
   impl_->batcher.poll();
   impl_->drain();
+  if (impl_->blocked || impl_->batcher.has_sealed()) return Clock::now();
   return impl_->batcher.deadline();
 }
 std::size_t Client::poll_once(std::chrono::milliseconds timeout) {

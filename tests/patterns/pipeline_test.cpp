@@ -187,6 +187,34 @@ TEST_CASE("At the high-water mark a send with send_timeout is refused and nothin
   CHECK(pusher.close().clean());
 }
 
+TEST_CASE("Without a send timeout a full pipe blocks the sender until the consumer reads",
+          "[pipeline]") {
+  zmq::context_t ctx;
+  PatternOptions in;
+  in.socket.rcvhwm = 1;
+  Puller puller(ctx, in);
+  PatternOptions out;
+  out.socket.sndhwm = 1;
+  out.batch.max_records = 1;
+  Pusher pusher(ctx, out);
+  pusher.connect(puller.bind("inproc://blocking"));
+  constexpr int kCount = 200;
+  std::atomic<int> sent{0};
+  std::thread producer([&] {
+    for (int i = 0; i < kCount; ++i) {
+      pusher.send(std::to_string(i));
+      ++sent;
+    }
+  });
+  std::this_thread::sleep_for(100ms);
+  CHECK(sent.load() < kCount);  // back-pressure: inproc holds about two HWMs, not 200 frames
+  auto got = receive_n(puller, kCount);
+  producer.join();
+  REQUIRE(got.size() == kCount);
+  for (int i = 0; i < kCount; ++i) CHECK(got[i] == std::to_string(i));
+  CHECK(pusher.stats().dropped_messages == 0);
+}
+
 TEST_CASE("close() reports the messages no peer took within the linger", "[pipeline]") {
   zmq::context_t ctx;
   PatternOptions o;

@@ -9,7 +9,8 @@
 //                            must call pump() by its deadline() (or flush()), nothing else will.
 //   flush()                  seals what is held and hands every sealed batch to ZeroMQ.
 //   pump()                   seals a batch whose linger/adaptive deadline has passed and sends it;
-//                            returns the next deadline (empty when nothing is held).
+//                            returns the next deadline (empty when nothing is held; now when a
+//                            sealed batch still waits for room at the high-water mark).
 //   receive(timeout)         pull-style: one message at a time.
 //   run(handler)             calls handler for every message until stop().
 //   poll_once(handler, t)    waits up to t for messages and handles those that arrived.
