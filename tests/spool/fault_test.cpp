@@ -67,7 +67,8 @@ TEST_CASE("Power loss with fsync always loses no committed batch", "[spool][faul
         REQUIRE(store.append(frames.back()).is_ok());
       }
       require_ok(env.simulate_power_loss());
-    }
+    }  // the crashed store goes away without changing anything: the power is off
+    env.power_on();
     Store store = open_store(opt);
     CHECK(corrupt == 0);
     std::size_t n = check_prefix(store, frames, committed);
@@ -107,7 +108,8 @@ TEST_CASE("Power loss without fsync loses exactly an unsynced suffix, never a mi
         if (rng() % 8 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(3));
       }
       require_ok(env.simulate_power_loss());
-    }
+    }  // the crashed store goes away without changing anything: the power is off
+    env.power_on();
     Store store = open_store(opt);
     CHECK(corrupt == 0);
     std::size_t n = check_prefix(store, frames, synced);
@@ -156,6 +158,8 @@ TEST_CASE("ENOSPC on write: commit fails, nothing acknowledged is lost, the retr
   CHECK(more.front().seq == 11);
 
   require_ok(env.simulate_power_loss());
+  { Store crashed = std::move(store); }
+  env.power_on();
   int corrupt = 0;
   opt.reporter = [&](const zkit::spool::CorruptRecord&) { ++corrupt; };
   Store again = open_store(opt);
@@ -188,6 +192,8 @@ TEST_CASE("EIO on fsync: the batches stay unacknowledged and are rewritten when 
 
     SECTION("power lost while failing: the acknowledged batch survives") {
       require_ok(env.simulate_power_loss());
+      { Store crashed = std::move(store); }
+      env.power_on();
       Store again = open_store(opt);
       check_prefix(again, frames, 1);
     }
@@ -196,6 +202,8 @@ TEST_CASE("EIO on fsync: the batches stay unacknowledged and are rewritten when 
       require_ok(store.commit());
       CHECK(store.committed_ticket() == 2);
       require_ok(env.simulate_power_loss());
+      { Store crashed = std::move(store); }
+      env.power_on();
       Store again = open_store(opt);
       CHECK(check_prefix(again, frames, 2) == 2);
     }
@@ -242,6 +250,7 @@ TEST_CASE("Random faults and power losses never lose a committed batch nor reord
   std::size_t committed = 0;
   std::uint64_t seq = 0;
   for (int life = 0; life < 12; ++life) {
+    env.power_on();  // the store of the previous life was destroyed with the power off
     auto opt = fault_options(dir.path(), env);
     int corrupt = 0;
     opt.reporter = [&](const zkit::spool::CorruptRecord&) { ++corrupt; };

@@ -21,8 +21,12 @@ using Bytes = std::vector<std::byte>;
 
 class TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "zkit-spool-XXXXXX").string();
+  // memory: under /dev/shm when it exists (for loops over many reopen/truncate cycles, which
+  // ext4 makes wait on writeback), else the temp directory.
+  explicit TempDir(bool memory = false) {
+    std::filesystem::path base = std::filesystem::temp_directory_path();
+    if (memory && std::filesystem::is_directory("/dev/shm")) base = "/dev/shm";
+    std::string tmpl = (base / "zkit-spool-XXXXXX").string();
     char* p = ::mkdtemp(tmpl.data());
     if (p == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = p;
@@ -105,6 +109,8 @@ inline Bytes read_file(const std::string& path) {
 }
 
 inline void write_file(const std::string& path, std::span<const std::byte> bytes) {
+  // Unlink first: ext4 flushes a file truncated to zero and rewritten when it is closed.
+  std::filesystem::remove(path);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }

@@ -275,3 +275,17 @@ TEST_CASE("Fsync and when-full policies parse from their flag values", "[spool][
   CHECK(zkit::spool::parse_when_full("drop-oldest").value() == zkit::spool::WhenFull::kDropOldest);
   CHECK_FALSE(zkit::spool::parse_when_full("drop").is_ok());
 }
+
+TEST_CASE("A second store on the same directory is refused while the first is open",
+          "[spool][store]") {
+  TempDir dir;
+  auto opt = options(dir.path());
+  {
+    Store first = open_store(opt);
+    auto second = Store::open(opt);
+    REQUIRE_FALSE(second.is_ok());
+    CHECK(second.status().code() == zkit::Code::kIOError);
+    CHECK(second.status().message().find("another process") != std::string::npos);
+  }
+  Store again = open_store(opt);  // released on close
+}

@@ -19,6 +19,10 @@ Status dead(const std::string& path) {
   return Status::io_error("file " + path + " used after simulated power loss");
 }
 
+Status off(const std::string& path) {
+  return Status::io_error(path + ": the power is off (simulated power loss)");
+}
+
 }  // namespace
 
 class FaultInjectionEnv::File final : public WritableFile {
@@ -83,6 +87,7 @@ std::string FaultInjectionEnv::trash_path(const std::string& dir) {
 }
 
 Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::new_writable(const std::string& path) {
+  if (down_) return off(path);
   if (faults_.fail_create) return injected(faults_.create_errno, "create", path);
   bool existed = base_.exists(path);
   if (existed) {
@@ -99,6 +104,7 @@ Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::new_writable(const std:
 }
 
 Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::reopen_writable(const std::string& path) {
+  if (down_) return off(path);
   auto f = base_.reopen_writable(path);
   if (!f) return f.status();
   auto& state = files_[path];
@@ -109,10 +115,12 @@ Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::reopen_writable(const s
 
 Result<std::unique_ptr<RandomAccessFile>> FaultInjectionEnv::open_readable(
     const std::string& path) {
+  if (down_) return off(path);
   return base_.open_readable(path);
 }
 
 Status FaultInjectionEnv::remove(const std::string& path) {
+  if (down_) return off(path);
   std::string dir = dir_of(path);
   std::string trash = trash_path(dir);
   if (Status s = base_.rename(path, trash); !s) return s;
@@ -125,6 +133,7 @@ Status FaultInjectionEnv::remove(const std::string& path) {
 }
 
 Status FaultInjectionEnv::rename(const std::string& from, const std::string& to) {
+  if (down_) return off(from);
   std::string dir = dir_of(to);
   std::string displaced;
   if (base_.exists(to)) {
@@ -145,6 +154,7 @@ Status FaultInjectionEnv::rename(const std::string& from, const std::string& to)
 }
 
 Status FaultInjectionEnv::sync_dir(const std::string& dir) {
+  if (down_) return off(dir);
   if (faults_.fail_sync) return injected(faults_.sync_errno, "fsync directory", dir);
   if (Status s = base_.sync_dir(dir); !s) return s;
   ++syncs_;
@@ -196,10 +206,14 @@ Status FaultInjectionEnv::simulate_power_loss() {
   }
   ops_.clear();
   files_.clear();
+  down_ = true;
   return result;
 }
 
-Status FaultInjectionEnv::create_dir(const std::string& dir) { return base_.create_dir(dir); }
+Status FaultInjectionEnv::create_dir(const std::string& dir) {
+  if (down_) return off(dir);
+  return base_.create_dir(dir);
+}
 bool FaultInjectionEnv::exists(const std::string& path) { return base_.exists(path); }
 
 Result<std::vector<std::string>> FaultInjectionEnv::list_dir(const std::string& dir) {
@@ -214,6 +228,10 @@ Result<std::uint64_t> FaultInjectionEnv::file_size(const std::string& path) {
 }
 Result<std::uint64_t> FaultInjectionEnv::free_bytes(const std::string& path) {
   return base_.free_bytes(path);
+}
+Result<std::unique_ptr<FileLock>> FaultInjectionEnv::lock(const std::string& path) {
+  if (down_) return off(path);
+  return base_.lock(path);
 }
 
 }  // namespace zkit::spool

@@ -72,6 +72,7 @@ inline constexpr std::size_t kCursorCrcOffset = 32;
 inline constexpr const char* kSegmentSuffix = ".seg";
 inline constexpr const char* kCursorName = "CURSOR";
 inline constexpr const char* kCursorTempName = "CURSOR.tmp";
+inline constexpr const char* kLockName = "LOCK";  // flock'ed by the Store that has the directory
 
 inline void put_u16(std::byte* p, std::uint16_t v) {
   for (int i = 0; i < 2; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));

@@ -1,6 +1,7 @@
 // The POSIX Env: write(2), fdatasync(2), fsync(2) on directories, pread(2), statvfs(3).
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -93,6 +94,17 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   int fd_;
 };
 
+class PosixFileLock final : public FileLock {
+ public:
+  explicit PosixFileLock(int fd) : fd_(fd) {}
+  ~PosixFileLock() override { ::close(fd_); }  // closing releases the flock
+  PosixFileLock(const PosixFileLock&) = delete;
+  PosixFileLock& operator=(const PosixFileLock&) = delete;
+
+ private:
+  int fd_;
+};
+
 class PosixEnv final : public Env {
  public:
   Result<std::unique_ptr<WritableFile>> new_writable(const std::string& path) override {
@@ -159,6 +171,20 @@ class PosixEnv final : public Env {
     struct statvfs vfs {};
     if (::statvfs(path.c_str(), &vfs) != 0) return os_error("statvfs", path, errno);
     return static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  }
+  Result<std::unique_ptr<FileLock>> lock(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return os_error("open lock file", path, errno);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) {
+        return Status::io_error("lock " + path + ": held by another process (is another spool " +
+                                "using this directory?)");
+      }
+      return os_error("lock", path, err);
+    }
+    return std::unique_ptr<FileLock>(std::make_unique<PosixFileLock>(fd));
   }
 };
 

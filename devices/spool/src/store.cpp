@@ -87,6 +87,7 @@ struct Store::Impl {
   Env* env = nullptr;
   Reporter reporter;
   std::uint64_t segment_bytes = 0;  // effective roll size
+  std::unique_ptr<FileLock> dir_lock;
 
   std::deque<Segment> segments;     // ascending; back() is the active one
   std::unique_ptr<WritableFile> active;
@@ -197,6 +198,9 @@ Status Store::Impl::open_dir() {
     if (!opt.create_if_missing) return Status::not_found("spool directory " + opt.dir + " missing");
     if (Status s = env->create_dir(opt.dir); !s) return s;
   }
+  auto lock = env->lock(opt.dir + "/" + format::kLockName);
+  if (!lock) return lock.status();
+  dir_lock = std::move(lock.value());
   (void)env->remove(opt.dir + "/" + format::kCursorTempName);
 
   auto numbers = files::list_segments(*env, opt.dir);
@@ -879,6 +883,7 @@ Status Store::close() {
     if (Status c = i.active->close(); !c && s) s = c;
     i.active.reset();
   }
+  i.dir_lock.reset();
   i.closed = true;
   return s;
 }

@@ -38,6 +38,12 @@ class RandomAccessFile {
   virtual Result<std::size_t> read(std::uint64_t offset, std::span<std::byte> out) = 0;
 };
 
+// An advisory lock on a file (flock); released when destroyed.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
 // File-system operations. Paths are plain strings; directories are not created implicitly.
 // The posix Env is stateless and thread-safe; a FaultInjectionEnv is one-thread.
 class Env {
@@ -60,6 +66,9 @@ class Env {
   virtual Result<std::uint64_t> file_size(const std::string& path) = 0;
   // Bytes available to an unprivileged user on the file system holding path (statvfs).
   virtual Result<std::uint64_t> free_bytes(const std::string& path) = 0;
+  // Takes an exclusive lock on path (created if missing) without waiting; IOError naming the
+  // path when another process (or another open handle) holds it.
+  virtual Result<std::unique_ptr<FileLock>> lock(const std::string& path) = 0;
 
   // The process-wide POSIX implementation (never destroyed).
   static Env& posix();

@@ -39,9 +39,11 @@ class FaultInjectionEnv final : public Env {
 
   // The crash: files written through this Env are cut back to their last synced size, unsynced
   // directory operations are undone (created files deleted, renames reversed, removed files
-  // restored), and every file handle opened before becomes dead (its calls fail). Afterwards the
-  // directory looks as a machine would find it after losing power, and the Env is usable again.
+  // restored), and every file handle opened before becomes dead. Afterwards the directory looks
+  // as a machine would find it after losing power, and the power stays off: every call fails
+  // (so the crashed Store's destructor changes nothing) until power_on().
   Status simulate_power_loss();
+  void power_on() noexcept { down_ = false; }
 
   std::uint64_t syncs() const noexcept { return syncs_; }
   std::uint64_t failed_calls() const noexcept { return failed_; }
@@ -57,6 +59,7 @@ class FaultInjectionEnv final : public Env {
   Result<std::vector<std::string>> list_dir(const std::string& dir) override;
   Result<std::uint64_t> file_size(const std::string& path) override;
   Result<std::uint64_t> free_bytes(const std::string& path) override;
+  Result<std::unique_ptr<FileLock>> lock(const std::string& path) override;
 
  private:
   class File;
@@ -76,6 +79,7 @@ class FaultInjectionEnv final : public Env {
   std::map<std::string, std::shared_ptr<FileState>> files_;
   std::vector<DirOp> ops_;
   std::shared_ptr<bool> epoch_alive_;
+  bool down_ = false;
   std::uint64_t trash_counter_ = 0;
   std::uint64_t syncs_ = 0;
   std::uint64_t failed_ = 0;

@@ -152,8 +152,9 @@ class Store {
  public:
   // Opens or creates the spool in options.dir and recovers it: a torn tail of the last segment
   // is cut, corrupt records are skipped and reported, the cursor, each producer's highest
-  // stored seq and the backlog counts are rebuilt from the files. Fails (NotFound, IOError,
-  // InvalidArgument) only when the directory cannot be used at all.
+  // stored seq and the backlog counts are rebuilt from the files. The directory is locked
+  // (dir/LOCK, flock) until close(): a second Store on it fails with IOError. Fails (NotFound,
+  // IOError, InvalidArgument) only when the directory cannot be used at all.
   static Result<Store> open(Options options);
 
   Store(Store&&) noexcept;
