@@ -15,7 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "zkit/reliable.hpp"
@@ -127,8 +126,8 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(store.stored_at_crash));
   std::printf("sink: %llu stored, %llu missing, %llu duplicated, all acknowledged: %s\n",
               static_cast<unsigned long long>(store.stored),
-              static_cast<unsigned long long>(missing),
-              static_cast<unsigned long long>(duplicated), all_acked ? "yes" : "no");
+              static_cast<unsigned long long>(missing), static_cast<unsigned long long>(duplicated),
+              all_acked ? "yes" : "no");
   bool ok = all_acked && missing == 0 && duplicated == 0 && store.stored == total;
   std::printf("%s\n", ok ? "OK: every message exactly once" : "FAILED");
   return ok ? 0 : 1;

@@ -27,11 +27,16 @@ const char* seq_name(MessageType t) noexcept {
   switch (t) {
     case MessageType::kHello:
     case MessageType::kWelcome:
-    case MessageType::kAck: return "acked";
-    case MessageType::kData: return "link_seq";
-    case MessageType::kNack: return "expected";
-    case MessageType::kPing: return "sent";
-    case MessageType::kReset: break;
+    case MessageType::kAck:
+      return "acked";
+    case MessageType::kData:
+      return "link_seq";
+    case MessageType::kNack:
+      return "expected";
+    case MessageType::kPing:
+      return "sent";
+    case MessageType::kReset:
+      break;
   }
   return "seq";
 }
@@ -44,13 +49,20 @@ const char* value_name(MessageType t) noexcept {
 
 const char* message_type_name(MessageType t) noexcept {
   switch (t) {
-    case MessageType::kHello: return "HELLO";
-    case MessageType::kWelcome: return "WELCOME";
-    case MessageType::kData: return "DATA";
-    case MessageType::kAck: return "ACK";
-    case MessageType::kNack: return "NACK";
-    case MessageType::kPing: return "PING";
-    case MessageType::kReset: return "RESET";
+    case MessageType::kHello:
+      return "HELLO";
+    case MessageType::kWelcome:
+      return "WELCOME";
+    case MessageType::kData:
+      return "DATA";
+    case MessageType::kAck:
+      return "ACK";
+    case MessageType::kNack:
+      return "NACK";
+    case MessageType::kPing:
+      return "PING";
+    case MessageType::kReset:
+      return "RESET";
   }
   return "UNKNOWN";
 }
@@ -59,11 +71,14 @@ std::size_t field_count(MessageType t) noexcept {
   switch (t) {
     case MessageType::kHello:
     case MessageType::kWelcome:
-    case MessageType::kAck: return 5;
+    case MessageType::kAck:
+      return 5;
     case MessageType::kData:
     case MessageType::kNack:
-    case MessageType::kPing: return 4;
-    case MessageType::kReset: return 3;
+    case MessageType::kPing:
+      return 4;
+    case MessageType::kReset:
+      return 3;
   }
   return 0;
 }

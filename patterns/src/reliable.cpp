@@ -1,6 +1,6 @@
 // The reliable link's two endpoints: ReliableSender (DEALER) keeps batches until they are
-// acknowledged and paces them by credit; ReliableReceiver (ROUTER) delivers each batch once, in link
-// order, and acknowledges it after the application. The rules are in docs/protocol.md.
+// acknowledged and paces them by credit; ReliableReceiver (ROUTER) delivers each batch once, in
+// link order, and acknowledges it after the application. The rules are in docs/protocol.md.
 #include "zkit/reliable.hpp"
 
 #include <algorithm>
@@ -18,9 +18,9 @@ namespace zkit {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
 using reliable::Message;
 using reliable::MessageType;
+using std::chrono::milliseconds;
 
 // Messages handled per sender poll before timers and transmission run.
 constexpr std::size_t kSenderDrain = 1024;
@@ -68,7 +68,6 @@ class JsonObject {
   std::string out_ = "{";
 };
 
-
 }  // namespace
 
 // ==== ReliableSender =============================================================================
@@ -99,18 +98,18 @@ struct ReliableSender::State {
   Batcher batcher;
   std::uint64_t session;
   Phase phase = Phase::kConnecting;
-  std::deque<Held> held;         // link seqs acked+1 .. next_link-1, oldest first
-  std::uint64_t acked = 0;       // cumulative acknowledged link seq
-  std::uint64_t next_link = 1;   // link seq the next queued batch gets
-  std::uint64_t next_send = 1;   // link seq transmitted next
+  std::deque<Held> held;        // link seqs acked+1 .. next_link-1, oldest first
+  std::uint64_t acked = 0;      // cumulative acknowledged link seq
+  std::uint64_t next_link = 1;  // link seq the next queued batch gets
+  std::uint64_t next_send = 1;  // link seq transmitted next
   std::uint64_t highest_sent = 0;
-  std::uint64_t credit = 0;      // highest link seq the receiver allows
+  std::uint64_t credit = 0;  // highest link seq the receiver allows
   bool stalled = false;
   bool closed = false;
   Clock::time_point last_heard{};
   Clock::time_point last_ping{};
   Clock::time_point hello_due{};  // CONNECTING: when to say HELLO (again)
-  Clock::time_point progress{};  // resend timer base: last ack progress or (re)transmission start
+  Clock::time_point progress{};   // resend timer base: last ack progress or (re)transmission start
   ReliableSenderStats st;
   ErrorCallback on_error;
 
@@ -131,7 +130,7 @@ struct ReliableSender::State {
   }
 
   void send_hello(Clock::time_point now) {
-    // A bound DEALER with no peer yet refuses at once: try again soon rather than an interval later.
+    // A bound DEALER with no peer yet refuses at once: try again soon, not an interval later.
     bool sent = send_control(MessageType::kHello, acked, o.window);
     hello_due = now + (sent ? o.heartbeat_interval : std::min(o.heartbeat_interval, kHelloRetry));
     ++st.hellos;
@@ -160,8 +159,7 @@ struct ReliableSender::State {
   void transmit(Clock::time_point now) {
     while (waiting() && credit_ok()) {
       Held& h = held[next_send - acked - 1];
-      zmq::message_t header =
-          reliable::encode(Message{MessageType::kData, session, h.link_seq, 0});
+      zmq::message_t header = reliable::encode(Message{MessageType::kData, session, h.link_seq, 0});
       if (!socket.send(header, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) break;
       zmq::message_t body;
       body.copy(h.frame);  // shares the buffer (reference counted), no byte copy
@@ -244,8 +242,8 @@ struct ReliableSender::State {
         }
         return 0;
       default:  // a receiver never sends HELLO, DATA or PING
-        reject(Status::corruption(std::string("unexpected ") +
-                                  reliable::message_type_name(m.type) + " from the receiver"));
+        reject(Status::corruption(std::string("unexpected ") + reliable::message_type_name(m.type) +
+                                  " from the receiver"));
         return 0;
     }
   }
@@ -493,12 +491,12 @@ struct ReliableReceiver::State {
 
   struct Session {
     std::string routing_id;
-    std::uint64_t received = 0;   // highest link seq accepted, in order
-    std::uint64_t acked = 0;      // cumulative acknowledged link seq
-    std::uint64_t app_acked = 0;  // highest link seq the application acknowledged
-    std::uint64_t credit = 0;     // credit limit granted (never lowered)
-    std::uint64_t nacked = 0;     // the expected link seq last NACKed (one NACK per gap)
-    std::uint64_t sent_acked = 0;   // what the last ACK/WELCOME said
+    std::uint64_t received = 0;    // highest link seq accepted, in order
+    std::uint64_t acked = 0;       // cumulative acknowledged link seq
+    std::uint64_t app_acked = 0;   // highest link seq the application acknowledged
+    std::uint64_t credit = 0;      // credit limit granted (never lowered)
+    std::uint64_t nacked = 0;      // the expected link seq last NACKed (one NACK per gap)
+    std::uint64_t sent_acked = 0;  // what the last ACK/WELCOME said
     std::uint64_t sent_credit = 0;
     bool reply_due = false;       // an ACK is owed even if nothing changed (PING, resend)
     std::deque<Pending> pending;  // link seqs acked+1 .. received
@@ -564,8 +562,10 @@ struct ReliableReceiver::State {
 
   bool done(const Pending& p, const Session& s) const {
     switch (p.kind) {
-      case Kind::kDelivered: return p.link_seq <= s.app_acked;
-      case Kind::kBad: return true;
+      case Kind::kDelivered:
+        return p.link_seq <= s.app_acked;
+      case Kind::kBad:
+        return true;
       case Kind::kDuplicate: {
         auto it = producers.find(p.producer_id);
         return it == producers.end() || it->second.durable >= p.seq;
@@ -680,10 +680,10 @@ struct ReliableReceiver::State {
     if (!batch) {
       ++st.bad_batches;
       if (on_error) {
-        on_error(Status(batch.status().code(), "batch of DATA link seq " + std::to_string(m.seq) +
-                                                   " of session " + std::to_string(m.session) +
-                                                   " (acknowledged, not delivered): " +
-                                                   batch.status().message()));
+        on_error(Status(batch.status().code(),
+                        "batch of DATA link seq " + std::to_string(m.seq) + " of session " +
+                            std::to_string(m.session) +
+                            " (acknowledged, not delivered): " + batch.status().message()));
       }
       accept(s, p);
       return 0;
@@ -786,9 +786,15 @@ struct ReliableReceiver::State {
     }
     std::string rid(static_cast<const char*>(rid_frame.data()), rid_frame.size());
     switch (m->type) {
-      case MessageType::kHello: on_hello(rid, *m, now); break;
-      case MessageType::kData: delivered += on_data(rid, *m, std::move(body), handler, now); break;
-      case MessageType::kPing: on_ping(rid, *m, now); break;
+      case MessageType::kHello:
+        on_hello(rid, *m, now);
+        break;
+      case MessageType::kData:
+        delivered += on_data(rid, *m, std::move(body), handler, now);
+        break;
+      case MessageType::kPing:
+        on_ping(rid, *m, now);
+        break;
       default:  // a sender never sends WELCOME, ACK, NACK or RESET
         reject(Status::corruption(std::string("unexpected ") +
                                   reliable::message_type_name(m->type) + " from a sender"));

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -15,7 +14,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "zkit/reliable.hpp"

@@ -7,7 +7,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "zkit/batcher.hpp"
@@ -55,8 +54,8 @@ double plain(zmq::context_t& ctx, const std::string& endpoint, std::uint64_t n, 
   return s;
 }
 
-double reliable(zmq::context_t& ctx, const std::string& endpoint, std::uint64_t n,
-                std::size_t size, std::string& stats) {
+double reliable(zmq::context_t& ctx, const std::string& endpoint, std::uint64_t n, std::size_t size,
+                std::string& stats) {
   ReliableReceiver receiver(ctx);
   std::string ep = receiver.bind(endpoint);
   std::vector<std::byte> msg(size, std::byte{'x'});

@@ -1,11 +1,11 @@
 // The reliable link's control-message codec: round trips, the fixed layout, malformed input.
-#include <catch2/catch.hpp>
+#include "zkit/reliable_codec.hpp"
 
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <vector>
 
 #include "reliable_format.hpp"
-#include "zkit/reliable_codec.hpp"
 
 using namespace zkit;
 using namespace zkit::reliable;
@@ -90,7 +90,8 @@ TEST_CASE("Malformed messages are refused with typed errors", "[reliable][codec]
   expect_error(bytes({0x80}), Code::kCorruption, "message at byte 0 is not an array");
   expect_error(bytes({0x92, 0x01, 0x06}), Code::kCorruption, "expected 3 to 5");
   expect_error(bytes({0x93, 0x02, 0x07, 0x01}), Code::kUnsupported, "version 2");
-  expect_error(bytes({0x93, 0x01, 0x09, 0x01}), Code::kUnsupported, "unknown message type 9 at byte 2");
+  expect_error(bytes({0x93, 0x01, 0x09, 0x01}), Code::kUnsupported,
+               "unknown message type 9 at byte 2");
   expect_error(bytes({0x93, 0x01, 0x00, 0x01}), Code::kUnsupported, "unknown message type 0");
   expect_error(bytes({0x94, 0x01, 0x07, 0x01, 0x02}), Code::kCorruption,
                "RESET is an array of 4 elements, expected 3");
@@ -117,10 +118,14 @@ TEST_CASE("Random bytes never crash the decoder", "[reliable][codec]") {
   for (int i = 0; i < 20000; ++i) {
     std::size_t n = static_cast<std::size_t>(x % 41);
     for (std::size_t j = 0; j < n; ++j) {
-      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
       buf[j] = static_cast<std::byte>(j < 3 ? (j == 0 ? 0x93 + x % 3 : 1 + x % 7) : x & 0xff);
     }
-    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
     Result<Message> r = decode(std::span(buf.data(), n));
     if (r.is_ok()) {
       ++ok;

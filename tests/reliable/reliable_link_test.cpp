@@ -2,7 +2,6 @@
 // reordering, restarts, many senders, manual acknowledgement, withheld credit, heartbeats, bad
 // peers and the spool's pre-encoded batches. Every object is driven from the test's own thread.
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <memory>
 #include <thread>
@@ -207,7 +206,8 @@ TEST_CASE("Without a seed, a restarted receiver redelivers what was delivered bu
   CHECK(restart_run(ctx, dir.ipc("unseeded"), /*manual=*/true, /*seeded=*/false) > 0);
 }
 
-TEST_CASE("Held manual acks fill the window and stall the sender until acked", "[reliable][manual]") {
+TEST_CASE("Held manual acks fill the window and stall the sender until acked",
+          "[reliable][manual]") {
   zmq::context_t ctx;
   ReliableReceiverOptions ro = fast_receiver(4);
   ro.manual_ack = true;
@@ -324,10 +324,11 @@ TEST_CASE("Heartbeats let each side notice that the other is gone", "[reliable][
   sender->connect(ep);
   Sink sink;
   auto handler = sink.handler();
-  REQUIRE(drive([&] { return sender->connected() && receiver->peers() == 1; }, [&] {
-    sender->poll_once(milliseconds(1));
-    receiver->poll_once(handler, milliseconds(1));
-  }));
+  REQUIRE(drive([&] { return sender->connected() && receiver->peers() == 1; },
+                [&] {
+                  sender->poll_once(milliseconds(1));
+                  receiver->poll_once(handler, milliseconds(1));
+                }));
   // The sender goes: the receiver stops counting it as a peer.
   sender.reset();
   REQUIRE(drive([&] { return receiver->peers() == 0; },
@@ -335,10 +336,11 @@ TEST_CASE("Heartbeats let each side notice that the other is gone", "[reliable][
   // A new sender, then the receiver goes: the sender notices and says HELLO again.
   sender = std::make_unique<ReliableSender>(ctx, so);
   sender->connect(ep);
-  REQUIRE(drive([&] { return sender->connected(); }, [&] {
-    sender->poll_once(milliseconds(1));
-    receiver->poll_once(handler, milliseconds(1));
-  }));
+  REQUIRE(drive([&] { return sender->connected(); },
+                [&] {
+                  sender->poll_once(milliseconds(1));
+                  receiver->poll_once(handler, milliseconds(1));
+                }));
   receiver.reset();
   REQUIRE(drive([&] { return !sender->connected() && sender->stats().peer_lost == 1; },
                 [&] { sender->poll_once(milliseconds(5)); }));
@@ -409,17 +411,19 @@ TEST_CASE("A batch that does not decode is counted and acknowledged, not deliver
                 [&] { receiver.poll_once(handler, milliseconds(1)); }, 2000));
   // The peer hears WELCOME, then an ACK covering link seq 1.
   std::optional<reliable::Message> last_ack;
-  REQUIRE(drive([&] { return last_ack && last_ack->seq == 1; }, [&] {
-    zmq::pollitem_t item{peer.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, milliseconds(5));
-    zmq::message_t m;
-    while (peer.recv(m, zmq::recv_flags::dontwait)) {
-      auto r = reliable::decode(m);
-      REQUIRE(r.is_ok());
-      if (r->type == MessageType::kAck) last_ack = *r;
-    }
-    receiver.poll_once(handler, milliseconds(0));
-  }, 2000));
+  REQUIRE(drive([&] { return last_ack && last_ack->seq == 1; },
+                [&] {
+                  zmq::pollitem_t item{peer.handle(), 0, ZMQ_POLLIN, 0};
+                  zmq::poll(&item, 1, milliseconds(5));
+                  zmq::message_t m;
+                  while (peer.recv(m, zmq::recv_flags::dontwait)) {
+                    auto r = reliable::decode(m);
+                    REQUIRE(r.is_ok());
+                    if (r->type == MessageType::kAck) last_ack = *r;
+                  }
+                  receiver.poll_once(handler, milliseconds(0));
+                },
+                2000));
   CHECK(sink.messages() == 0);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].code() == Code::kUnsupported);
@@ -466,15 +470,17 @@ TEST_CASE("Pre-encoded batches are forwarded unchanged and each ack names its id
     delivered.emplace_back(d.producer_id, d.seq);
   };
   std::size_t next = 0;
-  REQUIRE(drive([&] { return acked_ids.size() == frames.size(); }, [&] {
-    while (next < frames.size() && sender.can_send()) {
-      REQUIRE(sender.send_batch(std::move(frames[next].first), frames[next].second).is_ok());
-      ++next;
-      CHECK(sender.in_flight() <= 4);
-    }
-    sender.poll_once(milliseconds(0));
-    receiver.poll_once(handler, milliseconds(1));
-  }));
+  REQUIRE(drive(
+      [&] { return acked_ids.size() == frames.size(); },
+      [&] {
+        while (next < frames.size() && sender.can_send()) {
+          REQUIRE(sender.send_batch(std::move(frames[next].first), frames[next].second).is_ok());
+          ++next;
+          CHECK(sender.in_flight() <= 4);
+        }
+        sender.poll_once(milliseconds(0));
+        receiver.poll_once(handler, milliseconds(1));
+      }));
   // Acks come back in send order, each with the id the application gave.
   std::vector<std::uint64_t> expected_ids;
   for (auto& f : frames) expected_ids.push_back(f.second);
@@ -563,11 +569,12 @@ TEST_CASE("A restarted sender is a new session and a fixed producer id must cont
     ReliableSender sender(ctx, so);
     sender.connect(ep);
     Feeder feeder{&sender, index, messages};
-    REQUIRE(drive([&] { return feeder.fed() && sender.unacked() == 0; }, [&] {
-      feeder.feed();
-      sender.poll_once(milliseconds(0));
-      receiver.poll_once(handler, milliseconds(1));
-    }));
+    REQUIRE(drive([&] { return feeder.fed() && sender.unacked() == 0; },
+                  [&] {
+                    feeder.feed();
+                    sender.poll_once(milliseconds(0));
+                    receiver.poll_once(handler, milliseconds(1));
+                  }));
     return std::make_pair(sender.session_id(), sender.producer_id());
   };
   ReliableSenderOptions so = fast_sender();
@@ -578,12 +585,12 @@ TEST_CASE("A restarted sender is a new session and a fixed producer id must cont
   CHECK(first.second != second.second);  // random producer ids: both delivered
   CHECK(sink.count(1) == 3);
   so.batch.producer_id = 555;
-  run_sender(so, 2, 3);            // producer 555, seq 1..3
-  run_sender(so, 3, 3);            // seq 1..3 again: suppressed as duplicates (acked, not seen)
+  run_sender(so, 2, 3);  // producer 555, seq 1..3
+  run_sender(so, 3, 3);  // seq 1..3 again: suppressed as duplicates (acked, not seen)
   CHECK(sink.count(2) == 3);
   CHECK(sink.count(3) == 0);
   so.first_seq = 4;
-  run_sender(so, 4, 3);            // continues at seq 4: delivered
+  run_sender(so, 4, 3);  // continues at seq 4: delivered
   CHECK(sink.count(4) == 3);
 }
 
@@ -596,10 +603,11 @@ TEST_CASE("The sender may bind and the receiver connect", "[reliable]") {
   Sink sink;
   auto handler = sink.handler();
   Feeder feeder{&sender, 0, 500};
-  REQUIRE(drive([&] { return sink.count(0) == 500 && sender.unacked() == 0; }, [&] {
-    feeder.feed();
-    sender.poll_once(milliseconds(0));
-    receiver.poll_once(handler, milliseconds(1));
-  }));
+  REQUIRE(drive([&] { return sink.count(0) == 500 && sender.unacked() == 0; },
+                [&] {
+                  feeder.feed();
+                  sender.poll_once(milliseconds(0));
+                  receiver.poll_once(handler, milliseconds(1));
+                }));
   CHECK(sink.duplicates() == 0);
 }

@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <span>
-
 #include <zmq.hpp>
 
 #include "zkit/status.hpp"

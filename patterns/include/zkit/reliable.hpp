@@ -11,18 +11,20 @@
 //     after a NACK, a timeout, or a reconnect).
 //   - Flow control by credit, counted in batches: the sender never has more than min(window, the
 //     receiver's credit) batches in flight. A receiver can withhold credit (pause_credit()).
-//   - Duplicate suppression by the envelope's (producer_id, seq): a batch whose seq is not above the
-//     highest already delivered for its producer is acknowledged but not delivered again. After a
-//     receiver restart that table is empty unless the application seeds it (seed()); without a seed
-//     a batch that was delivered but whose acknowledgement was lost is delivered a second time.
+//   - Duplicate suppression by the envelope's (producer_id, seq): a batch whose seq is not above
+//     the highest already delivered for its producer is acknowledged but not delivered again.
+//     After a receiver restart that table is empty unless the application seeds it (seed());
+//     without a seed, a batch that was delivered but whose acknowledgement was lost is delivered a
+//     second time.
 //   - Heartbeats: the sender pings every heartbeat_interval and the receiver answers; a side that
 //     hears nothing for heartbeat_timeout considers the peer dead (the sender then says HELLO again
 //     and resends what is unacknowledged).
 //
 // Threads: each object owns one socket and belongs to the thread that drives it (no hidden
 // threads); only ReliableReceiver::stop() may be called from another thread. Objects are move-only.
-// Blocking: poll_once(timeout), run(), wait_all_acked(timeout) and send() when the sender's backlog
-// is full block the calling thread (driving the protocol meanwhile); everything else returns at once.
+// Blocking: poll_once(timeout), run(), wait_all_acked(timeout), and send() while the sender's
+// backlog is full, block the calling thread (driving the protocol meanwhile); everything else
+// returns at once.
 #pragma once
 
 #include <chrono>
@@ -33,7 +35,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-
 #include <zmq.hpp>
 
 #include "zkit/batcher.hpp"
@@ -46,16 +47,16 @@ namespace zkit {
 // ---- Sender -------------------------------------------------------------------------------------
 
 struct ReliableSenderOptions {
-  SocketOptions socket;            // socket.linger also bounds close()
-  BatcherOptions batch;            // flush policy; batch.producer_id 0: a random id per object
-  envelope::Limits limits;         // send_batch() refuses frames over limits.max_batch_bytes
-  std::size_t window = 64;         // most batches in flight (sent, not yet acknowledged)
-  std::size_t max_queued = 128;    // most batches held (in flight + waiting); send() waits beyond
+  SocketOptions socket;          // socket.linger also bounds close()
+  BatcherOptions batch;          // flush policy; batch.producer_id 0: a random id per object
+  envelope::Limits limits;       // send_batch() refuses frames over limits.max_batch_bytes
+  std::size_t window = 64;       // most batches in flight (sent, not yet acknowledged)
+  std::size_t max_queued = 128;  // most batches held (in flight + waiting); send() waits beyond
   std::chrono::milliseconds heartbeat_interval{1000};  // PING period; HELLO retry period
   std::chrono::milliseconds heartbeat_timeout{5000};   // silence after which the receiver is dead
   std::chrono::milliseconds resend_timeout{2000};  // no ack progress this long: resend in flight
-  std::uint64_t first_seq = 1;     // envelope seq of the first batch send() seals (set it with
-                                   // batch.producer_id to continue a producer across restarts)
+  std::uint64_t first_seq = 1;  // envelope seq of the first batch send() seals (set it with
+                                // batch.producer_id to continue a producer across restarts)
 };
 
 // Reported once per batch, in send order, when the receiver acknowledged it.
@@ -67,9 +68,9 @@ struct AckedBatch {
 };
 
 struct ReliableSenderStats {
-  std::uint64_t messages = 0;       // messages given to send()
-  std::uint64_t batches_queued = 0; // batches sealed or given to send_batch()
-  std::uint64_t batches_sent = 0;   // DATA messages put on the wire, resends included
+  std::uint64_t messages = 0;        // messages given to send()
+  std::uint64_t batches_queued = 0;  // batches sealed or given to send_batch()
+  std::uint64_t batches_sent = 0;    // DATA messages put on the wire, resends included
   std::uint64_t batches_acked = 0;
   std::uint64_t batches_resent = 0;
   std::uint64_t credit_stalls = 0;  // times a waiting batch found no credit or window
@@ -165,11 +166,11 @@ class ReliableSender {
 
 struct ReliableReceiverOptions {
   SocketOptions socket;
-  envelope::Limits limits;            // every received batch is decoded against these
-  std::size_t window = 64;            // credit per sender session: batches delivered or in
-                                      // transit but not acknowledged, at most
-  bool manual_ack = false;            // true: a batch is acknowledged by ack(token), not by the
-                                      // handler returning
+  envelope::Limits limits;  // every received batch is decoded against these
+  std::size_t window = 64;  // credit per sender session: batches delivered or in
+                            // transit but not acknowledged, at most
+  bool manual_ack = false;  // true: a batch is acknowledged by ack(token), not by the
+                            // handler returning
   std::chrono::milliseconds heartbeat_timeout{5000};  // a session silent this long is dead
   std::size_t max_sessions = 1024;    // session states kept; the longest-silent dead ones go first
   std::size_t max_producers = 65536;  // (producer_id -> highest seq) entries kept for duplicate
@@ -199,19 +200,19 @@ struct ReliableReceiverStats {
   std::uint64_t batches_received = 0;   // DATA messages, resends included
   std::uint64_t batches_delivered = 0;  // handed to the handler
   std::uint64_t messages_delivered = 0;
-  std::uint64_t duplicates = 0;         // suppressed: link resends and (producer, seq) repeats
-  std::uint64_t out_of_order = 0;       // dropped because an earlier link seq was missing
-  std::uint64_t bad_batches = 0;        // DATA whose batch did not decode: counted, acknowledged,
-                                        // not delivered (see docs/protocol.md)
-  std::uint64_t decode_errors = 0;      // malformed link messages: dropped
+  std::uint64_t duplicates = 0;     // suppressed: link resends and (producer, seq) repeats
+  std::uint64_t out_of_order = 0;   // dropped because an earlier link seq was missing
+  std::uint64_t bad_batches = 0;    // DATA whose batch did not decode: counted, acknowledged,
+                                    // not delivered (see docs/protocol.md)
+  std::uint64_t decode_errors = 0;  // malformed link messages: dropped
   std::uint64_t acks_sent = 0;
   std::uint64_t nacks_sent = 0;
   std::uint64_t resets_sent = 0;
-  std::uint64_t credit_paused = 0;      // now: 1 while credit is withheld
-  std::uint64_t unacked = 0;            // now: delivered, not yet acknowledged (manual mode)
-  std::uint64_t sessions = 0;           // now: session states kept
-  std::uint64_t peers = 0;              // now: sessions heard within heartbeat_timeout
-  std::uint64_t producers = 0;          // now: duplicate-suppression entries
+  std::uint64_t credit_paused = 0;  // now: 1 while credit is withheld
+  std::uint64_t unacked = 0;        // now: delivered, not yet acknowledged (manual mode)
+  std::uint64_t sessions = 0;       // now: session states kept
+  std::uint64_t peers = 0;          // now: sessions heard within heartbeat_timeout
+  std::uint64_t producers = 0;      // now: duplicate-suppression entries
 };
 
 class ReliableReceiver {
