@@ -125,11 +125,20 @@ struct Feeder {
   bool fed() const { return next == total; }
 };
 
+// Long runs: ZKIT_LONG_TESTS=N repeats the randomized tests N times (N seeds) with N times the
+// time bounds. Unset: 1, the short run ctest does.
+inline int long_factor() {
+  const char* v = std::getenv("ZKIT_LONG_TESTS");
+  int n = v ? std::atoi(v) : 1;
+  return n > 0 ? n : 1;
+}
+
 // Runs `step` until `done` or the bounds (iterations and wall time) run out. Returns done().
 inline bool drive(const std::function<bool()>& done, const std::function<void()>& step,
                   int max_iterations = 200000, milliseconds max_time = milliseconds(20000)) {
-  auto until = std::chrono::steady_clock::now() + max_time;
-  for (int i = 0; i < max_iterations && std::chrono::steady_clock::now() < until; ++i) {
+  auto until = std::chrono::steady_clock::now() + max_time * long_factor();
+  for (int i = 0; i < max_iterations * long_factor() && std::chrono::steady_clock::now() < until;
+       ++i) {
     if (done()) return true;
     step();
   }
@@ -142,12 +151,14 @@ inline bool drive(const std::function<bool()>& done, const std::function<void()>
 class LossyProxy {
  public:
   LossyProxy(zmq::context_t& ctx, const std::string& receiver_endpoint, int drop_percent,
-             int reorder_percent, std::size_t max_drops)
+             int reorder_percent, std::size_t max_drops, std::uint64_t seed = 1)
       : front_(ctx, zmq::socket_type::router),
         back_(ctx, zmq::socket_type::dealer),
         drop_(drop_percent),
         reorder_(reorder_percent),
-        max_drops_(max_drops) {
+        max_drops_(max_drops),
+        x_(0x2545f4914f6cdd1dull ^ (seed * 0x9e3779b97f4a7c15ull)) {
+    if (x_ == 0) x_ = 1;
     front_.set(zmq::sockopt::linger, 0);
     back_.set(zmq::sockopt::linger, 0);
     front_.bind("tcp://127.0.0.1:*");
@@ -244,7 +255,7 @@ class LossyProxy {
   std::size_t reorders_ = 0;
   std::optional<Parts> held_up_;
   std::optional<Parts> held_down_;
-  std::uint64_t x_ = 0x2545f4914f6cdd1dull;
+  std::uint64_t x_;
 };
 
 }  // namespace zkit::test

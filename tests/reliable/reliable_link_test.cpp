@@ -88,31 +88,35 @@ TEST_CASE("Eight senders to one receiver: each sees every message once", "[relia
 }
 
 TEST_CASE("A link that drops and reorders frames loses and duplicates nothing", "[reliable]") {
-  zmq::context_t ctx;
-  ReliableReceiver receiver(ctx, fast_receiver());
-  std::string ep = receiver.bind("tcp://127.0.0.1:*");
-  LossyProxy proxy(ctx, ep, /*drop_percent=*/10, /*reorder_percent=*/10, /*max_drops=*/300);
-  ReliableSender sender(ctx, fast_sender());
-  sender.connect(proxy.endpoint());
-  Sink sink;
-  auto handler = sink.handler();
-  constexpr std::uint64_t kTotal = 3000;
-  Feeder feeder{&sender, 0, kTotal};
-  REQUIRE(drive([&] { return sink.count(0) == kTotal && sender.unacked() == 0; },
-                [&] {
-                  feeder.feed(16);
-                  sender.poll_once(milliseconds(0));
-                  proxy.step();
-                  receiver.poll_once(handler, milliseconds(0));
-                }));
-  CHECK(sink.messages() == kTotal);
-  CHECK(sink.duplicates() == 0);
-  CHECK(sink.gaps() == 0);
-  CHECK(proxy.dropped() > 0);
-  CHECK(proxy.reordered() > 0);
-  CHECK(sender.stats().batches_resent > 0);
-  INFO(sender.stats_json() << "\n" << receiver.stats_json());
-  CHECK(receiver.stats().duplicates + receiver.stats().out_of_order > 0);
+  for (int round = 1; round <= long_factor(); ++round) {
+    zmq::context_t ctx;
+    ReliableReceiver receiver(ctx, fast_receiver());
+    std::string ep = receiver.bind("tcp://127.0.0.1:*");
+    LossyProxy proxy(ctx, ep, /*drop_percent=*/10, /*reorder_percent=*/10, /*max_drops=*/300,
+                     /*seed=*/static_cast<std::uint64_t>(round));
+    ReliableSender sender(ctx, fast_sender());
+    sender.connect(proxy.endpoint());
+    Sink sink;
+    auto handler = sink.handler();
+    constexpr std::uint64_t kTotal = 3000;
+    Feeder feeder{&sender, 0, kTotal};
+    INFO("round " << round);
+    REQUIRE(drive([&] { return sink.count(0) == kTotal && sender.unacked() == 0; },
+                  [&] {
+                    feeder.feed(16);
+                    sender.poll_once(milliseconds(0));
+                    proxy.step();
+                    receiver.poll_once(handler, milliseconds(0));
+                  }));
+    CHECK(sink.messages() == kTotal);
+    CHECK(sink.duplicates() == 0);
+    CHECK(sink.gaps() == 0);
+    CHECK(proxy.dropped() > 0);
+    CHECK(proxy.reordered() > 0);
+    CHECK(sender.stats().batches_resent > 0);
+    INFO(sender.stats_json() << "\n" << receiver.stats_json());
+    CHECK(receiver.stats().duplicates + receiver.stats().out_of_order > 0);
+  }
 }
 
 namespace {
@@ -187,14 +191,18 @@ std::size_t restart_run(zmq::context_t& ctx, const std::string& bind_ep, bool ma
 TEST_CASE("A receiver restarted mid-stream and seeded delivers each message once (tcp)",
           "[reliable][restart]") {
   zmq::context_t ctx;
-  CHECK(restart_run(ctx, "tcp://127.0.0.1:*", /*manual=*/false, /*seeded=*/true) == 0);
+  for (int round = 1; round <= long_factor(); ++round) {
+    CHECK(restart_run(ctx, "tcp://127.0.0.1:*", /*manual=*/false, /*seeded=*/true) == 0);
+  }
 }
 
 TEST_CASE("A receiver restarted mid-stream and seeded delivers each message once (ipc, manual)",
           "[reliable][restart]") {
   zmq::context_t ctx;
   TempDir dir;
-  CHECK(restart_run(ctx, dir.ipc("restart"), /*manual=*/true, /*seeded=*/true) == 0);
+  for (int round = 1; round <= long_factor(); ++round) {
+    CHECK(restart_run(ctx, dir.ipc("restart"), /*manual=*/true, /*seeded=*/true) == 0);
+  }
 }
 
 TEST_CASE("Without a seed, a restarted receiver redelivers what was delivered but not acked",
