@@ -23,6 +23,7 @@
 #include <span>
 
 #include "bench_util.hpp"
+#include "zkit/envelope.hpp"
 
 namespace zkit::bench {
 

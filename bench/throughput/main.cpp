@@ -47,7 +47,7 @@ bool wants(const std::string& sections, const std::string& name) {
 int main(int argc, char** argv) {
   Config config;
   std::string sizes = "16,64,256,1024";
-  std::string sections = "throughput,latency,patterns";
+  std::string sections = "throughput,latency,patterns,devices";
   std::string json_path = ZKIT_BINARY_DIR "/bench/results/throughput.json";
   int duration_ms = 400, warmup_ms = 100, saturation_ms = 500;
   po::options_description flags(
@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
       ("warmup-ms", po::value(&warmup_ms)->default_value(100), "warm-up before each measurement")
       ("sizes", po::value(&sizes)->default_value(sizes), "message sizes in bytes, comma-separated")
       ("sections", po::value(&sections)->default_value(sections),
-       "comma-separated: throughput, latency, patterns, tune, all (tune is off by default)")
+       "comma-separated: throughput, latency, patterns, devices, tune, all (tune is off by default)")
       ("tune", "add the BatcherOptions variations (about 40 s more)")
       ("latency-count", po::value(&config.latency_count)->default_value(2000),
        "messages per paced latency run")
@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   if (wants(sections, "throughput")) ok &= section_throughput(config, report);
   if (wants(sections, "latency")) ok &= section_latency(config, report);
   if (wants(sections, "patterns")) ok &= section_patterns(config, report);
+  if (wants(sections, "devices")) ok &= section_devices(config, report);
   if (wants(sections, "tune")) ok &= section_tune(config, report);
   print_targets(report);
 

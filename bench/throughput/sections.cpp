@@ -217,7 +217,7 @@ void print_targets(Report& report) {
   std::printf("targets\n");
   for (const Target& t : report.targets) {
     const char* op = t.at_least ? ">=" : "<=";
-    std::printf("  %-58s %7.2fx  (target %s %.1fx: %s", t.name.c_str(), t.value, op, t.goal,
+    std::printf("  %-58s %7.2fx  (target %s %.2fx: %s", t.name.c_str(), t.value, op, t.goal,
                 t.met() ? "met" : "NOT met");
     if (t.stretch > 0) {
       std::printf("; stretch %.0fx: %s", t.stretch,

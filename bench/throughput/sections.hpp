@@ -27,6 +27,7 @@ bool section_throughput(const Config& config, Report& report);  // raw vs batche
 bool section_latency(const Config& config, Report& report);     // paced and saturated latency
 bool section_tune(const Config& config, Report& report);        // BatcherOptions variations
 bool section_patterns(const Config& config, Report& report);    // typed sockets, when built
+bool section_devices(const Config& config, Report& report);     // proxies and CURVE, when built
 void print_targets(Report& report);                              // also adds them to the JSON
 
 }  // namespace zkit::bench
