@@ -276,12 +276,15 @@ struct ReliableSender::State {
       send_hello(now);
     }
     if (phase == Phase::kReady) {
-      if (in_flight() > 0 && now - progress >= o.resend_timeout) {
+      // No ack progress: probe with a PING rather than resending the whole window. The receiver
+      // NACKs what it misses (then we go back) and ACKs what it has; a receiver that merely holds
+      // its acks (manual mode, a spool waiting for fsync) costs no resend.
+      bool probe = in_flight() > 0 && now - progress >= o.resend_timeout;
+      if (probe) {
         ++st.timeouts;
-        next_send = acked + 1;
         progress = now;
       }
-      if (now - last_ping >= o.heartbeat_interval) {
+      if (probe || now - last_ping >= o.heartbeat_interval) {
         (void)send_control(MessageType::kPing, next_send - 1, 0);
         last_ping = now;
       }

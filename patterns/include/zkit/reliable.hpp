@@ -54,7 +54,8 @@ struct ReliableSenderOptions {
   std::size_t max_queued = 128;  // most batches held (in flight + waiting); send() waits beyond
   std::chrono::milliseconds heartbeat_interval{1000};  // PING period; HELLO retry period
   std::chrono::milliseconds heartbeat_timeout{5000};   // silence after which the receiver is dead
-  std::chrono::milliseconds resend_timeout{2000};  // no ack progress this long: resend in flight
+  std::chrono::milliseconds resend_timeout{2000};      // no ack progress this long: probe (PING);
+                                                       // the receiver's NACK starts the resend
   std::uint64_t first_seq = 1;  // envelope seq of the first batch send() seals (set it with
                                 // batch.producer_id to continue a producer across restarts)
 };
@@ -75,7 +76,7 @@ struct ReliableSenderStats {
   std::uint64_t batches_resent = 0;
   std::uint64_t credit_stalls = 0;  // times a waiting batch found no credit or window
   std::uint64_t nacks = 0;          // NACKs received
-  std::uint64_t timeouts = 0;       // resends started by resend_timeout
+  std::uint64_t timeouts = 0;       // probes sent because resend_timeout passed
   std::uint64_t hellos = 0;         // HELLOs sent
   std::uint64_t resets = 0;         // RESETs received (the receiver lost our session)
   std::uint64_t peer_lost = 0;      // heartbeat timeouts
