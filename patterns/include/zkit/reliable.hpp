@@ -7,8 +7,9 @@
 // Semantics in short:
 //   - Every batch gets a link sequence number (1, 2, ... per sender session). Acknowledgements are
 //     cumulative over it; the receiver accepts batches of a session only in link order and drops
-//     any that arrive early (go-back-N: the sender resends from the oldest unacknowledged batch
-//     after a NACK, a timeout, or a reconnect).
+//     any that arrive early (go-back-N: the sender resends from the batch the receiver's NACK
+//     names, or from the oldest unacknowledged one after a reconnect; when acks stop coming for
+//     resend_timeout, the sender probes with a PING that provokes the NACK if anything is missing).
 //   - Flow control by credit, counted in batches: the sender never has more than min(window, the
 //     receiver's credit) batches in flight. A receiver can withhold credit (pause_credit()).
 //   - Duplicate suppression by the envelope's (producer_id, seq): a batch whose seq is not above
@@ -47,7 +48,7 @@ namespace zkit {
 // ---- Sender -------------------------------------------------------------------------------------
 
 struct ReliableSenderOptions {
-  SocketOptions socket;          // socket.linger also bounds close()
+  SocketOptions socket;          // DEALER options (routing_id, CURVE, linger: see close())
   BatcherOptions batch;          // flush policy; batch.producer_id 0: a random id per object
   envelope::Limits limits;       // send_batch() refuses frames over limits.max_batch_bytes
   std::size_t window = 64;       // most batches in flight (sent, not yet acknowledged)
@@ -152,9 +153,10 @@ class ReliableSender {
   ReliableSenderStats stats() const noexcept;
   std::string stats_json() const;  // the same figures as one JSON object
 
-  // Closes the socket (waiting up to socket.linger for what is on the wire). Returns the number of
-  // batches never acknowledged, the unsealed batcher content counted as one; they are dropped.
-  // Idempotent; the destructor calls it.
+  // Closes the socket without waiting (as in ZeroMQ, socket.linger then bounds how long the
+  // context's termination waits for frames already handed over). Returns the number of batches
+  // never acknowledged, the unsealed batcher content counted as one; they are dropped. Call
+  // wait_all_acked() first to lose nothing. Idempotent; the destructor calls it.
   std::size_t close();
 
  private:
