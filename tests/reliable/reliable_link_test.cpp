@@ -1,7 +1,9 @@
 // End-to-end tests of the reliable link over tcp loopback and ipc: exactly-once delivery, loss and
 // reordering, restarts, many senders, manual acknowledgement, withheld credit, heartbeats, bad
 // peers and the spool's pre-encoded batches. Every object is driven from the test's own thread.
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <thread>
@@ -620,4 +622,29 @@ TEST_CASE("The sender may bind and the receiver connect", "[reliable]") {
                   receiver.poll_once(handler, milliseconds(1));
                 }));
   CHECK(sink.duplicates() == 0);
+}
+
+TEST_CASE("A Python sender written from docs/protocol.md streams to the receiver",
+          "[reliable][interop]") {
+  zmq::context_t ctx;
+  ReliableReceiver receiver(ctx, fast_receiver());
+  std::string ep = receiver.bind("tcp://127.0.0.1:*");
+  Sink sink;
+  auto handler = sink.handler();
+  std::atomic<bool> finished{false};
+  int rc = -1;
+  std::string command = std::string(ZKIT_PYTHON) + " " + ZKIT_SOURCE_DIR +
+                        "/tests/reliable/py_reliable_sender.py " + ep + " 50 20";
+  std::thread peer([&] {
+    rc = std::system(command.c_str());
+    finished = true;
+  });
+  bool done =
+      drive([&] { return finished.load(); }, [&] { receiver.poll_once(handler, milliseconds(5)); });
+  peer.join();  // the script gives up by itself after 30 s
+  REQUIRE(done);
+  CHECK(rc == 0);
+  CHECK(sink.count(9) == 1000);
+  CHECK(sink.duplicates() == 0);
+  CHECK(receiver.stats().decode_errors == 0);
 }
