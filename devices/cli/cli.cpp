@@ -2,18 +2,17 @@
 // helpers shared by subcommands (see cli.hpp).
 #include "cli.hpp"
 
+#include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <sstream>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
+#include <sstream>
 
 namespace zkit::cli {
 namespace {
@@ -36,6 +35,7 @@ void setup_logging(const std::string& level) {
 
 int run_command(const Subcommand& cmd, int argc, char** argv) {
   po::options_description flags(fmt::format("zkit {} flags", cmd.name));
+  // clang-format off
   flags.add_options()
       ("help,h", "print this help and exit")
       ("config", po::value<std::string>()->value_name("FILE"),
@@ -43,6 +43,7 @@ int run_command(const Subcommand& cmd, int argc, char** argv) {
        "the command line win")
       ("log-level", po::value<std::string>()->default_value("info")->value_name("LEVEL"),
        "trace, debug, info, warn, error or off (logs go to stderr)");
+  // clang-format on
   cmd.declare(flags);
 
   po::variables_map vm;
@@ -99,8 +100,7 @@ int run_main(int argc, char** argv, const std::vector<const Subcommand*>& comman
   }
 }
 
-Endpoint endpoint_flag(const po::variables_map& vm, const std::string& name,
-                       bool bind_by_default) {
+Endpoint endpoint_flag(const po::variables_map& vm, const std::string& name, bool bind_by_default) {
   const auto& spec = vm[name].as<std::string>();
   try {
     return parse_endpoint(spec, bind_by_default);
@@ -136,6 +136,7 @@ std::string choice_flag(const po::variables_map& vm, const std::string& name,
 }
 
 void add_curve_flags(po::options_description& flags) {
+  // clang-format off
   flags.add_options()
       ("curve-secret", po::value<std::string>()->value_name("FILE"),
        "this process's CURVE key pair (a `zkit keygen` file); sockets that bind become CURVE "
@@ -146,6 +147,7 @@ void add_curve_flags(po::options_description& flags) {
       ("curve-allow", po::value<std::string>()->value_name("FILE"),
        "allow-list of client public keys, one per line: only these clients get through "
        "(needs --curve-secret)");
+  // clang-format on
 }
 
 Curve curve_flags(const po::variables_map& vm) {
@@ -251,11 +253,11 @@ std::string stats_table(const std::string& json) {
       out += flow_row(fmt::format("{} {}", side, dir), j[side][dir]);
     }
   }
-  out += fmt::format("capture {} frames ({} dropped), subscriptions +{} -{}, control commands {}\n",
-                     j["capture"].value("frames", 0ULL), j["capture"].value("dropped", 0ULL),
-                     j["subscriptions"].value("subscribe", 0ULL),
-                     j["subscriptions"].value("unsubscribe", 0ULL),
-                     j.value("control_commands", 0ULL));
+  out +=
+      fmt::format("capture {} frames ({} dropped), subscriptions +{} -{}, control commands {}\n",
+                  j["capture"].value("frames", 0ULL), j["capture"].value("dropped", 0ULL),
+                  j["subscriptions"].value("subscribe", 0ULL),
+                  j["subscriptions"].value("unsubscribe", 0ULL), j.value("control_commands", 0ULL));
   return out;
 }
 

@@ -15,14 +15,13 @@
 // run() returns).
 #pragma once
 
+#include <boost/program_options.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <boost/program_options.hpp>
 #include <zmq.hpp>
 
 #include "zkit/keys.hpp"
@@ -60,8 +59,7 @@ int run_main(int argc, char** argv, const std::vector<const Subcommand*>& comman
 // --- flag helpers: each throws UsageError naming the flag --------------------------------------
 
 // The endpoint in flag `name`, parsed with zkit::parse_endpoint.
-Endpoint endpoint_flag(const po::variables_map& vm, const std::string& name,
-                       bool bind_by_default);
+Endpoint endpoint_flag(const po::variables_map& vm, const std::string& name, bool bind_by_default);
 // The number in flag `name`, checked against [min, max].
 long long number_flag(const po::variables_map& vm, const std::string& name, long long min,
                       long long max);
@@ -84,7 +82,8 @@ struct Curve {
   std::optional<std::vector<std::string>> allow;
 
   CurveOptions for_socket(bool binds) const;
-  // A ZapHandler over `allow` when --curve-allow was given (create it before any socket), else null.
+  // A ZapHandler over `allow` when --curve-allow was given (create it before any socket), else
+  // null.
   std::unique_ptr<ZapHandler> start_zap(zmq::context_t& context) const;
 };
 Curve curve_flags(const po::variables_map& vm);

@@ -1,12 +1,11 @@
 // `zkit keygen`: makes a CURVE key pair in the key-file format the --curve-* flags read.
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iostream>
-
-#include <fmt/format.h>
 
 #include "cli.hpp"
 
@@ -16,11 +15,13 @@ using namespace zkit;
 using namespace zkit::cli;
 
 void declare(po::options_description& flags) {
+  // clang-format off
   flags.add_options()
       ("out", po::value<std::string>()->value_name("FILE"),
        "write the pair to FILE (mode 0600) and the public key alone to FILE.pub, and print the "
        "public key; without it the pair is printed")
       ("force", "overwrite existing files");
+  // clang-format on
 }
 
 // Writes `text` to `path` with `mode`; a path that cannot be written is a configuration error.
@@ -54,9 +55,9 @@ int run(const po::variables_map& vm) {
 }  // namespace
 
 extern const zkit::cli::Subcommand keygen_subcommand = {
-    "keygen",
-    "make a CURVE key pair for the --curve-* flags",
+    "keygen", "make a CURVE key pair for the --curve-* flags",
     "Key file: lines 'public = KEY' and 'secret = KEY' (40 Z85 characters each), '#' comments.\n"
     "--curve-secret FILE reads it; --curve-server-key takes FILE.pub (or the key itself);\n"
-    "an allow-list (--curve-allow) is one public key per line: zkit keygen --out c.key >> allow.txt",
+    "an allow-list (--curve-allow) is one public key per line: zkit keygen --out c.key >> "
+    "allow.txt",
     declare, run};

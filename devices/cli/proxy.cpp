@@ -1,13 +1,13 @@
 // `zkit proxy`: runs one proxy device (streamer, forwarder or queue) until SIGINT, SIGTERM or
 // TERMINATE on its control socket, logging statistics as it goes and printing them at the end.
+#include "zkit/proxy.hpp"
+
+#include <spdlog/spdlog.h>
 #include <string.h>
 
 #include <iostream>
 
-#include <spdlog/spdlog.h>
-
 #include "cli.hpp"
-#include "zkit/proxy.hpp"
 
 namespace {
 
@@ -15,6 +15,7 @@ using namespace zkit;
 using namespace zkit::cli;
 
 void declare(po::options_description& flags) {
+  // clang-format off
   flags.add_options()
       ("type", po::value<std::string>()->required()->value_name("TYPE"),
        "streamer (PULL->PUSH), forwarder (XSUB->XPUB) or queue (ROUTER->DEALER)")
@@ -36,6 +37,7 @@ void declare(po::options_description& flags) {
        "at stop: forward what is queued for up to MS, then let sockets deliver for up to MS")
       ("stats-interval", po::value<double>()->default_value(5.0)->value_name("SEC"),
        "log a statistics line every SEC seconds to stderr (0: never)");
+  // clang-format on
   add_curve_flags(flags);
 }
 
@@ -96,13 +98,12 @@ int run(const po::variables_map& vm) {
                curve.own ? ", CURVE" : "");
 
   using Clock = std::chrono::steady_clock;
-  const auto period = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(interval));
+  const auto period =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
   auto next_report = Clock::now() + period;
   while (!proxy.terminated()) {
     if (auto sig = signals.wait(std::chrono::milliseconds(100))) {
-      spdlog::info("{}: stopping (flushing for up to {} ms)", strsignal(*sig),
-                   data.linger.count());
+      spdlog::info("{}: stopping (flushing for up to {} ms)", strsignal(*sig), data.linger.count());
       proxy.stop();
       break;
     }

@@ -1,8 +1,8 @@
 // `zkit stats`: asks a device's control socket for STATS and prints it as a table or JSON, once
 // or every --watch seconds.
-#include <iostream>
-
 #include <fmt/format.h>
+
+#include <iostream>
 
 #include "cli.hpp"
 
@@ -12,6 +12,7 @@ using namespace zkit;
 using namespace zkit::cli;
 
 void declare(po::options_description& flags) {
+  // clang-format off
   flags.add_options()
       ("control", po::value<std::string>()->required()->value_name("EP"),
        "the device's control endpoint (plain EP connects)")
@@ -22,6 +23,7 @@ void declare(po::options_description& flags) {
        "with --watch: stop after N reports (0: no limit)")
       ("timeout-ms", po::value<long long>()->default_value(2000)->value_name("MS"),
        "give up (exit 1) when the device does not answer within MS");
+  // clang-format on
   add_curve_flags(flags);
 }
 
@@ -71,8 +73,7 @@ int run(const po::variables_map& vm) {
 }  // namespace
 
 extern const zkit::cli::Subcommand stats_subcommand = {
-    "stats",
-    "print a device's statistics (its control socket's STATS) as a table or JSON",
+    "stats", "print a device's statistics (its control socket's STATS) as a table or JSON",
     "The device must run with --control. A plain --control EP connects.\n"
     "Exit 1 when the device does not answer within --timeout-ms.",
     declare, run};

@@ -4,7 +4,6 @@
 #include <array>
 #include <fstream>
 #include <stdexcept>
-
 #include <zmq.hpp>
 
 namespace zkit {
@@ -74,7 +73,7 @@ Result<CurveKeyPair> read_key_file(const std::string& path, bool require_secret)
     const std::string_view line = trim(raw);
     if (line.empty() || line[0] == '#') continue;
     auto [name, value] = split_assignment(line);
-    std::string* slot = name == "public" ? &pair.public_key
+    std::string* slot = name == "public"   ? &pair.public_key
                         : name == "secret" ? &pair.secret_key
                                            : nullptr;
     if (slot == nullptr) {
@@ -97,7 +96,8 @@ Result<CurveKeyPair> read_key_file(const std::string& path, bool require_secret)
   if (require_secret && pair.secret_key.empty()) {
     return Status::invalid_argument("key file '" + path + "' has no secret key");
   }
-  if (pair.public_key.empty()) return Status::invalid_argument("key file '" + path + "' has no key");
+  if (pair.public_key.empty())
+    return Status::invalid_argument("key file '" + path + "' has no key");
   return pair;
 }
 

@@ -87,9 +87,12 @@ struct SocketTypes {
 };
 SocketTypes socket_types(ProxyType t) {
   switch (t) {
-    case ProxyType::kStreamer: return {zmq::socket_type::pull, zmq::socket_type::push};
-    case ProxyType::kForwarder: return {zmq::socket_type::xsub, zmq::socket_type::xpub};
-    case ProxyType::kQueue: return {zmq::socket_type::router, zmq::socket_type::dealer};
+    case ProxyType::kStreamer:
+      return {zmq::socket_type::pull, zmq::socket_type::push};
+    case ProxyType::kForwarder:
+      return {zmq::socket_type::xsub, zmq::socket_type::xpub};
+    case ProxyType::kQueue:
+      return {zmq::socket_type::router, zmq::socket_type::dealer};
   }
   throw std::invalid_argument("unknown proxy type");
 }
@@ -284,8 +287,8 @@ class Device {
   }
 
   bool send(zmq::socket_t& to, zmq::message_t& frame, bool more) {
-    const auto flags = more ? zmq::send_flags::dontwait | zmq::send_flags::sndmore
-                            : zmq::send_flags::dontwait;
+    const auto flags =
+        more ? zmq::send_flags::dontwait | zmq::send_flags::sndmore : zmq::send_flags::dontwait;
     try {
       return to.send(frame, flags).has_value();
     } catch (const zmq::error_t& e) {
@@ -298,8 +301,8 @@ class Device {
   bool copy_to_capture(zmq::message_t& frame, bool more, std::size_t index) {
     zmq::message_t copy;
     copy.copy(frame);
-    const auto flags = more ? zmq::send_flags::dontwait | zmq::send_flags::sndmore
-                            : zmq::send_flags::dontwait;
+    const auto flags =
+        more ? zmq::send_flags::dontwait | zmq::send_flags::sndmore : zmq::send_flags::dontwait;
     if (capture_.send(copy, flags)) {
       stats_.capture_frames++;
       return true;
@@ -435,9 +438,12 @@ class Device {
 
 const char* proxy_type_name(ProxyType t) noexcept {
   switch (t) {
-    case ProxyType::kStreamer: return "streamer";
-    case ProxyType::kForwarder: return "forwarder";
-    case ProxyType::kQueue: return "queue";
+    case ProxyType::kStreamer:
+      return "streamer";
+    case ProxyType::kForwarder:
+      return "forwarder";
+    case ProxyType::kQueue:
+      return "queue";
   }
   return "unknown";
 }
@@ -498,8 +504,8 @@ Proxy::Proxy(zmq::context_t& context, ProxyOptions o) : impl_(std::make_unique<I
     apply(control, o.control_options);
   }
   if (pe) {
-    capture = zmq::socket_t(context, o.capture_push ? zmq::socket_type::push
-                                                   : zmq::socket_type::pub);
+    capture =
+        zmq::socket_t(context, o.capture_push ? zmq::socket_type::push : zmq::socket_type::pub);
     apply(capture, o.capture_options);
   }
   impl_->frontend = attach(front, fe);
@@ -518,8 +524,7 @@ Proxy::Proxy(zmq::context_t& context, ProxyOptions o) : impl_(std::make_unique<I
   // Sockets made here move to the device thread; starting the thread is the memory barrier
   // ZeroMQ asks for when a socket changes threads.
   auto device = std::make_unique<Device>(o, std::move(front), std::move(back), std::move(control),
-                                         std::move(capture), std::move(device_pipe),
-                                         impl_->shared);
+                                         std::move(capture), std::move(device_pipe), impl_->shared);
   impl_->thread = std::thread([d = std::move(device)] { d->run(); });
 }
 

@@ -7,10 +7,10 @@ namespace zkit {
 namespace {
 
 nlohmann::ordered_json flow(const FlowStats& f) {
-  return {{"frames", f.frames},   {"bytes", f.bytes},
+  return {{"frames", f.frames},     {"bytes", f.bytes},
           {"messages", f.messages}, {"batches", f.batches},
-          {"records", f.records}, {"compressed_batches", f.compressed_batches},
-          {"raw", f.raw},         {"malformed", f.malformed},
+          {"records", f.records},   {"compressed_batches", f.compressed_batches},
+          {"raw", f.raw},           {"malformed", f.malformed},
           {"dropped", f.dropped}};
 }
 
@@ -20,7 +20,9 @@ std::string to_json(const ProxyStats& s, ProxyType type) {
   nlohmann::ordered_json j = {
       {"device", "proxy"},
       {"type", proxy_type_name(type)},
-      {"state", s.terminated ? "terminated" : s.paused ? "paused" : "active"},
+      {"state", s.terminated ? "terminated"
+                : s.paused   ? "paused"
+                             : "active"},
       {"uptime_s", static_cast<double>(s.uptime_ms) / 1000.0},
       {"frontend", {{"recv", flow(s.frontend_recv)}, {"sent", flow(s.frontend_sent)}}},
       {"backend", {{"recv", flow(s.backend_recv)}, {"sent", flow(s.backend_sent)}}},

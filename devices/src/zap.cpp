@@ -2,14 +2,14 @@
 // an allow-list, and a pipe from the owner that stops it.
 #include "zkit/zap.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
 #include <atomic>
 #include <set>
 #include <stdexcept>
 #include <thread>
 #include <unordered_set>
-
-#include <spdlog/spdlog.h>
 
 #include "zkit/keys.hpp"
 
@@ -114,26 +114,27 @@ ZapHandler::ZapHandler(zmq::context_t& context, const std::vector<std::string>& 
   inner.connect(address);
 
   Impl* impl = impl_.get();
-  impl_->thread = std::thread([rep = std::move(rep), inner = std::move(inner), keys = std::move(keys),
-                               impl]() mutable {
-    std::set<std::string> logged;
-    try {
-      for (;;) {
-        std::array<zmq_pollitem_t, 2> items = {{{inner.handle(), 0, ZMQ_POLLIN, 0},
-                                                {rep.handle(), 0, ZMQ_POLLIN, 0}}};
+  impl_->thread = std::thread(
+      [rep = std::move(rep), inner = std::move(inner), keys = std::move(keys), impl]() mutable {
+        std::set<std::string> logged;
         try {
-          zmq::poll(items);
+          for (;;) {
+            std::array<zmq_pollitem_t, 2> items = {
+                {{inner.handle(), 0, ZMQ_POLLIN, 0}, {rep.handle(), 0, ZMQ_POLLIN, 0}}};
+            try {
+              zmq::poll(items);
+            } catch (const zmq::error_t& e) {
+              if (e.num() == EINTR) continue;
+              throw;
+            }
+            if (items[0].revents & ZMQ_POLLIN) return;  // $TERM
+            if (items[1].revents & ZMQ_POLLIN)
+              answer(rep, keys, impl->allowed, impl->denied, logged);
+          }
         } catch (const zmq::error_t& e) {
-          if (e.num() == EINTR) continue;
-          throw;
+          if (e.num() != ETERM) spdlog::error("ZAP handler stopped: {}", e.what());
         }
-        if (items[0].revents & ZMQ_POLLIN) return;  // $TERM
-        if (items[1].revents & ZMQ_POLLIN) answer(rep, keys, impl->allowed, impl->denied, logged);
-      }
-    } catch (const zmq::error_t& e) {
-      if (e.num() != ETERM) spdlog::error("ZAP handler stopped: {}", e.what());
-    }
-  });
+      });
 }
 
 ZapHandler::~ZapHandler() = default;

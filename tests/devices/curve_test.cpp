@@ -65,7 +65,8 @@ TEST_CASE("Only allow-listed CURVE clients get through and the good peer keeps b
   }
   CHECK_FALSE(recv_within(pull, 300ms));
   // Still serving the good peer after the others were turned away.
-  for (int i = 10; i < 20; ++i) ok.send(zmq::buffer("good" + std::to_string(i)), zmq::send_flags::none);
+  for (int i = 10; i < 20; ++i)
+    ok.send(zmq::buffer("good" + std::to_string(i)), zmq::send_flags::none);
   for (int i = 10; i < 20; ++i) {
     auto m = recv_within(pull);
     REQUIRE(m);

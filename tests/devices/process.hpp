@@ -2,8 +2,8 @@
 // files), stopped by its pid with bounded waits; and a temporary directory removed at the end.
 #pragma once
 
-#include <signal.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,7 +85,9 @@ class Process {
   Process& operator=(const Process&) = delete;
 
   pid_t pid() const { return pid_; }
-  void signal(int sig) { if (!status_) ::kill(pid_, sig); }
+  void signal(int sig) {
+    if (!status_) ::kill(pid_, sig);
+  }
 
   // The exit status once the process has ended within `timeout` (128 + signal when killed by one).
   std::optional<int> wait(std::chrono::milliseconds timeout) {

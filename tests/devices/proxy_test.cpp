@@ -3,7 +3,6 @@
 #include "zkit/proxy.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <thread>
 
@@ -110,7 +109,9 @@ TEST_CASE("Forwarder sends subscriptions upstream and filtered [topic][batch] fr
   sub.connect(proxy.backend_endpoint());
   auto subscription = recv_within(pub);
   REQUIRE(subscription);
-  CHECK((*subscription)[0].to_string() == std::string("\x01" "A", 2));
+  CHECK((*subscription)[0].to_string() == std::string("\x01"
+                                                      "A",
+                                                      2));
 
   constexpr int kBatches = 20;
   for (int i = 1; i <= kBatches; ++i) {
@@ -158,8 +159,7 @@ TEST_CASE("Queue routes each reply to its requester and counts batch requests",
       auto h = envelope::peek(
           std::span(static_cast<const std::byte*>((*req)[0].data()), (*req)[0].size()));
       REQUIRE(h.is_ok());
-      worker.send(zmq::buffer("reply to " + std::to_string(h->producer_id)),
-                  zmq::send_flags::none);
+      worker.send(zmq::buffer("reply to " + std::to_string(h->producer_id)), zmq::send_flags::none);
     }
     auto r1 = recv_within(c1);
     auto r2 = recv_within(c2);
@@ -173,7 +173,7 @@ TEST_CASE("Queue routes each reply to its requester and counts batch requests",
   CHECK(j["frontend"]["recv"]["batches"] == 2 * kRounds);
   CHECK(j["frontend"]["recv"]["records"] == 4 * kRounds);
   CHECK(j["frontend"]["recv"]["frames"] == 3 * 2 * kRounds);  // [identity][][batch]
-  CHECK(j["backend"]["recv"]["raw"] == 2 * kRounds);           // the text replies
+  CHECK(j["backend"]["recv"]["raw"] == 2 * kRounds);          // the text replies
   CHECK(j["frontend"]["sent"]["messages"] == 2 * kRounds);
   CHECK(j["drops"] == 0);
 }
@@ -190,7 +190,8 @@ TEST_CASE("PAUSE holds traffic, RESUME releases it, and both answer one empty fr
   REQUIRE(reply.size() == 1);
   CHECK(reply[0].size() == 0);
   CHECK(stats_json(ctx, proxy.control_endpoint())["state"] == "paused");
-  for (int i = 0; i < 10; ++i) push.send(zmq::buffer("m" + std::to_string(i)), zmq::send_flags::none);
+  for (int i = 0; i < 10; ++i)
+    push.send(zmq::buffer("m" + std::to_string(i)), zmq::send_flags::none);
   CHECK_FALSE(recv_within(pull, 300ms));
   CHECK(proxy.stats().frontend_recv.messages == 0);
 
@@ -294,8 +295,8 @@ TEST_CASE("Garbage and malformed batches are counted and forwarded without distu
   for (int i = 0; i < 14; ++i) {
     auto m = recv_within(pull);
     REQUIRE(m);
-    auto h = envelope::peek(std::span(static_cast<const std::byte*>(m->back().data()),
-                                      m->back().size()));
+    auto h = envelope::peek(
+        std::span(static_cast<const std::byte*>(m->back().data()), m->back().size()));
     if (h.is_ok()) {
       CHECK(h->seq == next_seq++);
     } else {
@@ -374,7 +375,8 @@ TEST_CASE("A streamer with no consumer holds messages and delivers them in order
   Proxy proxy(ctx, options(ProxyType::kStreamer));
   zmq::socket_t push(ctx, zmq::socket_type::push);
   push.connect(proxy.frontend_endpoint());
-  for (int i = 0; i < 20; ++i) push.send(zmq::buffer("m" + std::to_string(i)), zmq::send_flags::none);
+  for (int i = 0; i < 20; ++i)
+    push.send(zmq::buffer("m" + std::to_string(i)), zmq::send_flags::none);
   std::this_thread::sleep_for(100ms);  // the proxy has nowhere to send them yet
   zmq::socket_t pull(ctx, zmq::socket_type::pull);
   pull.connect(proxy.backend_endpoint());

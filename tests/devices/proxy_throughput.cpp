@@ -8,7 +8,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-
 #include <zmq.hpp>
 
 #include "zkit/envelope.hpp"
@@ -145,8 +144,8 @@ int main(int argc, char** argv) {
       // The forwarder's baseline is PUB->SUB direct; the queue's DEALER->DEALER.
       const double direct = measure({r.send, r.recv, std::nullopt, r.curve}, s, batched);
       const double through = measure({r.send, r.recv, r.type, r.curve}, s, batched);
-      std::printf("%-20s %-7s %14.0f %14.0f %7.2f\n", r.name, batched ? "batched" : "raw",
-                  through, direct, through / direct);
+      std::printf("%-20s %-7s %14.0f %14.0f %7.2f\n", r.name, batched ? "batched" : "raw", through,
+                  direct, through / direct);
       std::fflush(stdout);
     }
   }

@@ -5,12 +5,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <stdexcept>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
 #include "zkit/envelope.hpp"

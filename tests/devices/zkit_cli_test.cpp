@@ -2,7 +2,6 @@
 // control socket and `zkit stats`, CURVE with keys from `zkit keygen`, and exit status 2 with a
 // message naming the bad flag for every subcommand.
 #include <catch2/catch.hpp>
-
 #include <memory>
 #include <sstream>
 
@@ -44,9 +43,9 @@ void require_ok(Process& p, const char* what) {
 // Starts `zkit proxy` on ipc endpoints in `dir` and waits until it printed its endpoints.
 std::unique_ptr<Process> start_proxy(const TempDir& dir, const std::string& type,
                                      std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"proxy",     "--type",    type,
-                                   "--frontend", dir.ipc("front"), "--backend", dir.ipc("back"),
-                                   "--control", dir.ipc("control")};
+  std::vector<std::string> args = {"proxy",         "--type",         type,
+                                   "--frontend",    dir.ipc("front"), "--backend",
+                                   dir.ipc("back"), "--control",      dir.ipc("control")};
   args.insert(args.end(), extra.begin(), extra.end());
   auto p = zkit_process(dir, args);
   INFO("zkit proxy stderr: " << p->err());
@@ -91,8 +90,8 @@ TEST_CASE("zkit proxy forwarder passes the subscription upstream and only subscr
   TempDir dir;
   auto proxy = start_proxy(dir, "forwarder");
   auto sub = peer(dir, {"sub", ">" + dir.ipc("back"), "--topic", "A", "--count", "500"});
-  auto pub = peer(dir, {"pub", ">" + dir.ipc("front"), "--topic", "A", "--other-topic", "B",
-                        "--count", "500"});
+  auto pub = peer(
+      dir, {"pub", ">" + dir.ipc("front"), "--topic", "A", "--other-topic", "B", "--count", "500"});
   require_ok(*pub, "publisher");
   require_ok(*sub, "subscriber");
   zmq::context_t ctx;
@@ -136,8 +135,8 @@ TEST_CASE("zkit stats prints a running device's STATS as JSON, as a table, and w
   CHECK_THAT(table.out, Catch::Contains("zkit proxy (streamer)"));
   CHECK_THAT(table.out, Catch::Contains("frontend recv"));
 
-  auto watch = run({kZkit, "stats", "--control", dir.ipc("control"), "--watch", "0.1", "--count",
-                    "3"}, dir);
+  auto watch =
+      run({kZkit, "stats", "--control", dir.ipc("control"), "--watch", "0.1", "--count", "3"}, dir);
   REQUIRE(watch.status == 0);
   std::size_t reports = 0;
   for (auto pos = watch.out.find("zkit proxy ("); pos != std::string::npos;
@@ -184,16 +183,16 @@ TEST_CASE("SIGINT stops zkit proxy with exit 0 and final statistics, periodic st
 TEST_CASE("zkit proxy reads its flags from --config, command-line flags winning",
           "[devices][cli]") {
   TempDir dir;
-  write_file(dir.file("proxy.conf"), "# a streamer\ntype = streamer\nfrontend = " +
-                                         dir.ipc("front") + "\nbackend = " + dir.ipc("back") +
-                                         "\ncontrol = " + dir.ipc("nowhere") + "\n");
-  auto proxy = zkit_process(dir, {"proxy", "--config", dir.file("proxy.conf"), "--control",
-                                  dir.ipc("control")});
+  write_file(dir.file("proxy.conf"),
+             "# a streamer\ntype = streamer\nfrontend = " + dir.ipc("front") +
+                 "\nbackend = " + dir.ipc("back") + "\ncontrol = " + dir.ipc("nowhere") + "\n");
+  auto proxy = zkit_process(
+      dir, {"proxy", "--config", dir.file("proxy.conf"), "--control", dir.ipc("control")});
   REQUIRE(proxy->wait_line("control ", 10000ms) == dir.ipc("control").substr(0));
   stop_proxy(*proxy);
 
-  write_file(dir.file("bad.conf"), "type = streamer\nfrontend = nonsense\nbackend = " +
-                                       dir.ipc("back") + "\n");
+  write_file(dir.file("bad.conf"),
+             "type = streamer\nfrontend = nonsense\nbackend = " + dir.ipc("back") + "\n");
   auto bad = run({kZkit, "proxy", "--config", dir.file("bad.conf")}, dir);
   CHECK(bad.status == 2);
   CHECK_THAT(bad.err, Catch::Contains("--frontend"));
@@ -209,8 +208,8 @@ TEST_CASE("zkit keygen writes a key pair the --curve flags read", "[devices][cli
   auto pub = read_public_key(dir.file("k.pub"));
   REQUIRE(pub.is_ok());
   CHECK(*pub == pair->public_key);
-  CHECK((std::filesystem::status(dir.file("k")).permissions() & std::filesystem::perms::others_read) ==
-        std::filesystem::perms::none);
+  CHECK((std::filesystem::status(dir.file("k")).permissions() &
+         std::filesystem::perms::others_read) == std::filesystem::perms::none);
 
   auto again = run({kZkit, "keygen", "--out", dir.file("k")}, dir);
   CHECK(again.status == 2);
@@ -233,8 +232,8 @@ TEST_CASE("zkit proxy with CURVE and an allow-list serves a listed pyzmq client 
   const auto stranger = read_key_file(dir.file("stranger"), true).value();
   write_file(dir.file("allow"), good.public_key + " the good producer and the consumer\n");
 
-  auto proxy = start_proxy(dir, "streamer",
-                           {"--curve-secret", dir.file("server"), "--curve-allow", dir.file("allow")});
+  auto proxy = start_proxy(
+      dir, "streamer", {"--curve-secret", dir.file("server"), "--curve-allow", dir.file("allow")});
   auto curve_args = [&](const CurveKeyPair& k) {
     // '=' form: a Z85 key may start with '-', which argparse would take for a flag.
     return std::vector<std::string>{"--curve-server-key=" + server.public_key,
@@ -263,9 +262,9 @@ TEST_CASE("zkit proxy with CURVE and an allow-list serves a listed pyzmq client 
   require_ok(*pull, "consumer");
 
   // zkit stats as a CURVE client of the control socket, with the listed key.
-  auto stats = run({kZkit, "stats", "--json", "--control", dir.ipc("control"),
-                    "--curve-server-key", dir.file("server.pub"), "--curve-secret",
-                    dir.file("good")}, dir);
+  auto stats = run({kZkit, "stats", "--json", "--control", dir.ipc("control"), "--curve-server-key",
+                    dir.file("server.pub"), "--curve-secret", dir.file("good")},
+                   dir);
   INFO(stats.err);
   REQUIRE(stats.status == 0);
   const auto j = nlohmann::json::parse(stats.out);
@@ -279,8 +278,8 @@ TEST_CASE("Every subcommand exits 2 naming a bad endpoint, number, flag or missi
           "[devices][cli][usage]") {
   TempDir dir;
   const std::string ep = dir.ipc("x");
-  const std::vector<std::string> proxy = {"proxy", "--type", "streamer", "--frontend", ep,
-                                          "--backend", dir.ipc("y")};
+  const std::vector<std::string> proxy = {"proxy", "--type",    "streamer",  "--frontend",
+                                          ep,      "--backend", dir.ipc("y")};
   auto with = [](std::vector<std::string> a, std::vector<std::string> b) {
     a.insert(a.end(), b.begin(), b.end());
     return a;

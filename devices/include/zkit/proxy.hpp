@@ -22,7 +22,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-
 #include <zmq.hpp>
 
 #include "zkit/options.hpp"
@@ -40,8 +39,8 @@ struct ProxyOptions {
   // binds on every socket of the proxy: the device is the fixed point peers connect to.
   std::string frontend;
   std::string backend;
-  std::string control;  // empty: no control socket
-  std::string capture;  // empty: no capture socket
+  std::string control;        // empty: no control socket
+  std::string capture;        // empty: no capture socket
   bool capture_push = false;  // capture socket type: PUB (default) or PUSH
   // Applied to frontend and backend (HWMs, CURVE...). `linger` also bounds the flush at stop:
   // queued input is forwarded for at most this long, then sockets close with this linger.
@@ -72,9 +71,9 @@ struct FlowStats {
 
 struct ProxyStats {
   FlowStats frontend_recv, frontend_sent, backend_recv, backend_sent;
-  std::uint64_t capture_frames = 0;    // frames copied to the capture socket
-  std::uint64_t capture_dropped = 0;   // messages not copied because the capture would block
-  std::uint64_t subscribes = 0;        // forwarder: subscription messages passed upstream
+  std::uint64_t capture_frames = 0;   // frames copied to the capture socket
+  std::uint64_t capture_dropped = 0;  // messages not copied because the capture would block
+  std::uint64_t subscribes = 0;       // forwarder: subscription messages passed upstream
   std::uint64_t unsubscribes = 0;
   std::uint64_t control_commands = 0;  // commands received on the control socket
   std::uint64_t uptime_ms = 0;
