@@ -175,7 +175,8 @@ struct ReliableReceiverOptions {
   bool manual_ack = false;  // true: a batch is acknowledged by ack(token), not by the
                             // handler returning
   std::chrono::milliseconds heartbeat_timeout{5000};  // a session silent this long is dead
-  std::size_t max_sessions = 1024;    // session states kept; the longest-silent dead ones go first
+  std::size_t max_sessions = 1024;    // session states kept (keep it above the live senders);
+                                      // beyond, the longest-silent one is forgotten
   std::size_t max_producers = 65536;  // (producer_id -> highest seq) entries kept for duplicate
                                       // suppression; beyond, the longest-unseen eighth is forgotten
   std::size_t max_drain = 256;        // messages handled per poll_once before acks go out
