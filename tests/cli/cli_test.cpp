@@ -1,0 +1,222 @@
+// `zkit send | zkit recv` round trips over every socket pairing, the output formats, the exit
+// statuses of bad flags, and `zkit demo` end to end; every test runs the built zkit binary.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "child.hpp"
+
+namespace {
+
+using zkit::test::TempDir;
+using zkit::test::Zkit;
+using zkit::test::write_file;
+
+const std::string kAnyPort = "tcp://127.0.0.1:*";
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::string::size_type at = 0;
+  while (at < text.size()) {
+    const auto nl = text.find('\n', at);
+    if (nl == std::string::npos) {
+      lines.push_back(text.substr(at));
+      break;
+    }
+    lines.push_back(text.substr(at, nl - at));
+    at = nl + 1;
+  }
+  return lines;
+}
+
+// Starts `zkit recv recv_args --bind tcp://127.0.0.1:*`, then `zkit send send_args --connect EP`
+// with `input` on its stdin; waits for both.
+struct RoundTrip {
+  TempDir dir;
+  std::optional<Zkit> recv, send;
+  std::optional<int> recv_status, send_status;
+
+  RoundTrip(std::vector<std::string> recv_args, std::vector<std::string> send_args,
+            const std::string& input = "") {
+    recv_args.insert(recv_args.begin(), "recv");
+    recv_args.insert(recv_args.end(), {"--bind", kAnyPort});
+    recv.emplace(dir, "recv", recv_args);
+    const std::string ep = recv->bound_endpoint();
+    write_file(dir.file("input"), input);
+    send_args.insert(send_args.begin(), "send");
+    send_args.insert(send_args.end(), {"--connect", ep});
+    send.emplace(dir, "send", send_args, dir.file("input"));
+    send_status = send->wait();
+    recv_status = recv->wait();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("send turns each stdin line into one message and recv prints them as text",
+          "[cli]") {
+  RoundTrip t({"--socket", "pull", "--count", "3", "--timeout-ms", "10000"},
+              {"--socket", "push"}, "hello\n\nlast line without newline");
+  CHECK(t.send_status == 0);
+  CHECK(t.recv_status == 0);
+  CHECK(t.recv->out() == "hello\n\nlast line without newline\n");
+  CHECK(t.recv->err().find("3 messages") != std::string::npos);
+  CHECK(t.send->err().find("zkit send: 3 messages") != std::string::npos);
+}
+
+TEST_CASE("recv --format hex prints each message's bytes as hex", "[cli]") {
+  RoundTrip t({"--socket", "pull", "--count", "2", "--format", "hex", "--timeout-ms", "10000"},
+              {"--socket", "push"}, "AB\n\x01\xff\n");
+  CHECK(t.send_status == 0);
+  CHECK(t.recv_status == 0);
+  CHECK(t.recv->out() == "4142\n01ff\n");
+}
+
+TEST_CASE("pub/sub: recv --topic prints only that topic, json carries topic, producer and seq",
+          "[cli]") {
+  TempDir dir;
+  Zkit recv(dir, "recv",
+            {"recv", "--socket", "sub", "--topic", "news", "--format", "json", "--count", "3",
+             "--timeout-ms", "10000", "--bind", kAnyPort});
+  const std::string ep = recv.bound_endpoint();
+  write_file(dir.file("sports"), "goal\n");
+  write_file(dir.file("news"), "one\ntwo\nthree\n");
+  Zkit other(dir, "send-sports",
+             {"send", "--socket", "pub", "--topic", "sports", "--connect", ep},
+             dir.file("sports"));
+  Zkit news(dir, "send-news", {"send", "--socket", "pub", "--topic", "news", "--connect", ep},
+            dir.file("news"));
+  CHECK(other.wait() == 0);
+  CHECK(news.wait() == 0);
+  REQUIRE(recv.wait() == 0);
+  const auto lines = lines_of(recv.out());
+  REQUIRE(lines.size() == 3);
+  const std::vector<std::string> words = {"one", "two", "three"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    INFO(lines[i]);
+    CHECK(lines[i].find("\"topic\":\"news\"") != std::string::npos);
+    CHECK(lines[i].find("\"data\":\"" + words[i] + "\"") != std::string::npos);
+    CHECK(lines[i].find("\"producer\":") != std::string::npos);
+    CHECK(lines[i].find("\"seq\":") != std::string::npos);
+  }
+}
+
+TEST_CASE("generated messages (--count/--size) arrive complete and in order (recv --check)",
+          "[cli]") {
+  RoundTrip t({"--socket", "pull", "--count", "50000", "--check", "--quiet", "--timeout-ms",
+               "10000"},
+              {"--socket", "push", "--count", "50000", "--size", "100", "--batch-max", "500"});
+  CHECK(t.send_status == 0);
+  CHECK(t.recv_status == 0);
+  CHECK(t.recv->out().empty());
+  CHECK(t.recv->err().find("50000 messages") != std::string::npos);
+  CHECK(t.recv->err().find("50000 in order from 1 producer(s), 0 missing, 0 repeated") !=
+        std::string::npos);
+  CHECK(t.recv->err().find("5000000 bytes") != std::string::npos);
+}
+
+TEST_CASE("dealer to router: every message is answered and send counts the replies", "[cli]") {
+  RoundTrip t({"--socket", "router", "--count", "1000", "--check", "--quiet", "--timeout-ms",
+               "10000"},
+              {"--socket", "dealer", "--count", "1000"});
+  CHECK(t.send_status == 0);
+  CHECK(t.recv_status == 0);
+  CHECK(t.send->err().find("1000 replies") != std::string::npos);
+}
+
+TEST_CASE("raw mode on both sides sends one frame per line", "[cli]") {
+  RoundTrip t({"--socket", "pull", "--raw", "--count", "2", "--format", "json", "--timeout-ms",
+               "10000"},
+              {"--socket", "push", "--raw"}, "x\ny\n");
+  CHECK(t.send_status == 0);
+  CHECK(t.recv_status == 0);
+  // Raw frames carry no producer or sequence number.
+  CHECK(t.recv->out() == "{\"data\":\"x\"}\n{\"data\":\"y\"}\n");
+}
+
+TEST_CASE("reliable round trip (--reliable): every batch acknowledged, every message once in order",
+          "[cli]") {
+  RoundTrip t({"--reliable", "--count", "20000", "--check", "--quiet", "--timeout-ms", "10000"},
+              {"--reliable", "--count", "20000", "--size", "32"});
+  CHECK(t.send_status == 0);
+  CHECK(t.recv_status == 0);
+  CHECK(t.send->err().find("batches acknowledged") != std::string::npos);
+  CHECK(t.recv->err().find("20000 in order from 1 producer(s), 0 missing, 0 repeated") !=
+        std::string::npos);
+}
+
+TEST_CASE("send --reliable with no receiver exits 1 saying how many batches were not acknowledged",
+          "[cli]") {
+  TempDir dir;
+  // A port nobody listens on: bind one, note it, let recv exit, then send there.
+  Zkit probe(dir, "probe",
+             {"recv", "--socket", "pull", "--timeout-ms", "1", "--bind", kAnyPort});
+  const std::string ep = probe.bound_endpoint();
+  REQUIRE(probe.wait() == 0);
+  Zkit send(dir, "send",
+            {"send", "--reliable", "--count", "10", "--ack-timeout-ms", "300", "--linger-ms", "0",
+             "--connect", ep});
+  CHECK(send.wait() == 1);
+  CHECK(send.err().find("batches not acknowledged within --ack-timeout-ms") != std::string::npos);
+  CHECK(send.err().find("zkit send: 10 messages") != std::string::npos);
+}
+
+TEST_CASE("recv --count exits 1 when fewer messages came before --timeout-ms", "[cli]") {
+  TempDir dir;
+  Zkit recv(dir, "recv",
+            {"recv", "--socket", "pull", "--count", "5", "--timeout-ms", "200", "--bind",
+             kAnyPort});
+  CHECK(recv.wait() == 1);
+  CHECK(recv.err().find("0 of 5 messages received") != std::string::npos);
+  CHECK(recv.err().find("stopped: timeout") != std::string::npos);
+}
+
+TEST_CASE("bad flags exit 2 with one line naming the flag or value", "[cli]") {
+  struct Case {
+    std::vector<std::string> args;
+    std::string names;
+  };
+  const std::vector<Case> cases = {
+      {{"send", "--socket", "push", "--connect", "nowhere"}, "--connect"},
+      {{"recv", "--socket", "pull", "--bind", "tcp://127.0.0.1:notaport"}, "--bind"},
+      {{"send", "--socket", "push", "--endpoint", "bogus://x"}, "bogus"},
+      {{"send", "--socket", "push", "--connect", "tcp://127.0.0.1:1", "--count", "many"},
+       "--count"},
+      {{"recv", "--socket", "pull", "--bind", kAnyPort, "--timeout-ms", "-5"}, "--timeout-ms"},
+      {{"send", "--socket", "push", "--connect", "tcp://127.0.0.1:1", "--frobnicate"},
+       "--frobnicate"},
+      {{"recv", "--socket", "pull"}, "--connect, --bind or --endpoint"},
+      {{"send", "--socket", "push"}, "--connect, --bind or --endpoint"},
+      {{"send", "--socket", "pull", "--connect", "tcp://127.0.0.1:1"}, "--socket"},
+      {{"recv", "--socket", "pull", "--topic", "t", "--bind", kAnyPort}, "--topic"},
+      {{"send", "--socket", "push", "--reliable", "--connect", "tcp://127.0.0.1:1"},
+       "--reliable"},
+      {{"demo", "--count", "0"}, "--count"},
+  };
+  TempDir dir;
+  for (const auto& c : cases) {
+    Zkit z(dir, "bad", c.args);
+    const auto status = z.wait();
+    const std::string err = z.err();
+    INFO(c.args[0] << " ... expecting '" << c.names << "' in: " << err);
+    CHECK(status == 2);
+    CHECK(err.find(c.names) != std::string::npos);
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  }
+}
+
+TEST_CASE("demo runs producer, proxy, store stage and consumer and ends exactly once", "[cli]") {
+  TempDir dir;
+  Zkit demo(dir, "demo", {"demo", "--count", "20000", "--interval", "0.2", "--timeout", "30"});
+  REQUIRE(demo.wait(std::chrono::milliseconds(40000)) == 0);
+  const std::string err = demo.err();
+  INFO(err);
+  CHECK(err.find("exactly once: yes (20000 of 20000 distinct, 0 missing, 0 duplicates") !=
+        std::string::npos);
+  for (const char* stage : {"sent", "forwarded", "stored", "received"}) {
+    CHECK(err.find(std::string("  ") + stage + " ") != std::string::npos);
+  }
+}
