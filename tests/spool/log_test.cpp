@@ -237,3 +237,36 @@ TEST_CASE("Garbage segment files are reported clearly and skipped without a cras
   CHECK(report.value().clean());
   CHECK(report.value().backlog.empty());
 }
+
+TEST_CASE("A segment file missing from the middle is reported and the rest still reads",
+          "[spool][log]") {
+  TempDir dir;
+  auto opt = options(dir.path());
+  std::uint64_t stored = 0;
+  {
+    Store store = open_store(opt);
+    for (std::uint64_t seq = 1; seq <= 40; ++seq) {
+      REQUIRE(store.append(frame(3, seq, 4, 1000)).is_ok());
+      ++stored;
+    }
+    require_ok(store.close());
+  }
+  REQUIRE(std::filesystem::exists(dir.file(segment(3))));
+  std::filesystem::remove(dir.file(segment(2)));
+  auto report = zkit::spool::verify(dir.path());
+  REQUIRE(report.is_ok());
+  REQUIRE(report.value().corrupt.size() == 1);
+  CHECK(report.value().corrupt[0].file == segment(2));
+  CHECK(report.value().corrupt[0].reason.find("missing") != std::string::npos);
+
+  std::vector<zkit::spool::CorruptRecord> seen;
+  auto o = opt;
+  o.reporter = [&](const zkit::spool::CorruptRecord& c) { seen.push_back(c); };
+  Store store = open_store(o);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].file == segment(2));
+  auto got = read_all(store);
+  CHECK(got.size() < stored);
+  CHECK(std::is_sorted(got.begin(), got.end(), [](const Read& a, const Read& b) { return a.seq < b.seq; }));
+  CHECK(store.highest_seq(3) == 40u);
+}

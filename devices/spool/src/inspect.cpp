@@ -30,8 +30,14 @@ Status scan(Env& env, const std::string& dir, const std::function<void(const Rec
             const std::function<void(const VerifyReport::SegmentInfo&)>& on_segment) {
   auto numbers = files::list_segments(env, dir);
   if (!numbers) return numbers.status();
+  std::optional<std::uint64_t> previous;
   for (std::uint64_t number : numbers.value()) {
     const std::string name = files::segment_name(number);
+    if (previous && number != *previous + 1) {
+      on_corrupt({files::segment_name(*previous + 1), 0, 0,
+                  "segment file missing (up to " + files::segment_name(number - 1) + ")"});
+    }
+    previous = number;
     const std::string path = dir + "/" + name;
     VerifyReport::SegmentInfo info{name, 0, 0, 0, 0};
     auto size = env.file_size(path);

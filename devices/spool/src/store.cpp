@@ -220,9 +220,13 @@ Status Store::Impl::open_dir() {
   std::erase_if(numbers.value(), [&](std::uint64_t n) { return n < cursor.segment; });
 
   for (std::size_t i = 0; i < numbers.value().size(); ++i) {
-    if (Status s = recover_segment(numbers.value()[i], i + 1 == numbers.value().size()); !s) {
-      return s;
+    const std::uint64_t number = numbers.value()[i];
+    if (i > 0 && number != numbers.value()[i - 1] + 1) {
+      // Numbers are consecutive by construction: a hole is a file lost outside the spool.
+      report(files::segment_name(numbers.value()[i - 1] + 1),
+             {0, 0, "segment file missing (up to " + files::segment_name(number - 1) + ")"});
     }
+    if (Status s = recover_segment(number, i + 1 == numbers.value().size()); !s) return s;
   }
   // A new active segment when there is none, the last one is unreadable, or all were acked.
   if (!active || cursor.segment > segments.back().number) {
