@@ -203,6 +203,8 @@ class Store {
   // Applies max_age now (drop-oldest: deletes segments older than max_age). Call periodically.
   Status enforce_limits();
 
+  // A snapshot of the counters. May read one record from disk (the oldest unacknowledged batch's
+  // arrival time when none is in flight) and calls statvfs.
   Stats stats();
   // Commits, persists the cursor and closes the files. Idempotent.
   Status close();
