@@ -648,3 +648,30 @@ TEST_CASE("A Python sender written from docs/protocol.md streams to the receiver
   CHECK(sink.duplicates() == 0);
   CHECK(receiver.stats().decode_errors == 0);
 }
+
+TEST_CASE("Session and producer tables stay within their limits", "[reliable][limits]") {
+  zmq::context_t ctx;
+  ReliableReceiverOptions ro = fast_receiver();
+  ro.max_sessions = 1;
+  ro.max_producers = 4;
+  ReliableReceiver receiver(ctx, ro);
+  for (std::uint64_t p = 1; p <= 10; ++p) receiver.seed(p, 1);
+  CHECK(receiver.stats().producers <= 4);
+  std::string ep = receiver.bind("tcp://127.0.0.1:*");
+  Sink sink;
+  auto handler = sink.handler();
+  for (int i = 0; i < 2; ++i) {  // one after the other: the second session evicts the first
+    ReliableSender sender(ctx, fast_sender());
+    sender.connect(ep);
+    Feeder feeder{&sender, i, 100};
+    REQUIRE(drive([&] { return sink.count(i) == 100 && sender.unacked() == 0; },
+                  [&] {
+                    feeder.feed();
+                    sender.poll_once(milliseconds(0));
+                    receiver.poll_once(handler, milliseconds(1));
+                  }));
+  }
+  CHECK(receiver.stats().sessions == 1);
+  CHECK(receiver.stats().producers <= 4);
+  CHECK(sink.duplicates() == 0);
+}
