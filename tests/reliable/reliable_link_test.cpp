@@ -675,3 +675,37 @@ TEST_CASE("Session and producer tables stay within their limits", "[reliable][li
   CHECK(receiver.stats().producers <= 4);
   CHECK(sink.duplicates() == 0);
 }
+
+TEST_CASE("run() returns on stop() from the handler or from another thread", "[reliable][run]") {
+  zmq::context_t ctx;
+  ReliableReceiver receiver(ctx, fast_receiver());
+  std::string ep = receiver.bind("tcp://127.0.0.1:*");
+  std::atomic<bool> finished{false};
+  std::atomic<bool> all_acked{false};
+  std::thread producer([&] {  // a sender with its own objects, in its own thread
+    ReliableSender sender(ctx, fast_sender());
+    sender.connect(ep);
+    for (int i = 0; i < 100; ++i) sender.send("0:" + std::to_string(i), milliseconds(5000));
+    all_acked = sender.wait_all_acked(milliseconds(10000));
+    finished = true;
+  });
+  Sink sink;
+  receiver.run([&](Delivery& d) {
+    sink.take(d);
+    if (sink.count(0) == 100) receiver.stop();
+  });
+  CHECK(sink.count(0) == 100);
+  // Keep answering until the sender has heard every ack.
+  REQUIRE(drive([&] { return finished.load(); },
+                [&] { receiver.poll_once(sink.handler(), milliseconds(5)); }));
+  producer.join();
+  CHECK(all_acked);
+
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    receiver.stop();
+  });
+  receiver.run(sink.handler());  // idle: only the other thread's stop() ends it
+  stopper.join();
+  CHECK(sink.messages() == 100);
+}
