@@ -147,8 +147,9 @@ class Device {
   bool two_way() const { return type_ != ProxyType::kStreamer; }
 
   void loop() {
+    std::vector<zmq_pollitem_t>& items = poll_items_;
     for (;;) {
-      std::vector<zmq_pollitem_t> items;
+      items.clear();
       items.push_back({pipe_.handle(), 0, ZMQ_POLLIN, 0});
       if (control_) items.push_back({control_.handle(), 0, ZMQ_POLLIN, 0});
       const std::size_t socket_items = items.size();
@@ -431,6 +432,7 @@ class Device {
     bool valid = false;
   };
   Pending pending_[2];
+  std::vector<zmq_pollitem_t> poll_items_;  // reused by loop() (shutdown() polls its own)
   bool may_block_[2] = {false, false};
 };
 
