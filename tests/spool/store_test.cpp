@@ -289,3 +289,49 @@ TEST_CASE("A second store on the same directory is refused while the first is op
   }
   Store again = open_store(opt);  // released on close
 }
+
+TEST_CASE("Interval policy: commit writes at once and syncs when the interval has passed",
+          "[spool][store]") {
+  TempDir dir;
+  auto opt = options(dir.path());
+  opt.fsync = zkit::spool::FsyncPolicy::every(std::chrono::milliseconds(20));
+  Store store = open_store(opt);
+  require_ok(store.commit());
+  const auto syncs = store.stats().fsyncs;
+  REQUIRE(store.append(frame(1, 1)).is_ok());
+  require_ok(store.commit());
+  CHECK(store.committed_ticket() == 1);  // acknowledged after the write
+  CHECK(read_all(store).size() == 1);
+  auto due = store.next_sync_due();
+  REQUIRE(due.has_value());
+  // Bounded wait until the sync is due, then commit() performs it.
+  for (int i = 0; i < 100 && std::chrono::steady_clock::now() < *due; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  require_ok(store.commit());
+  CHECK(store.stats().fsyncs > syncs);
+  CHECK_FALSE(store.next_sync_due().has_value());
+}
+
+TEST_CASE("A batch of about 60 MiB round-trips through its own segment", "[spool][store]") {
+  TempDir dir(/*memory=*/true);
+  auto opt = options(dir.path());
+  opt.fsync = zkit::spool::FsyncPolicy::never();
+  Bytes small = frame(77, 1);
+  Bytes big = frame(77, 2, 4, 15 << 20);
+  {
+    Store store = open_store(opt);
+    REQUIRE(store.append(small).is_ok());
+    auto r = store.append(big);
+    REQUIRE(r.is_ok());
+    CHECK(r.value().position.segment == 2);  // it does not fit the 64 KiB segment: a new one
+    require_ok(store.close());
+  }
+  Store store = open_store(opt);
+  auto got = read_all(store);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].frame == small);
+  CHECK(got[1].frame.size() == big.size());
+  CHECK(got[1].frame == big);
+  CHECK(store.stats().backlog_bytes == big.size() + small.size());
+}
