@@ -581,7 +581,6 @@ Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const
                                   " bytes is over the limit of " +
                                   std::to_string(opt.max_frame_bytes));
   }
-  ++st.accepted;
   auto it = producers.find(meta.producer_id);
   if (it != producers.end() && meta.seq <= it->second) {
     ++st.duplicates;
@@ -591,25 +590,18 @@ Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const
   const std::uint64_t now = meta.arrival_ns;
   if (opt.max_age.count() > 0) {
     if (opt.when_full == WhenFull::kDropOldest) {
-      if (Status s = enforce_age(now); !s) { --st.accepted; return s; }
+      if (Status s = enforce_age(now); !s) return s;
     } else if (over_age(now)) {
       full_flag = true;
       full_need = 0;
       ++st.rejected_full;
-      --st.accepted;
       return Status::limit_exceeded("spool full: oldest unforwarded batch is older than max-age");
     }
   }
-  if (Status s = make_room(need); !s) {
-    --st.accepted;
-    return s;
-  }
+  if (Status s = make_room(need); !s) return s;
   Segment* seg = &segments.back();
   if (seg->batches > 0 && seg->size + need > segment_bytes) {
-    if (Status s = roll(); !s) {
-      --st.accepted;
-      return s;
-    }
+    if (Status s = roll(); !s) return s;
     seg = &segments.back();
   }
   log::RecordHeader h{format::kBatch, meta.message_count, meta.producer_id, meta.seq, meta.arrival_ns};
@@ -861,6 +853,7 @@ Status Store::enforce_limits() {
 Stats Store::stats() {
   Impl& i = *impl_;
   Stats s = i.st;
+  s.accepted = s.stored + s.duplicates;
   s.segments = i.segments.size();
   s.disk_bytes = i.disk_bytes();
   if (auto free = i.env->free_bytes(i.opt.dir)) s.disk_free_bytes = free.value();
