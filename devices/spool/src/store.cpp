@@ -679,7 +679,7 @@ Result<std::optional<StoredRecord>> Store::Impl::read_raw() {
       reader_file = std::move(f.value());
       reader_segment = seg->number;
       reader = std::make_unique<log::Reader>(
-          *reader_file, read_pos.offset, limit, [this, name](const log::Corruption& c) {
+          *reader_file, read_pos.offset, limit, [name](const log::Corruption& c) {
             // Recovery counted what was corrupt on open; this is a re-read or new damage.
             spdlog::debug("spool: reader skips corrupt bytes in {} at {}: {}", name, c.offset,
                           c.reason);
