@@ -1,6 +1,6 @@
 // Report-only benchmark (not run by ctest): reliable link vs plain batched DEALER/ROUTER, same
 // batcher, same message size, one sender thread and one receiver thread over tcp loopback.
-//   reliable_bench [messages=10000000] [size=16] [endpoint=tcp://127.0.0.1:*]
+//   reliable_bench [messages=10000000] [size=16] [endpoint=tcp://127.0.0.1:*] [window=64]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -55,13 +55,18 @@ double plain(zmq::context_t& ctx, const std::string& endpoint, std::uint64_t n, 
 }
 
 double reliable(zmq::context_t& ctx, const std::string& endpoint, std::uint64_t n, std::size_t size,
-                std::string& stats) {
-  ReliableReceiver receiver(ctx);
+                std::size_t window, std::string& stats) {
+  ReliableReceiverOptions receiver_options;
+  receiver_options.window = window;
+  ReliableReceiver receiver(ctx, receiver_options);
   std::string ep = receiver.bind(endpoint);
   std::vector<std::byte> msg(size, std::byte{'x'});
   auto t0 = Clock::now();
   std::thread sender_thread([&] {
-    ReliableSender sender(ctx);
+    ReliableSenderOptions sender_options;
+    sender_options.window = window;
+    sender_options.max_queued = 2 * window;
+    ReliableSender sender(ctx, sender_options);
     sender.connect(ep);
     for (std::uint64_t i = 0; i < n; ++i) sender.send(msg);
     if (!sender.wait_all_acked(std::chrono::milliseconds(60000))) std::abort();
@@ -88,12 +93,13 @@ int main(int argc, char** argv) {
   std::uint64_t n = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 10'000'000;
   std::size_t size = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 16;
   std::string endpoint = argc > 3 ? argv[3] : "tcp://127.0.0.1:*";
+  std::size_t window = argc > 4 ? std::strtoul(argv[4], nullptr, 10) : 64;
   zmq::context_t ctx;
   double p = plain(ctx, endpoint, n, size);
   std::string stats;
-  double r = reliable(ctx, endpoint, n, size, stats);
-  std::printf("messages %llu of %zu B over %s\n", static_cast<unsigned long long>(n), size,
-              endpoint.c_str());
+  double r = reliable(ctx, endpoint, n, size, window, stats);
+  std::printf("messages %llu of %zu B over %s, window %zu\n", static_cast<unsigned long long>(n),
+              size, endpoint.c_str(), window);
   std::printf("plain batched DEALER/ROUTER  %12.0f msg/s  (%.3f s)\n", n / p, p);
   std::printf("reliable link                %12.0f msg/s  (%.3f s)\n", n / r, r);
   std::printf("reliable / plain             %12.2f\n", p / r);
