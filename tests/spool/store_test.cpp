@@ -185,6 +185,7 @@ TEST_CASE("Drop-oldest deletes the oldest unforwarded segments and counts every 
   auto st = store.stats();
   CHECK(st.dropped_batches > 0);
   CHECK(st.dropped_messages == st.dropped_batches * 8);
+  CHECK(st.backlog_batches + st.dropped_batches == total);
   CHECK(segment_bytes_on_disk(dir.path()) <= opt.max_bytes);
   auto got = read_all(store);
   CHECK(got.size() + st.dropped_batches == total);
@@ -334,4 +335,31 @@ TEST_CASE("A batch of about 60 MiB round-trips through its own segment", "[spool
   CHECK(got[1].frame.size() == big.size());
   CHECK(got[1].frame == big);
   CHECK(store.stats().backlog_bytes == big.size() + small.size());
+}
+
+TEST_CASE("Drop-oldest counts exactly the unacknowledged messages of a partly acknowledged segment",
+          "[spool][store]") {
+  TempDir dir;
+  auto opt = options(dir.path());
+  opt.max_bytes = 256 * 1024;
+  opt.when_full = zkit::spool::WhenFull::kDropOldest;
+  Store store = open_store(opt);
+  // Batches of varying message counts, so a proportional estimate would be wrong.
+  std::uint64_t seq = 0, messages = 0;
+  auto add = [&](std::size_t count) {
+    auto r = store.append(frame(6, ++seq, count, 2000));
+    REQUIRE(r.is_ok());
+    messages += count;
+    require_ok(store.commit());
+  };
+  for (std::size_t i = 0; i < 6; ++i) add(i % 2 == 0 ? 1 : 7);  // about 48 KB: segment 1
+  auto got = read_all(store);
+  REQUIRE(got.size() == 6);
+  require_ok(store.advance_cursor(got[1].next));  // 1 + 7 messages acknowledged
+  const std::uint64_t acked_messages = 8;
+  for (int i = 0; i < 40; ++i) add(3);
+  auto st = store.stats();
+  REQUIRE(st.dropped_batches > 0);
+  CHECK(st.acked_messages == acked_messages);
+  CHECK(st.backlog_messages + st.dropped_messages + acked_messages == messages);
 }

@@ -110,6 +110,8 @@ struct Store::Impl {
   // Batches acknowledged in the segment of the last acknowledged one (the rest of it is backlog).
   std::uint64_t acked_segment = 0;
   std::uint64_t acked_in_segment = 0;
+  std::uint64_t acked_messages_in_segment = 0;
+  std::uint64_t acked_bytes_in_segment = 0;
 
   // forward reader
   Position read_pos;
@@ -311,6 +313,8 @@ Status Store::Impl::recover_segment(std::uint64_t number, bool last) {
     if (number == cursor.segment && scan.record_offset() < cursor.offset) {
       acked_segment = number;
       ++acked_in_segment;
+      acked_messages_in_segment += h.count;
+      acked_bytes_in_segment += v.value().body.size();
       continue;
     }
     ++st.backlog_batches;
@@ -486,12 +490,10 @@ Status Store::Impl::delete_acked_segments() {
 
 Status Store::Impl::drop_front_segment() {
   Segment& front = segments.front();
-  const std::uint64_t acked_here = acked_in(front);
-  std::uint64_t lost = front.batches - acked_here;
-  // Messages of the acknowledged prefix are not known one by one; count the segment's share.
-  std::uint64_t lost_messages =
-      front.batches == 0 ? 0 : front.messages - front.messages * acked_here / front.batches;
-  std::uint64_t lost_bytes = front.batches == 0 ? 0 : front.bytes - front.bytes * acked_here / front.batches;
+  const bool partly_acked = front.number == acked_segment;
+  const std::uint64_t lost = front.batches - acked_in(front);
+  const std::uint64_t lost_messages = front.messages - (partly_acked ? acked_messages_in_segment : 0);
+  const std::uint64_t lost_bytes = front.bytes - (partly_acked ? acked_bytes_in_segment : 0);
   st.dropped_batches += lost;
   st.dropped_messages += lost_messages;
   st.backlog_batches -= std::min(st.backlog_batches, lost);
@@ -729,9 +731,11 @@ Status Store::Impl::advance(Position next) {
     st.backlog_bytes -= std::min(st.backlog_bytes, f.bytes);
     if (f.next.segment != acked_segment) {
       acked_segment = f.next.segment;
-      acked_in_segment = 0;
+      acked_in_segment = acked_messages_in_segment = acked_bytes_in_segment = 0;
     }
     ++acked_in_segment;
+    acked_messages_in_segment += f.messages;
+    acked_bytes_in_segment += f.bytes;
     inflight.pop_front();
   }
   cursor = next;
