@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   std::string sizes = "16,64,256,1024";
   std::string sections = "throughput,latency,patterns,devices";
   std::string json_path = ZKIT_BINARY_DIR "/bench/results/throughput.json";
-  int duration_ms = 400, warmup_ms = 100, saturation_ms = 500;
+  int duration_ms = 300, warmup_ms = 100, saturation_ms = 500;
   po::options_description flags(
       "throughput_bench: zkit batched links beside raw libzmq in the same run\n"
       "Usage: throughput_bench [options]   (no options: the full default run, under a minute)\n"
@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
       ("help,h", "this text")
       ("quick", "a few seconds: 1 repeat, 100 ms runs, 300 latency messages")
       ("repeats", po::value(&config.repeats)->default_value(3), "runs per row (median shown)")
-      ("duration-ms", po::value(&duration_ms)->default_value(400), "measured time per run")
+      ("duration-ms", po::value(&duration_ms)->default_value(300), "measured time per run")
       ("warmup-ms", po::value(&warmup_ms)->default_value(100), "warm-up before each measurement")
       ("sizes", po::value(&sizes)->default_value(sizes), "message sizes in bytes, comma-separated")
       ("sections", po::value(&sections)->default_value(sections),
@@ -128,12 +128,24 @@ int main(int argc, char** argv) {
               config.shared_context ? "shared" : "one per end");
 
   bool ok = true;
-  if (wants(sections, "throughput")) ok &= section_throughput(config, report);
-  if (wants(sections, "latency")) ok &= section_latency(config, report);
-  if (wants(sections, "patterns")) ok &= section_patterns(config, report);
-  if (wants(sections, "devices")) ok &= section_devices(config, report);
-  if (wants(sections, "tune")) ok &= section_tune(config, report);
+  Clock::time_point started = Clock::now();
+  Json seconds = Json::object();
+  auto run = [&](const char* name, bool (*section)(const Config&, Report&)) {
+    if (!wants(sections, name)) return;
+    Clock::time_point t = Clock::now();
+    ok &= section(config, report);
+    seconds[name] = std::chrono::duration<double>(Clock::now() - t).count();
+  };
+  run("throughput", section_throughput);
+  run("latency", section_latency);
+  run("patterns", section_patterns);
+  run("devices", section_devices);
+  run("tune", section_tune);
   print_targets(report);
+  double total = std::chrono::duration<double>(Clock::now() - started).count();
+  seconds["total"] = total;
+  report.json["seconds"] = seconds;
+  std::printf("\nsections took %s\n", seconds.dump().c_str());
 
   try {
     std::filesystem::path path(json_path);
