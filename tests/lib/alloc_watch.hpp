@@ -15,6 +15,8 @@ class AllocationWatch {
   AllocationWatch& operator=(const AllocationWatch&) = delete;
   // The largest allocation, in bytes, since construction (on any thread).
   std::size_t largest() const;
+  // False when the program cannot replace operator new (under AddressSanitizer): largest() is 0.
+  static bool available();
 };
 
 }  // namespace zkit::testing
