@@ -216,7 +216,13 @@ SignalWaiter::SignalWaiter() : old_(std::make_unique<Mask>()) {
   pthread_sigmask(SIG_BLOCK, &set, &old_->old);
 }
 
-SignalWaiter::~SignalWaiter() { pthread_sigmask(SIG_SETMASK, &old_->old, nullptr); }
+SignalWaiter::~SignalWaiter() {
+  // A second Ctrl-C during the shutdown is consumed here rather than killing the process on the
+  // way out (it would turn a clean exit 0 into death by signal).
+  while (wait(std::chrono::milliseconds{0})) {
+  }
+  pthread_sigmask(SIG_SETMASK, &old_->old, nullptr);
+}
 
 std::optional<int> SignalWaiter::wait(std::chrono::milliseconds timeout) {
   const sigset_t set = stop_signals();

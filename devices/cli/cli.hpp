@@ -91,8 +91,9 @@ Curve curve_flags(const po::variables_map& vm);
 // --- signals -------------------------------------------------------------------------------------
 
 // Blocks SIGINT and SIGTERM in the calling thread and every thread it starts afterwards, so that
-// only wait() sees them: construct it before the zmq::context_t. Restores the mask on destruction.
-// Subcommands that do not make one are ended by the signals as usual.
+// only wait() sees them: construct it before the zmq::context_t. On destruction, discards signals
+// still pending (a second Ctrl-C during shutdown) and restores the mask. Subcommands that do not
+// make one are ended by the signals as usual.
 class SignalWaiter {
  public:
   SignalWaiter();
