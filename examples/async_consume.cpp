@@ -10,7 +10,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-
 #include <zkit/pipeline.hpp>
 
 int main(int argc, char** argv) {

@@ -1,13 +1,12 @@
 // Asynchronous RPC: a client puts 2,000 requests in flight at once, each with a timeout; the server
-// answers most at once and keeps every tenth Responder to answer on its next turn. Replies come back
-// batched and are matched to their requests by correlation id.
+// answers most at once and keeps every tenth Responder to answer on its next turn. Replies come
+// back batched and are matched to their requests by correlation id.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
-
 #include <zkit/rpc.hpp>
 
 using namespace std::chrono_literals;
@@ -32,7 +31,8 @@ int main() {
       for (auto& r : later) r.reply("LATE " + std::to_string(r.id()));
       later.clear();
     };
-    // run() would do; a poll_once() loop lets the server answer its deferred requests between turns.
+    // run() would do; a poll_once() loop lets the server answer its deferred requests between
+    // turns.
     zkit::Server& s = server;
     for (;;) {
       std::size_t n = s.poll_once(handler, 20ms);

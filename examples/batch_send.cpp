@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
-
 #include <zkit/pipeline.hpp>
 
 int main(int argc, char** argv) {

@@ -7,7 +7,6 @@
 #include <map>
 #include <string>
 #include <thread>
-
 #include <zkit/pubsub.hpp>
 
 using namespace std::chrono_literals;
@@ -80,8 +79,7 @@ int main() {
                 static_cast<unsigned long long>(l->missed));
   }
   ok = weather.per_topic["weather.paris"] == 100 && weather.per_topic["weather.oslo"] == 100 &&
-       weather.per_topic.size() == 2 && news.per_topic["news"] == 100 &&
-       news.per_topic.size() == 1;
+       weather.per_topic.size() == 2 && news.per_topic["news"] == 100 && news.per_topic.size() == 1;
   std::printf("publisher stats: %s\n", pub.stats().to_json().c_str());
   std::printf(ok ? "fan-out ok\n" : "fan-out WRONG\n");
   return ok ? 0 : 1;

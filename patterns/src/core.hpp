@@ -8,7 +8,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-
 #include <zmq.hpp>
 
 #include "zkit/envelope.hpp"
@@ -54,9 +53,7 @@ class Inbox {
   // The next record into m (data, producer_id, seq); false when nothing is held.
   bool next(Message& m, SocketStats& stats);
   bool empty() const noexcept { return remaining_ == 0; }
-  const envelope::Header* header() const noexcept {
-    return batch_ ? &batch_->header() : nullptr;
-  }
+  const envelope::Header* header() const noexcept { return batch_ ? &batch_->header() : nullptr; }
   // Drops what is held; returns how many messages that was.
   std::size_t discard() noexcept;
 

@@ -19,9 +19,12 @@ using Clock = std::chrono::steady_clock;
 
 const char* reply_status_name(ReplyStatus s) noexcept {
   switch (s) {
-    case ReplyStatus::kOk: return "ok";
-    case ReplyStatus::kTimeout: return "timeout";
-    case ReplyStatus::kCancelled: return "cancelled";
+    case ReplyStatus::kOk:
+      return "ok";
+    case ReplyStatus::kTimeout:
+      return "timeout";
+    case ReplyStatus::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -307,13 +310,14 @@ void Responder::reply(std::span<const std::byte> payload) {
 }
 
 namespace {
-constexpr std::size_t kIdlePeersKept = 1024;  // peer batchers kept beyond this are pruned when empty
+constexpr std::size_t kIdlePeersKept =
+    1024;  // peer batchers kept beyond this are pruned when empty
 }
 
 struct Server::Impl final : detail::Receiver, Responder::Target {
   Impl(zmq::context_t& context, PatternOptions o)
       : Receiver(context, zmq::socket_type::router, std::move(o), "Server") {
-    Batcher check(options.batch);  // reject bad batch options now
+    Batcher check(options.batch);                   // reject bad batch options now
     socket.set(zmq::sockopt::router_mandatory, 1);  // a reply to a gone peer fails, and counts
     socket.set(zmq::sockopt::sndtimeo,
                options.send_timeout ? static_cast<int>(options.send_timeout->count()) : -1);

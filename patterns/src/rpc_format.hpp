@@ -24,7 +24,8 @@ inline void put_id(std::byte* out, std::uint64_t id) noexcept {
 
 inline std::uint64_t get_id(std::span<const std::byte> record) noexcept {
   std::uint64_t id = 0;
-  for (std::size_t i = 0; i < kIdBytes; ++i) id |= std::to_integer<std::uint64_t>(record[i]) << (8 * i);
+  for (std::size_t i = 0; i < kIdBytes; ++i)
+    id |= std::to_integer<std::uint64_t>(record[i]) << (8 * i);
   return id;
 }
 

@@ -1,14 +1,14 @@
 // Pusher/Puller: delivery over every transport, stop, limits, the high-water mark, close reports,
 // reconnect, malformed frames, and raw mode against pyzmq peers.
+#include "zkit/pipeline.hpp"
+
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <catch2/catch.hpp>
-
 #include "pattern_testutil.hpp"
-#include "zkit/pipeline.hpp"
 
 using namespace std::chrono_literals;
 using zkit::Message;

@@ -1,14 +1,14 @@
 // Publisher/Subscriber: topics and filters over every transport, run-time (un)subscribe, the slow
 // joiner and the high-water mark (both counted), raw mode against pyzmq, stop.
+#include "zkit/pubsub.hpp"
+
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <catch2/catch.hpp>
-
 #include "pattern_testutil.hpp"
-#include "zkit/pubsub.hpp"
 
 using namespace std::chrono_literals;
 using zkit::Message;
@@ -144,8 +144,7 @@ TEST_CASE("A slow joiner misses the first batches and counts them from the seque
   CHECK(sub.stats().missed_batches >= kEarly);
 }
 
-TEST_CASE("A publisher at the high-water mark drops whole batches and counts them",
-          "[pubsub]") {
+TEST_CASE("A publisher at the high-water mark drops whole batches and counts them", "[pubsub]") {
   zmq::context_t ctx;
   PatternOptions po;
   po.socket.sndhwm = 2;
@@ -254,7 +253,8 @@ TEST_CASE("A pyzmq SUB receives a raw Publisher's topic frames", "[pubsub][inter
   CHECK(peer.wait() == 0);
 }
 
-TEST_CASE("A raw Subscriber reads a pyzmq PUB, one-frame and two-frame messages", "[pubsub][interop]") {
+TEST_CASE("A raw Subscriber reads a pyzmq PUB, one-frame and two-frame messages",
+          "[pubsub][interop]") {
   TempDir dir;
   std::string ep = "ipc://" + dir.path + "/pub.sock";
   zkit::test::PyPeer peer(dir, kPyPub, ep);

@@ -1,14 +1,14 @@
 // Client/Server: many requests in flight over every transport, replies through a kept Responder,
 // timeouts, cancellation at close, a reply to a gone client, raw mode against pyzmq REQ/REP.
+#include "zkit/rpc.hpp"
+
+#include <catch2/catch.hpp>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <catch2/catch.hpp>
-
 #include "pattern_testutil.hpp"
-#include "zkit/rpc.hpp"
 
 using namespace std::chrono_literals;
 using zkit::Client;
@@ -86,16 +86,18 @@ TEST_CASE("A server may keep the Responder and answer in a later turn", "[rpc]")
   client.connect(server.bind("inproc://later"));
   std::vector<std::string> replies;
   for (int i = 0; i < 3; ++i) {
-    client.send("q" + std::to_string(i),
-                [&](const Reply& r) { replies.emplace_back(r.text()); }, 10s);
+    client.send(
+        "q" + std::to_string(i), [&](const Reply& r) { replies.emplace_back(r.text()); }, 10s);
   }
   client.flush();
   std::vector<Responder> kept;
   for (int i = 0; i < 200 && kept.size() < 3; ++i) {
-    server.poll_once([&](const Message& m, Responder r) {
-      CHECK(m.text().substr(0, 1) == "q");
-      kept.push_back(std::move(r));
-    }, 10ms);
+    server.poll_once(
+        [&](const Message& m, Responder r) {
+          CHECK(m.text().substr(0, 1) == "q");
+          kept.push_back(std::move(r));
+        },
+        10ms);
   }
   REQUIRE(kept.size() == 3);
   client.poll_once(20ms);
@@ -118,7 +120,13 @@ TEST_CASE("A request without a reply completes with a timeout and a late reply i
   client.connect(server.bind("inproc://timeout"));
   ReplyStatus got = ReplyStatus::kOk;
   int calls = 0;
-  client.send("slow", [&](const Reply& r) { got = r.status; ++calls; }, 30ms);
+  client.send(
+      "slow",
+      [&](const Reply& r) {
+        got = r.status;
+        ++calls;
+      },
+      30ms);
   client.flush();
   std::optional<Responder> held;
   for (int i = 0; i < 200 && !held; ++i) {
@@ -145,7 +153,8 @@ TEST_CASE("close() cancels every outstanding request", "[rpc]") {
   client.connect(server.bind("inproc://cancel"));
   int cancelled = 0;
   for (int i = 0; i < 4; ++i) {
-    client.send("x", [&](const Reply& r) { cancelled += r.status == ReplyStatus::kCancelled; }, 10s);
+    client.send(
+        "x", [&](const Reply& r) { cancelled += r.status == ReplyStatus::kCancelled; }, 10s);
   }
   auto report = client.close();
   CHECK(cancelled == 4);
@@ -160,9 +169,12 @@ TEST_CASE("stop() from the reply handler ends Client::run()", "[rpc]") {
   client.connect(echo.endpoint);
   int n = 0;
   for (int i = 0; i < 10; ++i) {
-    client.send("x", [&](const Reply&) {
-      if (++n == 10) client.stop();
-    }, 10s);
+    client.send(
+        "x",
+        [&](const Reply&) {
+          if (++n == 10) client.stop();
+        },
+        10s);
   }
   client.run();
   CHECK(n == 10);
@@ -178,7 +190,8 @@ TEST_CASE("A reply to a client that has gone is dropped and counted", "[rpc]") {
     o.socket.linger = 0ms;
     Client client(ctx, o);
     client.connect(ep);
-    client.send("bye", [](const Reply&) {}, 10s);
+    client.send(
+        "bye", [](const Reply&) {}, 10s);
     client.flush();
     for (int i = 0; i < 200 && !held; ++i) {
       server.poll_once([&](const Message&, Responder r) { held = std::move(r); }, 10ms);
@@ -205,8 +218,8 @@ TEST_CASE("A client reaches a restarted server and gets replies again", "[rpc]")
   client.connect(ep);
   auto ask = [&](const std::string& body, std::chrono::milliseconds timeout) {
     std::string answer;
-    client.send(body, [&](const Reply& r) { answer = r.ok() ? std::string(r.text()) : "failed"; },
-                timeout);
+    client.send(
+        body, [&](const Reply& r) { answer = r.ok() ? std::string(r.text()) : "failed"; }, timeout);
     client.flush();
     settle(client);
     return answer;
@@ -217,7 +230,8 @@ TEST_CASE("A client reaches a restarted server and gets replies again", "[rpc]")
   }
   EchoServer second(ctx, ep);
   // A request written before the client noticed the old server was gone goes down with that
-  // connection (plain mode); its handler still runs, with kTimeout. Later ones reach the new server.
+  // connection (plain mode); its handler still runs, with kTimeout. Later ones reach the new
+  // server.
   std::string answer;
   int attempts = 0;
   while (answer != "echo:two" && attempts < 50) {
@@ -284,8 +298,8 @@ TEST_CASE("A raw Client talks to a pyzmq REP server, replies matched in order", 
   client.connect(ep);
   std::map<std::uint64_t, std::string> got;
   for (int i = 0; i < 4; ++i) {
-    std::uint64_t id = client.send("r" + std::to_string(i),
-                                   [&](const Reply& r) { got[r.id] = std::string(r.text()); }, 10s);
+    std::uint64_t id = client.send(
+        "r" + std::to_string(i), [&](const Reply& r) { got[r.id] = std::string(r.text()); }, 10s);
     CHECK(id == static_cast<std::uint64_t>(i + 1));
   }
   settle(client);

@@ -1,8 +1,8 @@
 // SocketStats and LatencyHistogram: bucket accuracy, percentiles, JSON snapshot.
+#include "zkit/stats.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-
-#include "zkit/stats.hpp"
 
 using zkit::LatencyHistogram;
 

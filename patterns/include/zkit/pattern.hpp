@@ -3,7 +3,7 @@
 //
 //   bind(ep) / connect(ep)   any libzmq endpoint (inproc://, ipc://, tcp://); return the endpoint
 //                            actually bound (tcp://127.0.0.1:* resolved). zmq::error_t propagates.
-//   send(...)                buffered by the socket's Batcher; a sealed batch is handed to ZeroMQ at
+//   send(...)                buffered by the socket's Batcher; a sealed batch goes to ZeroMQ at
 //                            once. Messages held in an unsealed batch leave on the next send(),
 //                            pump() or flush(), or when close() flushes: a sender that goes quiet
 //                            must call pump() by its deadline() (or flush()), nothing else will.

@@ -17,7 +17,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-
 #include <zmq.hpp>
 
 #include "zkit/pattern.hpp"

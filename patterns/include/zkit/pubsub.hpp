@@ -5,15 +5,15 @@
 //
 // The two ways plain ZeroMQ pub/sub loses messages without a word, and what zkit does:
 //  - Slow joiner: a subscriber gets only what is published after its subscription reached the
-//    publisher. The Subscriber counts the batches before the first one it sees, and every later gap,
-//    in stats().missed_batches. Exact when it subscribes to every topic; with a topic filter the
-//    gaps include other topics' batches, so the figure is then an upper bound.
+//    publisher. The Subscriber counts the batches before the first one it sees, and every later
+//    gap, in stats().missed_batches. Exact when it subscribes to every topic; with a topic filter
+//    the gaps include other topics' batches, so the figure is then an upper bound.
 //  - High-water mark: a PUB socket drops silently. zkit's Publisher is an XPUB with
 //    ZMQ_XPUB_NODROP, so a full subscriber queue makes the send fail instead; the Publisher then
 //    drops that batch for every subscriber and counts it (stats().dropped_messages/dropped_batches,
 //    send_would_block). The seq number is spent, so subscribers see and count the gap too. With
-//    PatternOptions::send_timeout it first waits that long for room (back-pressure on the producer).
-//    To peers it is an ordinary PUB: plain SUB sockets connect to it unchanged.
+//    PatternOptions::send_timeout it first waits that long for room (back-pressure on the
+//    producer). To peers it is an ordinary PUB: plain SUB sockets connect to it unchanged.
 // Order: kept within a topic; across topics a later message may overtake an earlier one that is
 // still waiting in its own topic's batch. flush() first when one must follow another topic's.
 // Raw mode: send(topic, data) sends [topic][data] (or [data] when the topic is empty); a raw
@@ -26,7 +26,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-
 #include <zmq.hpp>
 
 #include "zkit/pattern.hpp"

@@ -5,13 +5,13 @@
 // (docs/patterns.md; patterns/src/rpc_format.hpp), replies to one client share that client's batch.
 //
 // Semantics:
-//  - Every request's handler is called exactly once, from Client::poll_once()/run(): with the reply,
-//    with ReplyStatus::kTimeout when its timeout expires first, or kCancelled from close(). A reply
-//    that arrives after the timeout is dropped and counted (stats().dropped_messages).
+//  - Every request's handler is called exactly once, from Client::poll_once()/run(): with the
+//    reply, with ReplyStatus::kTimeout when its timeout expires first, or kCancelled from close().
+//    A reply that arrives after the timeout is dropped and counted (stats().dropped_messages).
 //  - A reply to a client that has gone is dropped and counted by the Server (ZMQ_ROUTER_MANDATORY).
-//  - Raw mode talks to plain REQ/REP-style peers: the Client sends [""][payload] and matches replies
-//    in order (one server answering in order, as REP does); the Server accepts [""][payload] (REQ)
-//    or [payload] (DEALER) from each peer and answers in the same shape.
+//  - Raw mode talks to plain REQ/REP-style peers: the Client sends [""][payload] and matches
+//    replies in order (one server answering in order, as REP does); the Server accepts
+//    [""][payload] (REQ) or [payload] (DEALER) from each peer and answers in the same shape.
 #pragma once
 
 #include <chrono>
@@ -22,7 +22,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-
 #include <zmq.hpp>
 
 #include "zkit/pattern.hpp"
