@@ -41,6 +41,7 @@ namespace fs = std::filesystem;
 constexpr milliseconds kStatsTimeout{1000};
 constexpr milliseconds kStartTimeout{5000};
 constexpr milliseconds kStopGrace{5000};
+constexpr double kStallSeconds = 10;  // no message moved this long: give up
 
 void declare(po::options_description& flags) {
   flags.add_options()
@@ -382,8 +383,8 @@ int run(const po::variables_map& vm) {
   const auto period = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(interval));
   auto next = start + period;
-  std::uint64_t last_received = 0;
-  double last_t = 0;
+  std::uint64_t last_received = 0, last_sent = 0;
+  double last_t = 0, last_progress = 0;
   std::string outcome;
   while (outcome.empty()) {
     const bool finished = producer.done() && consumer.received() >= count;
@@ -398,16 +399,23 @@ int run(const po::variables_map& vm) {
       if (auto j = ask_stats(context, s.control)) s.last = std::move(*j);
     }
     const std::uint64_t received = consumer.received();
-    std::cerr << fmt::format(
-        "  {:6.1f} s  sent {:>10}  forwarded {:>10}  stored {:>10}  received {:>10}  "
-        "{:>9.0f} msg/s\n",
-        t, producer.sent(), proxy_out(stages[0].last).messages,
-        proxy_out(stages[1].last).messages, received,
-        (received - last_received) / std::max(t - last_t, 1e-9));
+    const std::uint64_t sent = producer.sent();
+    if (received != last_received || sent != last_sent) last_progress = t;
+    if (!finished || received != last_received || last_t == 0) {
+      std::cerr << fmt::format(
+          "  {:6.1f} s  sent {:>10}  forwarded {:>10}  stored {:>10}  received {:>10}  "
+          "{:>9.0f} msg/s\n",
+          t, sent, proxy_out(stages[0].last).messages, proxy_out(stages[1].last).messages,
+          received, (received - last_received) / std::max(t - last_t, 1e-9));
+    }
     last_received = received;
+    last_sent = sent;
     last_t = t;
     next += period;
     if (finished) outcome = "done";
+    if (outcome.empty() && t - last_progress > kStallSeconds) {
+      outcome = fmt::format("no message moved for {:.0f} s", kStallSeconds);
+    }
     if (outcome.empty() && t > timeout) outcome = fmt::format("timed out after {:.0f} s", timeout);
     for (auto& s : stages) {
       if (outcome.empty() && !s.child->running()) outcome = s.child->name() + " ended early";
