@@ -1,0 +1,243 @@
+// `zkit spool`: runs the store-and-forward node until SIGINT, SIGTERM or TERMINATE on its control
+// socket, logging statistics (and draining progress) as it goes and printing them at the end.
+#include <string.h>
+
+#include <cctype>
+#include <cmath>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cli.hpp"
+#include "zkit/spool_node.hpp"
+
+namespace {
+
+using namespace zkit;
+using namespace zkit::cli;
+using Clock = std::chrono::steady_clock;
+
+void declare(po::options_description& flags) {
+  flags.add_options()
+      ("dir", po::value<std::string>()->required()->value_name("DIR"),
+       "the spool directory (created when missing)")
+      ("listen", po::value<std::string>()->required()->value_name("EP"),
+       "where reliable senders connect (plain EP binds)")
+      ("forward", po::value<std::string>()->required()->value_name("EP"),
+       "the downstream reliable receiver (plain EP connects)")
+      ("pull", po::value<std::string>()->value_name("EP"),
+       "also accept plain PUSH peers here (no acknowledgement: see docs; plain EP binds)")
+      ("control", po::value<std::string>()->value_name("EP"),
+       "REP control socket: STATS (JSON), TERMINATE (plain EP binds)")
+      ("fsync", po::value<std::string>()->default_value("always")->value_name("MODE"),
+       "always | interval=MS | never: when an acknowledged batch is on stable storage")
+      ("max-bytes", po::value<std::string>()->default_value("0")->value_name("SIZE"),
+       "bound on the segment files, e.g. 64MiB, 1G (0: none)")
+      ("max-age", po::value<std::string>()->default_value("0")->value_name("DURATION"),
+       "bound on the age of the oldest unforwarded batch, e.g. 10m, 1h (0: none)")
+      ("when-full", po::value<std::string>()->default_value("block")->value_name("POLICY"),
+       "block (withhold credit upstream) | drop-oldest (delete oldest unforwarded, counted)")
+      ("segment-bytes", po::value<std::string>()->default_value("64MiB")->value_name("SIZE"),
+       "roll to a new segment file past this size (at least 64KiB)")
+      ("window", po::value<long long>()->default_value(64)->value_name("N"),
+       "batches unacknowledged per sender upstream, and in flight downstream")
+      ("linger-ms", po::value<long long>()->default_value(1000)->value_name("MS"),
+       "at stop: wait up to MS for the downstream to acknowledge what is in flight")
+      ("stats-interval", po::value<double>()->default_value(5.0)->value_name("SEC"),
+       "log a statistics line every SEC seconds to stderr (0: never)");
+  add_curve_flags(flags);
+}
+
+// "64MiB", "1G", "512k", "4096": bytes. Binary multiples for both spellings (K=KiB).
+std::uint64_t size_flag(const po::variables_map& vm, const std::string& name) {
+  const std::string text = vm[name].as<std::string>();
+  std::size_t pos = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(text, &pos);
+  } catch (const std::exception&) {
+    pos = 0;
+  }
+  std::string unit = text.substr(pos);
+  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  int shift = -1;
+  if (unit.empty() || unit == "b") shift = 0;
+  if (unit == "k" || unit == "kb" || unit == "kib") shift = 10;
+  if (unit == "m" || unit == "mb" || unit == "mib") shift = 20;
+  if (unit == "g" || unit == "gb" || unit == "gib") shift = 30;
+  if (unit == "t" || unit == "tb" || unit == "tib") shift = 40;
+  if (pos == 0 || text[0] == '-' || shift < 0 || (shift > 0 && n > (~0ULL >> shift))) {
+    throw UsageError(fmt::format("--{}: '{}' is not a size (e.g. 4096, 512KiB, 64MiB, 1G)",
+                                 name, text));
+  }
+  return static_cast<std::uint64_t>(n) << shift;
+}
+
+// "500ms", "30s", "10m", "1h", "2d", "0": milliseconds.
+std::chrono::milliseconds duration_flag(const po::variables_map& vm, const std::string& name) {
+  const std::string text = vm[name].as<std::string>();
+  std::size_t pos = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(text, &pos);
+  } catch (const std::exception&) {
+    pos = 0;
+  }
+  const std::string unit = text.substr(pos);
+  unsigned long long ms = 0;
+  if (unit == "ms") ms = 1;
+  if (unit == "s" || (unit.empty() && n == 0)) ms = 1000;
+  if (unit == "m") ms = 60'000;
+  if (unit == "h") ms = 3'600'000;
+  if (unit == "d") ms = 86'400'000;
+  if (pos == 0 || text[0] == '-' || ms == 0 || n > (1ULL << 40)) {
+    throw UsageError(
+        fmt::format("--{}: '{}' is not a duration (e.g. 500ms, 30s, 10m, 1h, 2d)", name, text));
+  }
+  return std::chrono::milliseconds(static_cast<long long>(n * ms));
+}
+
+std::string opt_string(const po::variables_map& vm, const char* name) {
+  return vm.count(name) ? vm[name].as<std::string>() : std::string();
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.1f} {}", b, units[u]);
+}
+
+std::string stats_summary(const SpoolNodeStats& s) {
+  const spool::Stats& d = s.store;
+  return fmt::format(
+      "in {} batches ({} msgs) + pull {}, stored {} ({} msgs), dups {}, acked up {}, fwd {}, "
+      "acked down {} ({} msgs), backlog {} msgs / {} (oldest {:.1f} s), fsyncs {} (avg {} us), "
+      "dropped {} msgs, corrupt {}, write errors {}, disk free {}",
+      s.accepted_batches, s.accepted_messages, s.pull_batches, d.stored, d.stored_messages,
+      s.duplicates, s.acknowledged_upstream, s.forwarded_batches, s.acknowledged_batches,
+      s.acknowledged_messages, d.backlog_messages, human_bytes(static_cast<double>(d.backlog_bytes)),
+      static_cast<double>(d.oldest_age_ms) / 1000.0, d.fsyncs,
+      d.fsyncs ? d.fsync_ns_total / d.fsyncs / 1000 : 0, d.dropped_messages, d.corrupt_skipped,
+      s.write_errors, human_bytes(static_cast<double>(d.disk_free_bytes)));
+}
+
+int run(const po::variables_map& vm) {
+  SignalWaiter signals;  // before any thread exists
+
+  SpoolNodeOptions o;
+  o.store.dir = vm["dir"].as<std::string>();
+  auto fsync = spool::FsyncPolicy::parse(vm["fsync"].as<std::string>());
+  if (!fsync) throw UsageError("--fsync: " + fsync.status().message());
+  o.store.fsync = fsync.value();
+  o.store.max_bytes = size_flag(vm, "max-bytes");
+  o.store.max_age = duration_flag(vm, "max-age");
+  auto when_full = spool::parse_when_full(vm["when-full"].as<std::string>());
+  if (!when_full) throw UsageError("--when-full: " + when_full.status().message());
+  o.store.when_full = when_full.value();
+  o.store.segment_bytes = size_flag(vm, "segment-bytes");
+  if (o.store.segment_bytes < 64 * 1024) {
+    throw UsageError("--segment-bytes: must be at least 64KiB");
+  }
+  const Endpoint le = endpoint_flag(vm, "listen", true);
+  const Endpoint fe = endpoint_flag(vm, "forward", false);
+  const bool has_pull = vm.count("pull") != 0;
+  const bool has_control = vm.count("control") != 0;
+  const Endpoint pe = has_pull ? endpoint_flag(vm, "pull", true) : Endpoint{};
+  const Endpoint ce = has_control ? endpoint_flag(vm, "control", true) : Endpoint{};
+  o.listen = vm["listen"].as<std::string>();
+  o.forward = vm["forward"].as<std::string>();
+  o.pull = opt_string(vm, "pull");
+  o.control = opt_string(vm, "control");
+  const auto window = static_cast<std::size_t>(number_flag(vm, "window", 1, 1 << 20));
+  o.upstream_window = window;
+  o.forward_window = window;
+  o.linger = std::chrono::milliseconds(number_flag(vm, "linger-ms", 0, 3600 * 1000));
+  const double interval = seconds_flag(vm, "stats-interval", 0.0);
+  const Curve curve = curve_flags(vm);
+  o.listen_socket.curve = curve.for_socket(le.bind);
+  o.forward_socket.curve = curve.for_socket(fe.bind);
+  o.pull_socket.curve = curve.for_socket(pe.bind);
+  o.control_socket.curve = curve.for_socket(ce.bind);
+  o.control_socket.linger = std::chrono::milliseconds{0};
+
+  zmq::context_t context;
+  const auto zap = curve.start_zap(context);
+  std::optional<SpoolNode> node;
+  try {
+    node.emplace(context, o);
+  } catch (const std::runtime_error& e) {  // the store could not be opened
+    throw UsageError(std::string("--dir: ") + e.what());
+  }
+  // Machine-readable: the endpoints as bound (a "*" port resolved), one per line.
+  std::cout << "listen " << node->listen_endpoint() << "\nforward " << node->forward_endpoint()
+            << "\n";
+  if (has_pull) std::cout << "pull " << node->pull_endpoint() << "\n";
+  if (has_control) std::cout << "control " << node->control_endpoint() << "\n";
+  std::cout << std::flush;
+  spdlog::info("spool {}: listening {} {}, forwarding {} {}, fsync {}{}", o.store.dir,
+               le.bind ? "at" : "via", node->listen_endpoint(), fe.bind ? "at" : "to",
+               node->forward_endpoint(), o.store.fsync.to_string(),
+               has_control ? ", control " + node->control_endpoint() : "");
+
+  const auto period = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(interval));
+  auto next_report = Clock::now() + period;
+  std::uint64_t last_acked = node->stats().acknowledged_messages;
+  auto last_time = Clock::now();
+  int sig = 0;
+  while (node->poll_once(std::chrono::milliseconds(100))) {
+    if (auto s = signals.wait(std::chrono::milliseconds(0))) {
+      sig = *s;
+      break;
+    }
+    if (interval > 0 && Clock::now() >= next_report) {
+      const SpoolNodeStats s = node->stats();
+      spdlog::info("{}", stats_summary(s));
+      const double secs = std::chrono::duration<double>(Clock::now() - last_time).count();
+      const double rate = static_cast<double>(s.acknowledged_messages - last_acked) / secs;
+      const std::uint64_t left = s.store.backlog_messages;
+      if (left > 0 && rate > 0) {
+        spdlog::info("draining backlog: {} msgs ({}) left at {:.0f} msg/s, about {:.0f} s to go",
+                     left, human_bytes(static_cast<double>(s.store.backlog_bytes)), rate,
+                     std::ceil(static_cast<double>(left) / rate));
+      }
+      last_acked = s.acknowledged_messages;
+      last_time = Clock::now();
+      next_report += period;
+    }
+  }
+  if (sig) {
+    spdlog::info("{}: stopping (acknowledging what is stored, waiting up to {} ms downstream)",
+                 strsignal(sig), o.linger.count());
+  } else {
+    spdlog::info("TERMINATE: stopping");
+  }
+  const Status st = node->shutdown();
+  if (!st) spdlog::error("spool: shutdown: {}", st.to_string());
+  const SpoolNodeStats s = node->stats();
+  std::cerr << "final statistics: " << stats_summary(s) << "\n"
+            << nlohmann::json::parse(node->stats_json()).dump(2) << "\n";
+  return st ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
+extern const zkit::cli::Subcommand spool_subcommand = {
+    "spool",
+    "store-and-forward node: reliable senders -> on-disk log -> reliable receiver",
+    "Accepts batches from `zkit send --reliable` peers on --listen (and plain PUSH peers on\n"
+    "--pull), appends them to a log in --dir, acknowledges each once it is as durable as --fsync\n"
+    "promises, and forwards the log to --forward (e.g. `zkit recv --reliable`), advancing its\n"
+    "cursor only on the downstream's acknowledgement. Chains: spool -> spool -> consumer.\n"
+    "Endpoints: '@EP' binds, '>EP' connects; plain --listen/--pull/--control bind, plain\n"
+    "--forward connects. The endpoints as bound are printed on stdout ('listen tcp://...').\n"
+    "SIGINT/SIGTERM or TERMINATE on --control: stop accepting, acknowledge what is stored,\n"
+    "persist the cursor, print the final statistics on stderr, exit 0. docs/spool-node.md has\n"
+    "the guarantees per --fsync mode and what happens at each limit.",
+    declare, run};

@@ -1,0 +1,128 @@
+// The spool node (store-and-forward): takes batches from reliable senders (and optionally plain
+// PUSH peers), appends them to an on-disk zkit::spool::Store, acknowledges each upstream once it is
+// as durable as the fsync policy promises, and forwards the log downstream over a ReliableSender,
+// advancing the store's cursor only on the downstream's acknowledgement. docs/spool-node.md
+// describes the guarantees per fsync mode and what happens at each limit.
+//
+// Thread: a SpoolNode belongs to the thread that drives it (poll_once/run); only stop() and
+// terminated() may be called from another thread. Sockets are created in the constructor, so
+// construct it on the thread that drives it (or hand it over before the first poll, with the
+// memory barrier a thread start gives). Move-only is not offered: the ack callbacks point into it.
+// Blocking: the constructor recovers the store (reads every segment); poll_once(timeout) blocks up
+// to timeout plus the disk I/O of one round (one fsync with --fsync always); shutdown() up to
+// linger. Errors: setup failures throw (std::invalid_argument for bad options, std::runtime_error
+// naming the directory when the store cannot be opened, zmq::error_t from bind/connect); once
+// running, disk and peer errors never throw: they are counted, logged and retried.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "zkit/options.hpp"
+#include "zkit/spool/store.hpp"
+
+namespace zkit {
+
+// Every field documents its default.
+struct SpoolNodeOptions {
+  spool::Options store;  // dir (required), fsync, limits, segment size, env (tests inject one)
+  // Endpoints as parse_endpoint() reads them ("@ep" binds, ">ep" connects).
+  std::string listen;   // reliable senders (ROUTER); plain binds. Required.
+  std::string forward;  // the downstream reliable receiver (DEALER); plain connects. Required.
+  std::string pull;     // plain PUSH peers (PULL); plain binds. Empty: none.
+  std::string control;  // control socket (REP: STATS, TERMINATE); plain binds. Empty: none.
+  SocketOptions listen_socket;   // CURVE, HWMs... of each socket (linger 1000 ms by default)
+  SocketOptions forward_socket;
+  SocketOptions pull_socket;
+  SocketOptions control_socket;
+  std::size_t upstream_window = 64;  // credit per sender session: batches not yet acknowledged
+  std::size_t forward_window = 64;   // batches in flight downstream (each held in memory once)
+  std::chrono::milliseconds heartbeat_interval{1000};  // downstream PING period
+  std::chrono::milliseconds heartbeat_timeout{5000};   // both links: silence = peer dead
+  std::chrono::milliseconds resend_timeout{2000};      // downstream: no ack progress -> resend
+  std::chrono::milliseconds retry_min{50};     // after a write error, first retry after this;
+  std::chrono::milliseconds retry_max{2000};   // doubling up to this
+  std::chrono::milliseconds linger{1000};      // shutdown(): wait this long for downstream acks
+  std::size_t pull_burst = 256;  // frames read from --pull per round
+};
+
+struct SpoolNodeStats {
+  std::uint64_t uptime_ms = 0;
+  // Upstream.
+  std::uint64_t accepted_batches = 0;   // from reliable senders, delivered by the link
+  std::uint64_t accepted_messages = 0;
+  std::uint64_t pull_batches = 0;       // from plain PUSH peers (no acknowledgement possible)
+  std::uint64_t pull_messages = 0;
+  std::uint64_t pull_malformed = 0;     // --pull frames that are not valid batches: dropped
+  std::uint64_t bad_batches = 0;        // reliable DATA whose batch did not decode (link counts)
+  std::uint64_t link_decode_errors = 0; // malformed link messages on --listen
+  std::uint64_t acknowledged_upstream = 0;  // batches acknowledged to senders after commit
+  std::uint64_t duplicates = 0;         // batches already stored: acknowledged, not stored again
+  std::uint64_t parked = 0;             // now: batches received, waiting for room or the disk
+  std::uint64_t upstream_peers = 0;     // now
+  bool credit_paused = false;           // now: upstream backpressure
+  // Store.
+  spool::Stats store;                   // stored, backlog, fsyncs, disk, corrupt, dropped...
+  std::uint64_t write_errors = 0;       // failed appends/commits (each retried)
+  bool disk_failing = false;            // now: a write error is being retried
+  // Downstream.
+  std::uint64_t forwarded_batches = 0;  // handed to the downstream link (once each)
+  std::uint64_t forwarded_messages = 0;
+  std::uint64_t acknowledged_batches = 0;  // acknowledged by the downstream
+  std::uint64_t acknowledged_messages = 0;
+  std::uint64_t unforwardable = 0;      // stored records whose frame no longer reads as a batch
+  std::uint64_t in_flight = 0;          // now
+  bool downstream_connected = false;    // now
+  std::uint64_t control_commands = 0;
+};
+
+// One JSON document (what STATS answers): {"device":"spool", "state", "uptime_s", "accepted",
+// "stored", "forwarded", "acknowledged", "duplicates", "backlog", "fsync", "disk", ...}.
+// docs/spool-node.md describes every field.
+std::string to_json(const SpoolNodeStats& stats, const std::string& state);
+
+class SpoolNode {
+ public:
+  // Opens (and recovers) the store, then creates, binds and connects every socket. Throws as the
+  // header comment says; nothing is left open then.
+  SpoolNode(zmq::context_t& context, SpoolNodeOptions options);
+  ~SpoolNode();  // shutdown(), errors logged
+  SpoolNode(const SpoolNode&) = delete;
+  SpoolNode& operator=(const SpoolNode&) = delete;
+
+  // One round: waits up to `timeout` for traffic, stores what arrived, commits (group commit),
+  // acknowledges what the commit covers, forwards what the downstream window allows, answers the
+  // control socket, runs timers (limits, retries). Returns true while the node should keep
+  // running (false after stop() or TERMINATE).
+  bool poll_once(std::chrono::milliseconds timeout);
+  // poll_once until stop() or TERMINATE, then shutdown().
+  void run();
+  // Makes run() return after the current round. Any thread.
+  void stop() noexcept;
+  bool stopping() const noexcept { return stop_.load(std::memory_order_acquire); }
+
+  // Stops accepting (credit withheld, sockets upstream closed), commits and acknowledges what is
+  // stored, waits up to linger for the downstream to acknowledge what is in flight, persists the
+  // cursor and closes the store. Idempotent; returns the first error met.
+  Status shutdown();
+
+  SpoolNodeStats stats();
+  std::string stats_json();
+  // Endpoints as bound or connected ("*" ports resolved); empty for an absent socket.
+  const std::string& listen_endpoint() const noexcept;
+  const std::string& forward_endpoint() const noexcept;
+  const std::string& pull_endpoint() const noexcept;
+  const std::string& control_endpoint() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace zkit
