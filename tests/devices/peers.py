@@ -6,11 +6,15 @@ Roles: push, pull, pub, sub, req, rep. Messages are b'<prefix><i>'. Receivers ch
 message arrived in order per producer (the prefix names the producer) and exit 0, or 1 with a
 reason; every wait is bounded by --timeout-ms. Prints 'ok N' or 'FAIL reason' on stdout.
 CURVE: --curve-server-key KEY with --curve-public/--curve-secret (client side).
+--batch K (push, pull): frames are zkit batches ([1, 0, producer_id, seq, created_ns, records],
+built with python msgpack) of K messages each (pull: any K > 0 decodes batches); --count
+counts messages.
 """
 import argparse
 import sys
 import time
 
+import msgpack
 import zmq
 
 
@@ -52,7 +56,14 @@ def receive(sock, args):
     got = []
     try:
         while len(got) < args.count:
-            got.append(sock.recv())
+            frame = sock.recv()
+            if args.batch:
+                batch = msgpack.unpackb(frame)
+                if batch[0] != 1:
+                    fail("not a zkit batch: %r" % frame[:16])
+                got.extend(batch[5])
+            else:
+                got.append(frame)
     except zmq.Again:
         fail("received %d of %d within %d ms" % (len(got), args.count, args.timeout_ms))
     return got
@@ -70,6 +81,7 @@ def main():
     ap.add_argument("--timeout-ms", type=int, default=10000)
     ap.add_argument("--expect-nothing", action="store_true",
                     help="receivers: succeed only if nothing arrives within --timeout-ms")
+    ap.add_argument("--batch", type=int, default=0)
     ap.add_argument("--curve-server-key", default="")
     ap.add_argument("--curve-public", default="")
     ap.add_argument("--curve-secret", default="")
@@ -84,7 +96,13 @@ def main():
     attach(sock, args.endpoint)
     prefixes = args.producers.split(",")
 
-    if args.role == "push":
+    if args.role == "push" and args.batch:
+        producer_id = sum(args.prefix.encode()) + 1
+        records = [b"%s%d" % (args.prefix.encode(), i) for i in range(args.count)]
+        for seq, start in enumerate(range(0, args.count, args.batch), start=1):
+            sock.send(msgpack.packb([1, 0, producer_id, seq, time.time_ns(),
+                                     records[start:start + args.batch]]))
+    elif args.role == "push":
         for i in range(args.count):
             sock.send(b"%s%d" % (args.prefix.encode(), i))
     elif args.role == "pub":

@@ -340,3 +340,25 @@ TEST_CASE("zkit and every subcommand answer --help with exit 0", "[devices][cli]
   }
   CHECK(run({kZkit}, dir).status == 2);
 }
+
+TEST_CASE("zkit proxy streamer counts the records of batches built by python msgpack exactly",
+          "[devices][cli]") {
+  TempDir dir;
+  auto proxy = start_proxy(dir, "streamer");
+  auto pull = peer(dir, {"pull", ">" + dir.ipc("back"), "--count", "2000", "--producers", "a,b",
+                         "--batch", "1"});
+  auto a = peer(
+      dir, {"push", ">" + dir.ipc("front"), "--count", "1000", "--prefix", "a", "--batch", "10"});
+  auto b = peer(
+      dir, {"push", ">" + dir.ipc("front"), "--count", "1000", "--prefix", "b", "--batch", "7"});
+  require_ok(*a, "producer a");
+  require_ok(*b, "producer b");
+  require_ok(*pull, "consumer");
+  zmq::context_t ctx;
+  const auto j = stats_json(ctx, dir.ipc("control"));
+  CHECK(j["frontend"]["recv"]["batches"] == 100 + 143);
+  CHECK(j["frontend"]["recv"]["records"] == 2000);
+  CHECK(j["backend"]["sent"]["records"] == 2000);
+  CHECK(j["frontend"]["recv"]["raw"] == 0);
+  stop_proxy(*proxy);
+}
