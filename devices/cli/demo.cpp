@@ -9,6 +9,7 @@
 // threads of the demo, because the demo must see every message to count it live and check that it
 // arrived exactly once. Statistics of the devices come from their control sockets (STATS JSON).
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -19,12 +20,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "cli.hpp"
 #include "io_util.hpp"
@@ -44,6 +43,7 @@ constexpr milliseconds kStopGrace{5000};
 constexpr double kStallSeconds = 10;  // no message moved this long: give up
 
 void declare(po::options_description& flags) {
+  // clang-format off
   flags.add_options()
       ("count", po::value<long long>()->default_value(2000000)->value_name("N"),
        "messages to send")
@@ -56,6 +56,7 @@ void declare(po::options_description& flags) {
       ("timeout", po::value<double>()->default_value(120.0)->value_name("SEC"),
        "give up (exit 1) when the run takes longer than SEC")
       ("keep", "keep the temporary directory (device logs) and print its path");
+  // clang-format on
 }
 
 // ---- child processes ----------------------------------------------------------------------------
@@ -177,8 +178,9 @@ Flow proxy_out(const nlohmann::json& j) {
 // and how the table reads the stage's STATS.
 std::vector<std::string> store_stage_args(const std::string& in, const std::string& out,
                                           const std::string& control) {
-  return {"proxy", "--type", "streamer", "--frontend", ">" + in, "--backend", "@" + out,
-          "--control", "@" + control, "--stats-interval", "0", "--log-level", "warn"};
+  return {"proxy",     "--type",      "streamer",  "--frontend",  ">" + in,
+          "--backend", "@" + out,     "--control", "@" + control, "--stats-interval",
+          "0",         "--log-level", "warn"};
 }
 
 // Consumer: receives, counts, and marks every number seen so that "exactly once" is checked.
@@ -320,8 +322,7 @@ class TempDir {
 
 std::string table_row(const std::string& stage, const std::string& who, std::uint64_t messages,
                       std::uint64_t batches, std::uint64_t bytes) {
-  return fmt::format("  {:<10} {:<24} {:>12} {:>9} {:>14}\n", stage, who, messages, batches,
-                     bytes);
+  return fmt::format("  {:<10} {:<24} {:>12} {:>9} {:>14}\n", stage, who, messages, batches, bytes);
 }
 
 int run(const po::variables_map& vm) {
@@ -352,8 +353,8 @@ int run(const po::variables_map& vm) {
       "proxy (streamer)",
       std::vector<std::string>{"proxy", "--type", "streamer", "--frontend", "@" + producer_ep,
                                "--backend", "@" + store_in, "--control",
-                               "@" + stages.front().control, "--stats-interval", "0",
-                               "--log-level", "warn"},
+                               "@" + stages.front().control, "--stats-interval", "0", "--log-level",
+                               "warn"},
       dir.path() / "proxy.log");
 
   zmq::context_t context;
@@ -361,8 +362,7 @@ int run(const po::variables_map& vm) {
     const auto deadline = Clock::now() + kStartTimeout;
     while (!(s.last = ask_stats(context, s.control).value_or(nlohmann::json())).is_object()) {
       if (!s.child->running() || Clock::now() >= deadline) {
-        std::cerr << "zkit demo: " << s.child->name() << " did not start:\n"
-                  << s.child->log_tail();
+        std::cerr << "zkit demo: " << s.child->name() << " did not start:\n" << s.child->log_tail();
         return kExitFailure;
       }
     }
@@ -380,8 +380,8 @@ int run(const po::variables_map& vm) {
   std::thread producer_thread([&] { producer.run(); });
 
   const auto start = Clock::now();
-  const auto period = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(interval));
+  const auto period =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
   auto next = start + period;
   std::uint64_t last_received = 0, last_sent = 0;
   double last_t = 0, last_progress = 0;
@@ -389,8 +389,8 @@ int run(const po::variables_map& vm) {
   while (outcome.empty()) {
     const bool finished = producer.done() && consumer.received() >= count;
     if (!finished) {
-      const auto wait = std::max(milliseconds{0}, std::chrono::duration_cast<milliseconds>(
-                                                      next - Clock::now()));
+      const auto wait =
+          std::max(milliseconds{0}, std::chrono::duration_cast<milliseconds>(next - Clock::now()));
       if (signals.wait(std::min(wait, milliseconds{20}))) outcome = "interrupted";
       if (Clock::now() < next && outcome.empty()) continue;
     }
@@ -405,8 +405,8 @@ int run(const po::variables_map& vm) {
       std::cerr << fmt::format(
           "  {:6.1f} s  sent {:>10}  forwarded {:>10}  stored {:>10}  received {:>10}  "
           "{:>9.0f} msg/s\n",
-          t, sent, proxy_out(stages[0].last).messages, proxy_out(stages[1].last).messages,
-          received, (received - last_received) / std::max(t - last_t, 1e-9));
+          t, sent, proxy_out(stages[0].last).messages, proxy_out(stages[1].last).messages, received,
+          (received - last_received) / std::max(t - last_t, 1e-9));
     }
     last_received = received;
     last_sent = sent;
@@ -432,8 +432,8 @@ int run(const po::variables_map& vm) {
 
   std::string table = fmt::format("\n  {:<10} {:<24} {:>12} {:>9} {:>14}\n", "stage", "by",
                                   "messages", "batches", "bytes");
-  table += table_row("sent", "producer (Pusher)", producer.sent(), producer.batches(),
-                     producer.bytes());
+  table +=
+      table_row("sent", "producer (Pusher)", producer.sent(), producer.batches(), producer.bytes());
   for (const auto& s : stages) {
     const Flow f = proxy_out(s.last);
     table += table_row(s.role, fmt::format("zkit {} pid {}", s.args0, s.child->pid()), f.messages,
@@ -443,8 +443,7 @@ int run(const po::variables_map& vm) {
                      consumer.bytes());
   std::cerr << table;
   std::cerr << fmt::format("  {:.2f} s, {:.0f} msg/s end to end; devices: {}\n", elapsed,
-                           io::per_second(consumer.received(), elapsed),
-                           fmt::join(endings, ", "));
+                           io::per_second(consumer.received(), elapsed), fmt::join(endings, ", "));
 
   const bool exactly_once = outcome == "done" && consumer.distinct() == count &&
                             consumer.duplicates() == 0 && consumer.foreign() == 0 &&
@@ -452,8 +451,7 @@ int run(const po::variables_map& vm) {
   std::cerr << fmt::format(
       "  exactly once: {} ({} of {} distinct, {} missing, {} duplicates, {} out of order{})\n",
       exactly_once ? "yes" : "NO", consumer.distinct(), count, count - consumer.distinct(),
-      consumer.duplicates(), consumer.out_of_order(),
-      outcome == "done" ? "" : "; " + outcome);
+      consumer.duplicates(), consumer.out_of_order(), outcome == "done" ? "" : "; " + outcome);
   if (vm.count("keep")) std::cerr << "  device logs kept in " << dir.path().string() << "\n";
   if (!exactly_once && outcome != "interrupted") {
     for (const auto& s : stages) {
@@ -467,8 +465,7 @@ int run(const po::variables_map& vm) {
 }  // namespace
 
 extern const zkit::cli::Subcommand demo_subcommand = {
-    "demo",
-    "run producer -> proxy -> store stage -> consumer locally and show what got through",
+    "demo", "run producer -> proxy -> store stage -> consumer locally and show what got through",
     "Everything runs on this machine, on ipc endpoints in a temporary directory (removed at the\n"
     "end unless --keep): the devices are child processes of this zkit binary (see their pids and\n"
     "control endpoints, try `zkit stats --control EP` while it runs); the producer and the\n"

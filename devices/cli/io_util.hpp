@@ -2,6 +2,8 @@
 // --count/--size (each starts with its sequence number) and the receiver's sequence check.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -10,19 +12,19 @@
 #include <string>
 #include <unordered_map>
 
-#include <fmt/format.h>
-
 #include "cli.hpp"
 
 namespace zkit::cli::io {
 
 // --bind EP, --connect EP, --endpoint EP ('@' binds, '>' connects, plain: `plain_side`).
 inline void add_endpoint_flags(po::options_description& flags, const char* plain_side) {
+  // clang-format off
   flags.add_options()
       ("bind", po::value<std::string>()->value_name("EP"), "bind the socket to EP")
       ("connect", po::value<std::string>()->value_name("EP"), "connect the socket to EP")
       ("endpoint", po::value<std::string>()->value_name("EP"),
        fmt::format("'@EP' binds, '>EP' connects, a plain EP {}", plain_side).c_str());
+  // clang-format on
 }
 
 // The one endpoint the flags name. Throws UsageError when none, or more than one, is given, or

@@ -1,11 +1,11 @@
 // `zkit recv`: prints every message a Puller, Subscriber, Server or ReliableReceiver receives, one
 // per line (text, hex or JSON), until --count messages, --timeout-ms of silence, or a signal.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <iostream>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "cli.hpp"
 #include "io_util.hpp"
@@ -25,6 +25,7 @@ using std::chrono::milliseconds;
 constexpr milliseconds kSlice{100};
 
 void declare(po::options_description& flags) {
+  // clang-format off
   flags.add_options()
       ("socket", po::value<std::string>()->value_name("TYPE"),
        "pull, sub or router (with --reliable: router, the default)")
@@ -44,6 +45,7 @@ void declare(po::options_description& flags) {
       ("check", "the messages are `zkit send --count` ones: check their numbers arrive in order, "
        "once, without gaps, per producer; exit 1 if not")
       ("quiet", "print nothing on stdout (count, check and summarise only)");
+  // clang-format on
   io::add_endpoint_flags(flags, "binds");
   add_curve_flags(flags);
 }
@@ -53,8 +55,7 @@ enum class Format { kText, kHex, kJson };
 // Writes messages to stdout and keeps the figures for the summary.
 class Printer {
  public:
-  Printer(Format format, bool quiet, bool check)
-      : format_(format), quiet_(quiet), check_(check) {}
+  Printer(Format format, bool quiet, bool check) : format_(format), quiet_(quiet), check_(check) {}
 
   void print(std::span<const std::byte> data, std::string_view topic, std::uint64_t producer,
              std::uint64_t seq) {
@@ -127,8 +128,8 @@ class Stop {
   // How long the next receive may wait.
   milliseconds slice() const {
     if (!silence_) return kSlice;
-    const auto left = std::chrono::duration_cast<milliseconds>(last_traffic_ + *silence_ -
-                                                               Clock::now());
+    const auto left =
+        std::chrono::duration_cast<milliseconds>(last_traffic_ + *silence_ - Clock::now());
     return std::clamp(left, milliseconds{0}, kSlice);
   }
   // Checked between receives: why to stop, or empty.
@@ -334,8 +335,7 @@ int run(const po::variables_map& vm) {
 }  // namespace
 
 extern const zkit::cli::Subcommand recv_subcommand = {
-    "recv",
-    "print received messages, one per line (text, hex or JSON), with a summary on stderr",
+    "recv", "print received messages, one per line (text, hex or JSON), with a summary on stderr",
     "Sockets: pull (from push), sub (from pub, --topic filters), router (from dealer: every\n"
     "message is answered with an empty reply), or --reliable (the reliable link: from\n"
     "`zkit send --reliable` or a spool). A plain --endpoint EP binds; --connect connects.\n"

@@ -1,7 +1,9 @@
 // `zkit send`: sends each line of standard input (or --count generated messages) as one message
 // through a Pusher, Publisher, Client or ReliableSender, and exits once everything was sent (and,
 // where the socket has a way back, answered or acknowledged).
+#include <fmt/format.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,9 +11,6 @@
 #include <iostream>
 #include <memory>
 #include <thread>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "cli.hpp"
 #include "io_util.hpp"
@@ -32,6 +31,7 @@ constexpr milliseconds kSendSlice{100};
 constexpr std::size_t kMaxSize = std::size_t{16} << 20;
 
 void declare(po::options_description& flags) {
+  // clang-format off
   flags.add_options()
       ("socket", po::value<std::string>()->value_name("TYPE"),
        "push, pub or dealer (with --reliable: dealer, the default)")
@@ -54,6 +54,7 @@ void declare(po::options_description& flags) {
        "with --count: bytes per message (each starts with its number 1..N, as recv --check reads)")
       ("progress", po::value<double>()->default_value(1.0)->value_name("SEC"),
        "a progress line on stderr every SEC seconds (0: none)");
+  // clang-format on
   io::add_endpoint_flags(flags, "connects");
   add_curve_flags(flags);
 }
@@ -133,8 +134,8 @@ class DealerOutput : public Output {
   Client& socket() { return s_; }
   bool send(std::string_view m) override {
     try {
-      (void)s_.send(m, [this](const Reply& r) { ++(r.ok() ? answered_ : unanswered_); },
-                    reply_timeout_);
+      (void)s_.send(
+          m, [this](const Reply& r) { ++(r.ok() ? answered_ : unanswered_); }, reply_timeout_);
     } catch (const std::runtime_error&) {  // not taken within send_timeout: the caller retries
       (void)s_.poll_once(milliseconds{0});
       return false;
@@ -423,9 +424,9 @@ int run(const po::variables_map& vm) {
   }
   const Counts c = out->counts();
   const double t = io::seconds_since(progress.start());
-  std::cerr << fmt::format("zkit send: {} messages in {} batches, {} bytes, {:.3f} s, {:.0f} msg/s{}",
-                           c.messages, c.batches, c.bytes, t, io::per_second(c.messages, t),
-                           out->extra())
+  std::cerr << fmt::format(
+                   "zkit send: {} messages in {} batches, {} bytes, {:.3f} s, {:.0f} msg/s{}",
+                   c.messages, c.batches, c.bytes, t, io::per_second(c.messages, t), out->extra())
             << std::endl;
   if (!failure.empty()) {
     std::cerr << "zkit send: " << failure << std::endl;
@@ -437,12 +438,12 @@ int run(const po::variables_map& vm) {
 }  // namespace
 
 extern const zkit::cli::Subcommand send_subcommand = {
-    "send",
-    "send standard input's lines (or --count generated messages) as messages",
+    "send", "send standard input's lines (or --count generated messages) as messages",
     "Sockets: push (to pull), pub (to sub, with --topic), dealer (to router: every message is a\n"
     "request that `zkit recv --socket router` answers), or --reliable (the reliable link, to\n"
     "`zkit recv --reliable` or a spool). A plain --endpoint EP connects; --bind binds.\n"
     "Exit 0 once everything was handed to ZeroMQ and delivered within --linger-ms (dealer: every\n"
-    "request answered; --reliable: every batch acknowledged), 1 otherwise, saying how many were not.\n"
+    "request answered; --reliable: every batch acknowledged), 1 otherwise, saying how many were "
+    "not.\n"
     "A summary line goes to stderr; a bound endpoint is printed there as 'zkit send: bound EP'.",
     declare, run};

@@ -84,7 +84,8 @@ class Zkit {
   Zkit(const Zkit&) = delete;
   Zkit& operator=(const Zkit&) = delete;
 
-  // The exit status, waiting up to `timeout`; empty if it still runs (or died by a signal: -signal).
+  // The exit status, waiting up to `timeout`; empty if it still runs (or died by a signal:
+  // -signal).
   std::optional<int> wait(std::chrono::milliseconds timeout = std::chrono::milliseconds(20000)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!status_) {

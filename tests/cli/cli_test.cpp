@@ -1,8 +1,7 @@
 // `zkit send | zkit recv` round trips over every socket pairing, the output formats, the exit
 // statuses of bad flags, and `zkit demo` end to end; every test runs the built zkit binary.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,8 +11,8 @@
 namespace {
 
 using zkit::test::TempDir;
-using zkit::test::Zkit;
 using zkit::test::write_file;
+using zkit::test::Zkit;
 
 const std::string kAnyPort = "tcp://127.0.0.1:*";
 
@@ -56,10 +55,9 @@ struct RoundTrip {
 
 }  // namespace
 
-TEST_CASE("send turns each stdin line into one message and recv prints them as text",
-          "[cli]") {
-  RoundTrip t({"--socket", "pull", "--count", "3", "--timeout-ms", "10000"},
-              {"--socket", "push"}, "hello\n\nlast line without newline");
+TEST_CASE("send turns each stdin line into one message and recv prints them as text", "[cli]") {
+  RoundTrip t({"--socket", "pull", "--count", "3", "--timeout-ms", "10000"}, {"--socket", "push"},
+              "hello\n\nlast line without newline");
   CHECK(t.send_status == 0);
   CHECK(t.recv_status == 0);
   CHECK(t.recv->out() == "hello\n\nlast line without newline\n");
@@ -84,8 +82,7 @@ TEST_CASE("pub/sub: recv --topic prints only that topic, json carries topic, pro
   const std::string ep = recv.bound_endpoint();
   write_file(dir.file("sports"), "goal\n");
   write_file(dir.file("news"), "one\ntwo\nthree\n");
-  Zkit other(dir, "send-sports",
-             {"send", "--socket", "pub", "--topic", "sports", "--connect", ep},
+  Zkit other(dir, "send-sports", {"send", "--socket", "pub", "--topic", "sports", "--connect", ep},
              dir.file("sports"));
   Zkit news(dir, "send-news", {"send", "--socket", "pub", "--topic", "news", "--connect", ep},
             dir.file("news"));
@@ -106,9 +103,9 @@ TEST_CASE("pub/sub: recv --topic prints only that topic, json carries topic, pro
 
 TEST_CASE("generated messages (--count/--size) arrive complete and in order (recv --check)",
           "[cli]") {
-  RoundTrip t({"--socket", "pull", "--count", "50000", "--check", "--quiet", "--timeout-ms",
-               "10000"},
-              {"--socket", "push", "--count", "50000", "--size", "100", "--batch-max", "500"});
+  RoundTrip t(
+      {"--socket", "pull", "--count", "50000", "--check", "--quiet", "--timeout-ms", "10000"},
+      {"--socket", "push", "--count", "50000", "--size", "100", "--batch-max", "500"});
   CHECK(t.send_status == 0);
   CHECK(t.recv_status == 0);
   CHECK(t.recv->out().empty());
@@ -119,18 +116,18 @@ TEST_CASE("generated messages (--count/--size) arrive complete and in order (rec
 }
 
 TEST_CASE("dealer to router: every message is answered and send counts the replies", "[cli]") {
-  RoundTrip t({"--socket", "router", "--count", "1000", "--check", "--quiet", "--timeout-ms",
-               "10000"},
-              {"--socket", "dealer", "--count", "1000"});
+  RoundTrip t(
+      {"--socket", "router", "--count", "1000", "--check", "--quiet", "--timeout-ms", "10000"},
+      {"--socket", "dealer", "--count", "1000"});
   CHECK(t.send_status == 0);
   CHECK(t.recv_status == 0);
   CHECK(t.send->err().find("1000 replies") != std::string::npos);
 }
 
 TEST_CASE("raw mode on both sides sends one frame per line", "[cli]") {
-  RoundTrip t({"--socket", "pull", "--raw", "--count", "2", "--format", "json", "--timeout-ms",
-               "10000"},
-              {"--socket", "push", "--raw"}, "x\ny\n");
+  RoundTrip t(
+      {"--socket", "pull", "--raw", "--count", "2", "--format", "json", "--timeout-ms", "10000"},
+      {"--socket", "push", "--raw"}, "x\ny\n");
   CHECK(t.send_status == 0);
   CHECK(t.recv_status == 0);
   // Raw frames carry no producer or sequence number.
@@ -152,8 +149,7 @@ TEST_CASE("send --reliable with no receiver exits 1 saying how many batches were
           "[cli]") {
   TempDir dir;
   // A port nobody listens on: bind one, note it, let recv exit, then send there.
-  Zkit probe(dir, "probe",
-             {"recv", "--socket", "pull", "--timeout-ms", "1", "--bind", kAnyPort});
+  Zkit probe(dir, "probe", {"recv", "--socket", "pull", "--timeout-ms", "1", "--bind", kAnyPort});
   const std::string ep = probe.bound_endpoint();
   REQUIRE(probe.wait() == 0);
   Zkit send(dir, "send",
@@ -166,9 +162,9 @@ TEST_CASE("send --reliable with no receiver exits 1 saying how many batches were
 
 TEST_CASE("recv --count exits 1 when fewer messages came before --timeout-ms", "[cli]") {
   TempDir dir;
-  Zkit recv(dir, "recv",
-            {"recv", "--socket", "pull", "--count", "5", "--timeout-ms", "200", "--bind",
-             kAnyPort});
+  Zkit recv(
+      dir, "recv",
+      {"recv", "--socket", "pull", "--count", "5", "--timeout-ms", "200", "--bind", kAnyPort});
   CHECK(recv.wait() == 1);
   CHECK(recv.err().find("0 of 5 messages received") != std::string::npos);
   CHECK(recv.err().find("stopped: timeout") != std::string::npos);
@@ -192,8 +188,7 @@ TEST_CASE("bad flags exit 2 with one line naming the flag or value", "[cli]") {
       {{"send", "--socket", "push"}, "--connect, --bind or --endpoint"},
       {{"send", "--socket", "pull", "--connect", "tcp://127.0.0.1:1"}, "--socket"},
       {{"recv", "--socket", "pull", "--topic", "t", "--bind", kAnyPort}, "--topic"},
-      {{"send", "--socket", "push", "--reliable", "--connect", "tcp://127.0.0.1:1"},
-       "--reliable"},
+      {{"send", "--socket", "push", "--reliable", "--connect", "tcp://127.0.0.1:1"}, "--reliable"},
       {{"demo", "--count", "0"}, "--count"},
   };
   TempDir dir;
