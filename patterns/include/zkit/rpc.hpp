@@ -45,7 +45,7 @@ using ReplyHandler = std::function<void(const Reply&)>;
 class Client {
  public:
   explicit Client(zmq::context_t& context, PatternOptions options = {});
-  ~Client();  // close()
+  ~Client();  // close(): outstanding handlers run here, with kCancelled
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;
   Client(const Client&) = delete;
