@@ -1,9 +1,9 @@
 // `zkit demo`: the project's main job in one command, with no setup. Starts a producer -> proxy ->
-// store stage -> consumer topology on loopback (ipc endpoints in a temporary directory), streams
+// spool -> consumer topology on loopback (ipc endpoints in a temporary directory), streams
 // numbered messages through it, prints live progress, and ends with a table of what was sent,
 // forwarded, stored and received, checking that every message arrived exactly once.
 //
-// The devices run as child processes of this same binary (/proc/self/exe proxy ...), exactly as an
+// The devices run as child processes of this same binary (/proc/self/exe proxy ...), as an
 // operator would start them: they show in `ps`, answer `zkit stats --control EP` while the demo
 // runs, and nothing is shared with the demo but ZeroMQ endpoints. The producer and the consumer are
 // threads of the demo, because the demo must see every message to count it live and check that it
@@ -28,6 +28,7 @@
 #include "cli.hpp"
 #include "io_util.hpp"
 #include "zkit/pipeline.hpp"
+#include "zkit/reliable.hpp"
 
 namespace {
 
@@ -162,25 +163,33 @@ struct Stage {
   nlohmann::json last;  // the latest STATS answer
 };
 
-// What a proxy's STATS says went out of its backend (application messages, batches, bytes).
+// What a stage's STATS says it passed on (application messages, batches, frame bytes): for a
+// proxy what left its backend, for the spool what it stored (its STATS has no byte count for that).
 struct Flow {
-  std::uint64_t messages = 0, batches = 0, bytes = 0;
+  std::uint64_t messages = 0, batches = 0;
+  std::optional<std::uint64_t> bytes;
 };
-Flow proxy_out(const nlohmann::json& j) {
-  if (!j.is_object() || !j.contains("backend")) return {};
+Flow stage_flow(const nlohmann::json& j) {
+  if (!j.is_object()) return {};
+  if (j.value("device", "") == "spool") {
+    const auto& s = j["stored"];
+    return {s.value("messages", 0ULL), s.value("batches", 0ULL), std::nullopt};
+  }
+  if (!j.contains("backend")) return {};
   const auto& f = j["backend"]["sent"];
   return {f.value("records", 0ULL), f.value("batches", 0ULL), f.value("bytes", 0ULL)};
 }
 
-// The store stage. Until the `zkit spool` node exists a streamer proxy stands in for it (it
-// forwards what it receives without storing it); swapping the spool in changes only this function
-// (its arguments), the consumer (a ReliableReceiver, as the spool forwards over the reliable link)
-// and how the table reads the stage's STATS.
-std::vector<std::string> store_stage_args(const std::string& in, const std::string& out,
-                                          const std::string& control) {
-  return {"proxy",     "--type",      "streamer",  "--frontend",  ">" + in,
-          "--backend", "@" + out,     "--control", "@" + control, "--stats-interval",
-          "0",         "--log-level", "warn"};
+// The store stage: a spool that takes the proxy's output as a plain PUSH peer (--pull), appends
+// every batch to its log in `dir` (fsync always), and forwards the log over the reliable link to
+// the consumer. Its --listen endpoint is where reliable senders (`zkit send --reliable`) could
+// join.
+std::vector<std::string> spool_args(const fs::path& dir, const std::string& in,
+                                    const std::string& listen, const std::string& out,
+                                    const std::string& control) {
+  return {"spool",      "--dir",       dir.string(), "--pull",    ">" + in,      "--listen",
+          "@" + listen, "--forward",   ">" + out,    "--control", "@" + control, "--stats-interval",
+          "0",          "--log-level", "warn"};
 }
 
 // Consumer: receives, counts, and marks every number seen so that "exactly once" is checked.
@@ -188,22 +197,23 @@ class Consumer {
  public:
   Consumer(zmq::context_t& context, const std::string& endpoint, std::uint64_t count)
       : seen_(count + 1, false), count_(count) {
-    PatternOptions o;
-    o.socket.linger = milliseconds{0};
-    puller_ = std::make_unique<Puller>(context, o);
-    puller_->connect(endpoint);
+    ReliableReceiverOptions o;
+    o.socket.linger = milliseconds{1000};
+    receiver_ = std::make_unique<ReliableReceiver>(context, o);
+    (void)receiver_->bind(endpoint);
   }
-  // The consumer thread's body: returns when every message came or stop() was called.
+  // The consumer thread's body: returns when every message came or stop() was called. Each batch
+  // is acknowledged to the spool once this handler has counted it.
   void run() {
-    while (received_.load(std::memory_order_relaxed) < count_) {
-      auto m = puller_->receive(milliseconds{100});
-      if (stop_.load()) break;
-      if (!m) continue;
-      record(m->data);
+    const auto handler = [this](Delivery& d) {
+      bytes_ += d.batch.frame().size();
+      for (const auto record : d.batch) this->record(record);
+    };
+    while (received_.load(std::memory_order_relaxed) < count_ && !stop_.load()) {
+      (void)receiver_->poll_once(handler, milliseconds{100});
     }
-    batches_ = puller_->stats().batches_in;
-    bytes_ = puller_->stats().bytes_in;
-    puller_->close();
+    batches_ = receiver_->stats().batches_delivered;
+    receiver_->close();
   }
   void stop() { stop_ = true; }
   std::uint64_t received() const { return received_.load(std::memory_order_relaxed); }
@@ -232,7 +242,7 @@ class Consumer {
     highest_ = std::max(highest_, *seq);
   }
 
-  std::unique_ptr<Puller> puller_;
+  std::unique_ptr<ReliableReceiver> receiver_;
   std::vector<bool> seen_;
   std::uint64_t count_;
   std::atomic<std::uint64_t> received_{0};
@@ -321,8 +331,9 @@ class TempDir {
 };
 
 std::string table_row(const std::string& stage, const std::string& who, std::uint64_t messages,
-                      std::uint64_t batches, std::uint64_t bytes) {
-  return fmt::format("  {:<10} {:<24} {:>12} {:>9} {:>14}\n", stage, who, messages, batches, bytes);
+                      std::uint64_t batches, std::optional<std::uint64_t> bytes) {
+  return fmt::format("  {:<10} {:<24} {:>12} {:>9} {:>14}\n", stage, who, messages, batches,
+                     bytes ? fmt::format("{}", *bytes) : "-");
 }
 
 int run(const po::variables_map& vm) {
@@ -339,15 +350,17 @@ int run(const po::variables_map& vm) {
   TempDir dir;
   if (vm.count("keep")) dir.keep();
   const std::string producer_ep = dir.ipc("producer");
-  const std::string store_in = dir.ipc("store-in");
+  const std::string store_in = dir.ipc("spool-in");
   const std::string consumer_ep = dir.ipc("consumer");
 
   // The devices, started downstream first so that each one's peer is there when it connects.
   std::vector<Stage> stages;
-  stages.push_back({"stored", dir.ipc("store.ctl"), "proxy", nullptr, {}});
-  stages.back().child = std::make_unique<Child>(
-      "store (streamer stand-in)", store_stage_args(store_in, consumer_ep, stages.back().control),
-      dir.path() / "store.log");
+  stages.push_back({"stored", dir.ipc("spool.ctl"), "spool", nullptr, {}});
+  stages.back().child =
+      std::make_unique<Child>("spool",
+                              spool_args(dir.path() / "spool", store_in, dir.ipc("spool-listen"),
+                                         consumer_ep, stages.back().control),
+                              dir.path() / "spool.log");
   stages.insert(stages.begin(), Stage{"forwarded", dir.ipc("proxy.ctl"), "proxy", nullptr, {}});
   stages.front().child = std::make_unique<Child>(
       "proxy (streamer)",
@@ -405,8 +418,8 @@ int run(const po::variables_map& vm) {
       std::cerr << fmt::format(
           "  {:6.1f} s  sent {:>10}  forwarded {:>10}  stored {:>10}  received {:>10}  "
           "{:>9.0f} msg/s\n",
-          t, sent, proxy_out(stages[0].last).messages, proxy_out(stages[1].last).messages, received,
-          (received - last_received) / std::max(t - last_t, 1e-9));
+          t, sent, stage_flow(stages[0].last).messages, stage_flow(stages[1].last).messages,
+          received, (received - last_received) / std::max(t - last_t, 1e-9));
     }
     last_received = received;
     last_sent = sent;
@@ -435,13 +448,21 @@ int run(const po::variables_map& vm) {
   table +=
       table_row("sent", "producer (Pusher)", producer.sent(), producer.batches(), producer.bytes());
   for (const auto& s : stages) {
-    const Flow f = proxy_out(s.last);
+    const Flow f = stage_flow(s.last);
     table += table_row(s.role, fmt::format("zkit {} pid {}", s.args0, s.child->pid()), f.messages,
                        f.batches, f.bytes);
   }
-  table += table_row("received", "consumer (Puller)", consumer.received(), consumer.batches(),
+  table += table_row("received", "consumer (reliable)", consumer.received(), consumer.batches(),
                      consumer.bytes());
   std::cerr << table;
+  if (const auto& j = stages[1].last; j.value("device", "") == "spool") {
+    std::cerr << fmt::format(
+        "  spool: {} messages stored ({} fsyncs; segment files now {} bytes), {} forwarded, {} "
+        "acknowledged by the consumer, {} duplicates suppressed\n",
+        j["stored"].value("messages", 0ULL), j["fsync"].value("count", 0ULL),
+        j["disk"].value("bytes", 0ULL), j["forwarded"].value("messages", 0ULL),
+        j["acknowledged"].value("messages", 0ULL), j.value("duplicates", 0ULL));
+  }
   std::cerr << fmt::format("  {:.2f} s, {:.0f} msg/s end to end; devices: {}\n", elapsed,
                            io::per_second(consumer.received(), elapsed), fmt::join(endings, ", "));
 
@@ -465,9 +486,10 @@ int run(const po::variables_map& vm) {
 }  // namespace
 
 extern const zkit::cli::Subcommand demo_subcommand = {
-    "demo", "run producer -> proxy -> store stage -> consumer locally and show what got through",
+    "demo", "run producer -> proxy -> spool -> consumer locally and show what got through",
     "Everything runs on this machine, on ipc endpoints in a temporary directory (removed at the\n"
-    "end unless --keep): the devices are child processes of this zkit binary (see their pids and\n"
+    "end unless --keep): the proxy (streamer) and the spool (fsync always, forwarding over the\n"
+    "reliable link) are child processes of this zkit binary (see their pids and\n"
     "control endpoints, try `zkit stats --control EP` while it runs); the producer and the\n"
     "consumer are threads that number and check every message. Progress goes to stderr every\n"
     "--interval; the final table shows what each stage sent, forwarded, stored and received.\n"

@@ -203,7 +203,7 @@ TEST_CASE("bad flags exit 2 with one line naming the flag or value", "[cli]") {
   }
 }
 
-TEST_CASE("demo runs producer, proxy, store stage and consumer and ends exactly once", "[cli]") {
+TEST_CASE("demo runs producer, proxy, spool and consumer and ends exactly once", "[cli]") {
   TempDir dir;
   Zkit demo(dir, "demo", {"demo", "--count", "20000", "--interval", "0.2", "--timeout", "30"});
   REQUIRE(demo.wait(std::chrono::milliseconds(40000)) == 0);
@@ -211,6 +211,8 @@ TEST_CASE("demo runs producer, proxy, store stage and consumer and ends exactly 
   INFO(err);
   CHECK(err.find("exactly once: yes (20000 of 20000 distinct, 0 missing, 0 duplicates") !=
         std::string::npos);
+  CHECK(err.find("zkit spool pid") != std::string::npos);
+  CHECK(err.find("20000 acknowledged by the consumer") != std::string::npos);
   for (const char* stage : {"sent", "forwarded", "stored", "received"}) {
     CHECK(err.find(std::string("  ") + stage + " ") != std::string::npos);
   }
