@@ -217,3 +217,33 @@ TEST_CASE("demo runs producer, proxy, spool and consumer and ends exactly once",
     CHECK(err.find(std::string("  ") + stage + " ") != std::string::npos);
   }
 }
+
+TEST_CASE("CURVE: an allowed client key gets through, a stranger's gets nothing and send exits 1",
+          "[cli]") {
+  TempDir dir;
+  for (const char* name : {"server", "client", "stranger"}) {
+    Zkit keygen(dir, name, {"keygen", "--out", dir.file(std::string(name) + ".key")});
+    REQUIRE(keygen.wait() == 0);
+  }
+  // keygen prints the public key: client.out is an allow-list with the client alone.
+  Zkit recv(dir, "recv",
+            {"recv", "--socket", "pull", "--count", "1", "--timeout-ms", "10000", "--curve-secret",
+             dir.file("server.key"), "--curve-allow", dir.file("client.out"), "--bind", kAnyPort});
+  const std::string ep = recv.bound_endpoint();
+  write_file(dir.file("stranger-input"), "from the stranger\n");
+  Zkit stranger(dir, "send-stranger",
+                {"send", "--socket", "push", "--connect", ep, "--curve-server-key",
+                 dir.file("server.key.pub"), "--curve-secret", dir.file("stranger.key"),
+                 "--linger-ms", "300"},
+                dir.file("stranger-input"));
+  CHECK(stranger.wait() == 1);
+  CHECK(stranger.err().find("could not be handed to ZeroMQ") != std::string::npos);
+  write_file(dir.file("client-input"), "from the client\n");
+  Zkit client(dir, "send-client",
+              {"send", "--socket", "push", "--connect", ep, "--curve-server-key",
+               dir.file("server.key.pub"), "--curve-secret", dir.file("client.key")},
+              dir.file("client-input"));
+  CHECK(client.wait() == 0);
+  CHECK(recv.wait() == 0);
+  CHECK(recv.out() == "from the client\n");
+}
