@@ -128,7 +128,7 @@ TEST_CASE("A message over the record limit is refused with an error naming the s
   CHECK(pusher.stats().messages_out == 0);
 }
 
-TEST_CASE("A malformed frame from a raw peer is counted and dropped; a good peer keeps flowing",
+TEST_CASE("A malformed frame from a raw peer is counted and dropped while a good peer keeps flowing",
           "[pipeline]") {
   zmq::context_t ctx;
   Puller puller(ctx);
