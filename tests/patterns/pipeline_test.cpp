@@ -128,8 +128,9 @@ TEST_CASE("A message over the record limit is refused with an error naming the s
   CHECK(pusher.stats().messages_out == 0);
 }
 
-TEST_CASE("A malformed frame from a raw peer is counted and dropped while a good peer keeps flowing",
-          "[pipeline]") {
+TEST_CASE(
+    "A malformed frame from a raw peer is counted and dropped while a good peer keeps flowing",
+    "[pipeline]") {
   zmq::context_t ctx;
   Puller puller(ctx);
   std::string ep = puller.bind("tcp://127.0.0.1:*");
