@@ -247,3 +247,20 @@ TEST_CASE("CURVE: an allowed client key gets through, a stranger's gets nothing 
   CHECK(recv.wait() == 0);
   CHECK(recv.out() == "from the client\n");
 }
+
+TEST_CASE("recv stopped by SIGINT prints its summary and exits 0", "[cli]") {
+  TempDir dir;
+  Zkit recv(dir, "recv", {"recv", "--socket", "pull", "--bind", kAnyPort});
+  const std::string ep = recv.bound_endpoint();
+  write_file(dir.file("input"), "a\nb\n");
+  Zkit send(dir, "send", {"send", "--socket", "push", "--connect", ep}, dir.file("input"));
+  REQUIRE(send.wait() == 0);
+  for (int i = 0; i < 500 && recv.out() != "a\nb\n"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(recv.out() == "a\nb\n");  // printed (and flushed) before any stop
+  recv.signal(SIGINT);
+  CHECK(recv.wait() == 0);
+  CHECK(recv.err().find("2 messages in") != std::string::npos);
+  CHECK(recv.err().find("stopped: signal") != std::string::npos);
+}
