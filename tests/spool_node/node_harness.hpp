@@ -88,6 +88,8 @@ class Producer {
     ++sent_batches_;
     return true;
   }
+  // Offers again a batch that found the backlog full (no new batch). True when none is left.
+  bool retry_pending() { return !pending_ || offer(0); }
   // The frame of the batch with this seq, as it was sent (for resend tests).
   static zmq::message_t batch(std::uint64_t producer, std::uint64_t seq, int n,
                               std::uint64_t first_index) {
