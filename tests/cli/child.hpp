@@ -54,14 +54,15 @@ inline void write_file(const std::string& path, const std::string& text) {
   out << text;
 }
 
-// `zkit args...` with stdin from `in` (a file path, or /dev/null), stdout and stderr to files in
-// `dir` named after `name`. The destructor kills (SIGKILL) and reaps the child if it still runs.
+// `zkit args...` (or `program args...`) with stdin from `in` (a file path, or /dev/null), stdout
+// and stderr to files in `dir` named after `name`. The destructor kills (SIGKILL) and reaps the
+// child if it still runs.
 class Zkit {
  public:
   Zkit(const TempDir& dir, const std::string& name, std::vector<std::string> args,
-       const std::string& in = "/dev/null")
+       const std::string& in = "/dev/null", const std::string& program = ZKIT_EXE)
       : out_(dir.file(name + ".out")), err_(dir.file(name + ".err")) {
-    args.insert(args.begin(), ZKIT_EXE);
+    args.insert(args.begin(), program);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -70,7 +71,7 @@ class Zkit {
     posix_spawn_file_actions_addopen(&fa, 0, in.c_str(), O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&fa, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int rc = posix_spawn(&pid_, ZKIT_EXE, &fa, nullptr, argv.data(), environ);
+    const int rc = posix_spawn(&pid_, program.c_str(), &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) throw std::runtime_error("posix_spawn failed");
   }

@@ -264,3 +264,54 @@ TEST_CASE("recv stopped by SIGINT prints its summary and exits 0", "[cli]") {
   CHECK(recv.err().find("2 messages in") != std::string::npos);
   CHECK(recv.err().find("stopped: signal") != std::string::npos);
 }
+
+namespace {
+
+// A plain pyzmq peer: `pull N` binds a PULL, says where on stderr, prints N messages;
+// `push EP MSG...` connects a PUSH and sends each MSG as one frame.
+constexpr const char* kPlainPeer = R"(
+import sys, zmq
+c = zmq.Context()
+if sys.argv[1] == 'pull':
+    s = c.socket(zmq.PULL)
+    port = s.bind_to_random_port('tcp://127.0.0.1')
+    sys.stderr.write('py: bound tcp://127.0.0.1:%d\n' % port)
+    sys.stderr.flush()
+    s.RCVTIMEO = 10000
+    for _ in range(int(sys.argv[2])):
+        print(s.recv().decode(), flush=True)
+else:
+    s = c.socket(zmq.PUSH)
+    s.connect(sys.argv[2])
+    for m in sys.argv[3:]:
+        s.send(m.encode())
+    s.close(linger=5000)
+)";
+
+}  // namespace
+
+TEST_CASE("raw mode talks to plain pyzmq peers in both directions", "[cli]") {
+  TempDir dir;
+  write_file(dir.file("peer.py"), kPlainPeer);
+  SECTION("zkit send --raw to a pyzmq PULL") {
+    Zkit pull(dir, "py-pull", {dir.file("peer.py"), "pull", "2"}, "/dev/null", ZKIT_PYTHON);
+    const std::string ep = pull.bound_endpoint();
+    write_file(dir.file("input"), "plain\nframes\n");
+    Zkit send(dir, "send", {"send", "--socket", "push", "--raw", "--connect", ep},
+              dir.file("input"));
+    CHECK(send.wait() == 0);
+    CHECK(pull.wait() == 0);
+    CHECK(pull.out() == "plain\nframes\n");
+  }
+  SECTION("a pyzmq PUSH to zkit recv --raw") {
+    Zkit recv(dir, "recv",
+              {"recv", "--socket", "pull", "--raw", "--count", "2", "--timeout-ms", "10000",
+               "--bind", kAnyPort});
+    const std::string ep = recv.bound_endpoint();
+    Zkit push(dir, "py-push", {dir.file("peer.py"), "push", ep, "from", "python"}, "/dev/null",
+              ZKIT_PYTHON);
+    CHECK(push.wait() == 0);
+    CHECK(recv.wait() == 0);
+    CHECK(recv.out() == "from\npython\n");
+  }
+}
