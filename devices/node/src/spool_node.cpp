@@ -62,7 +62,9 @@ struct SpoolNode::Impl {
         store(std::move(s)),
         receiver(context, receiver_options(opt)),
         sender(context, sender_options(opt)),
-        started(Clock::now()) {}
+        started(Clock::now()) {
+    pull_limits = receiver_options(opt).limits;
+  }
 
   static ReliableReceiverOptions receiver_options(const SpoolNodeOptions& o) {
     ReliableReceiverOptions r;
@@ -117,16 +119,17 @@ struct SpoolNode::Impl {
       zmq::message_t frame;
       if (!pull.recv(frame, zmq::recv_flags::dontwait)) break;
       ++n;
-      auto h = envelope::peek(bytes_of(frame));
-      if (!h) {
+      // Untrusted and unacknowledged: validated whole here (the reliable link validates its own).
+      auto batch = envelope::decode(bytes_of(frame), pull_limits);
+      if (!batch) {
         if (st.pull_malformed++ == 0 || st.pull_malformed % 1000 == 0) {
           spdlog::warn("spool: --pull frame dropped ({} so far): {}", st.pull_malformed,
-                       h.status().to_string());
+                       batch.status().to_string());
         }
         continue;
       }
       ++st.pull_batches;
-      st.pull_messages += h.value().record_count;
+      st.pull_messages += batch.value().size();
       Entry e;
       if (try_append(e, bytes_of(frame)) == Outcome::kPark) {
         e.frame = std::move(frame);
@@ -182,35 +185,30 @@ struct SpoolNode::Impl {
     }
   }
 
+  // Backoff grows across failed retries and resets only once a retry succeeded.
   void enter_disk_failure(const Status& s) {
     ++st.write_errors;
-    if (!disk_failing) {
-      disk_failing = true;
-      backoff = opt.retry_min;
-      // The store logs the one clear line (what failed, acknowledgements held).
-      spdlog::debug("spool: write failed ({}); not acknowledging, retrying with backoff",
-                    s.to_string());
-    } else {
-      backoff = std::min(backoff * 2, opt.retry_max);
-      spdlog::debug("spool: write still failing: {}", s.to_string());
-    }
+    disk_failing = true;
+    backoff = backoff.count() == 0 ? opt.retry_min : std::min(backoff * 2, opt.retry_max);
     retry_at = Clock::now() + backoff;
+    // The store logs the one clear line (what failed, acknowledgements held).
+    spdlog::debug("spool: write failed ({}); retrying in {} ms", s.to_string(), backoff.count());
   }
 
   void retry_disk() {
     if (!disk_failing || Clock::now() < retry_at) return;
-    disk_failing = false;  // try_append/commit put it back on a new failure
     if (Status s = store.commit(); !s) {
-      disk_failing = true;
       enter_disk_failure(s);
       return;
     }
-    drain_parked();
+    disk_failing = false;
+    drain_parked();  // a failure here sets disk_failing again
     if (disk_failing) return;
     if (Status s = store.commit(); !s) {
       enter_disk_failure(s);
       return;
     }
+    backoff = milliseconds{0};
     spdlog::debug("spool: disk writable again after {} failed writes; accepting", st.write_errors);
   }
 
@@ -378,6 +376,7 @@ struct SpoolNode::Impl {
   ReliableReceiver receiver;
   ReliableSender sender;
   zmq::socket_t pull, control;
+  envelope::Limits pull_limits;
   std::string listen_ep, forward_ep, pull_ep, control_ep;
   Clock::time_point started;
 
@@ -520,7 +519,6 @@ Status SpoolNode::shutdown() {
   i.final_store = i.store.stats();
   i.sender.close();
   note(i.store.close());
-  i.final_store.backlog_batches = i.store.stats().backlog_batches;
   if (i.control) i.control.close();
   i.shut = true;
   i.shut_status = first;
