@@ -95,7 +95,7 @@ kill -TERM "$spool_pid" 2>/dev/null || true
 wait "$spool_pid" || true
 spool_pid=""
 cat "$tmp/peer.out"
-echo "crash test: $((SECONDS - started)) s; spool log lines: $(wc -l <"$tmp/spool.err")"
+echo "crash test: $((SECONDS - started)) s; spool warnings/errors logged: $(grep -c -E "warning|error" "$tmp/spool.err" || true)"
 if ((status != 0)); then
   echo "--- peer stderr" >&2; tail -20 "$tmp/peer.err" >&2
   echo "--- spool stderr (last lines)" >&2; tail -20 "$tmp/spool.err" >&2
