@@ -5,7 +5,8 @@
 # every acknowledged message must have reached the receiver exactly once and in order per producer.
 #
 #   scripts/crash-test.sh [--cycles N] [--build DIR] [--fsync MODE] [--producers N]
-#                         [--min-ms MS] [--max-ms MS] [--zkit PATH] [--peer PATH]
+#                         [--min-ms MS] [--max-ms MS] [--segment-bytes SIZE] [--zkit PATH]
+#                         [--peer PATH]
 #
 # Prints progress, then the peer's result line: iterations, messages, lost (must be 0),
 # duplicates seen by the application (must be 0). Exit 0 on PASS, 1 on FAIL, 2 on bad usage.
@@ -17,6 +18,7 @@ fsync=always
 producers=4
 min_ms=30
 max_ms=400
+segment_bytes=64MiB
 zkit=""
 peer=""
 while [[ $# -gt 0 ]]; do
@@ -27,9 +29,10 @@ while [[ $# -gt 0 ]]; do
     --producers) producers=$2; shift 2 ;;
     --min-ms) min_ms=$2; shift 2 ;;
     --max-ms) max_ms=$2; shift 2 ;;
+    --segment-bytes) segment_bytes=$2; shift 2 ;;
     --zkit) zkit=$2; shift 2 ;;
     --peer) peer=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "crash-test.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -59,7 +62,7 @@ in="ipc://$tmp/in"
 out="ipc://$tmp/out"
 start_spool() {
   "$zkit" spool --dir "$tmp/spool" --listen "$in" --forward "$out" --fsync "$fsync" \
-    --stats-interval 0 --log-level warn --linger-ms 200 >/dev/null 2>>"$tmp/spool.err" &
+    --segment-bytes "$segment_bytes" --stats-interval 0 --log-level warn --linger-ms 200 >/dev/null 2>>"$tmp/spool.err" &
   spool_pid=$!
 }
 
@@ -67,8 +70,8 @@ start_spool() {
   --producers "$producers" --drain-s 120 >"$tmp/peer.out" 2>"$tmp/peer.err" &
 peer_pid=$!
 
-echo "crash test: $cycles SIGKILL/restart cycles, fsync $fsync, $producers producers, kill after" \
-     "${min_ms}-${max_ms} ms, dir $tmp/spool"
+echo "crash test: $cycles SIGKILL/restart cycles, fsync $fsync, segments of $segment_bytes," \
+     "$producers producers, kill after ${min_ms}-${max_ms} ms, dir $tmp/spool"
 started=$SECONDS
 for ((i = 1; i <= cycles; i++)); do
   start_spool
