@@ -320,3 +320,27 @@ TEST_CASE("Batcher options are checked; producer id 0 picks a random one", "[bat
   CHECK(x.producer_id() != 0);
   CHECK(x.producer_id() != y.producer_id());
 }
+
+TEST_CASE("Adding without a time still seals on records, bytes and an idle producer",
+          "[batcher]") {
+  zkit::BatcherOptions o;
+  o.max_records = 40;  // not a multiple of kClockStride: the count check must not rely on it
+  o.max_bytes = 35 + 30 * 4;
+  o.adaptive_interval = std::chrono::microseconds(0);  // every batch start counts as idle
+  zkit::Batcher idle(o);
+  CHECK(idle.add(std::string_view("x")));
+  REQUIRE(idle.take()->reason == zkit::FlushReason::kAdaptive);
+
+  o.mode = zkit::FlushMode::kLinger;
+  o.linger = std::chrono::hours(1);
+  zkit::Batcher b(o);
+  std::size_t sealed_at = 0;
+  for (std::size_t i = 1; i <= 100 && !sealed_at; ++i) {
+    if (b.add(std::string_view("ab"))) sealed_at = i;
+  }
+  CHECK(sealed_at == 31);  // 30 records of 4 bytes fill 155 bytes: the 31st seals them first
+  auto s = b.take();
+  REQUIRE(s);
+  CHECK(s->reason == zkit::FlushReason::kBytes);
+  CHECK(s->records == 30);
+}

@@ -78,10 +78,18 @@ class Batcher {
   // Appends one message, copying it once into the held batch. Throws std::length_error when the
   // message alone cannot fit in max_bytes (the caller refuses it; nothing held is affected).
   // Returns true when sealed batches are ready.
-  bool add(std::span<const std::byte> message, Clock::time_point now = Clock::now());
-  bool add(std::string_view message, Clock::time_point now = Clock::now()) {
+  bool add(std::span<const std::byte> message, Clock::time_point now);
+  bool add(std::string_view message, Clock::time_point now) {
     return add(std::as_bytes(std::span(message.data(), message.size())), now);
   }
+  // As above, reading the clock itself only when the time can matter: when a batch starts, when
+  // this message fills or overflows it, and every kClockStride messages in between (a deadline
+  // passed while the owner only adds is noticed within that many messages; poll() is exact).
+  bool add(std::span<const std::byte> message);
+  bool add(std::string_view message) {
+    return add(std::as_bytes(std::span(message.data(), message.size())));
+  }
+  static constexpr std::size_t kClockStride = 16;
   // Seals the held batch if its deadline has passed. Returns true when sealed batches are ready.
   bool poll(Clock::time_point now = Clock::now());
   // Seals whatever is held (reason kExplicit). Returns true when sealed batches are ready.
