@@ -24,8 +24,8 @@ using Json = nlohmann::ordered_json;
 
 // What one benchmark run measures and for how long. Every field is bounded by a flag.
 struct Config {
-  std::chrono::milliseconds duration{300};  // measured time per throughput run
-  std::chrono::milliseconds warmup{100};    // sent before the measurement window opens
+  std::chrono::milliseconds duration{200};  // measured time per throughput run
+  std::chrono::milliseconds warmup{80};     // sent before the measurement window opens
   int repeats = 3;                          // runs per row; the table shows the median
   std::vector<std::size_t> sizes{16, 64, 256, 1024};
   bool shared_context = false;  // one zmq context for both ends instead of one per end

@@ -45,11 +45,12 @@ bool wants(const std::string& sections, const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows line by line, also through a pipe
   Config config;
   std::string sizes = "16,64,256,1024";
   std::string sections = "throughput,latency,patterns,devices";
   std::string json_path = ZKIT_BINARY_DIR "/bench/results/throughput.json";
-  int duration_ms = 300, warmup_ms = 100, saturation_ms = 500;
+  int duration_ms = 200, warmup_ms = 80, saturation_ms = 500;
   po::options_description flags(
       "throughput_bench: zkit batched links beside raw libzmq in the same run\n"
       "Usage: throughput_bench [options]   (no options: the full default run, under a minute)\n"
@@ -58,8 +59,8 @@ int main(int argc, char** argv) {
       ("help,h", "this text")
       ("quick", "a few seconds: 1 repeat, 100 ms runs, 300 latency messages")
       ("repeats", po::value(&config.repeats)->default_value(3), "runs per row (median shown)")
-      ("duration-ms", po::value(&duration_ms)->default_value(300), "measured time per run")
-      ("warmup-ms", po::value(&warmup_ms)->default_value(100), "warm-up before each measurement")
+      ("duration-ms", po::value(&duration_ms)->default_value(200), "measured time per run")
+      ("warmup-ms", po::value(&warmup_ms)->default_value(80), "warm-up before each measurement")
       ("sizes", po::value(&sizes)->default_value(sizes), "message sizes in bytes, comma-separated")
       ("sections", po::value(&sections)->default_value(sections),
        "comma-separated: throughput, latency, patterns, devices, tune, all (tune is off by default)")
