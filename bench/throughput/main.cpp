@@ -1,6 +1,6 @@
 // throughput_bench: zkit's batched links beside raw libzmq in the same process run. Prints tables
 // of msgs/s, MB/s and ratios (throughput) and one-way latency percentiles, and writes them as JSON.
-// Runs bounded with no arguments (well under a minute); --quick takes a few seconds.
+// Runs bounded with no arguments (about 70 s on 2 cores); --quick takes about 10 s.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -53,11 +53,11 @@ int main(int argc, char** argv) {
   int duration_ms = 200, warmup_ms = 80, saturation_ms = 500;
   po::options_description flags(
       "throughput_bench: zkit batched links beside raw libzmq in the same run\n"
-      "Usage: throughput_bench [options]   (no options: the full default run, under a minute)\n"
+      "Usage: throughput_bench [options]   (no options: the full default run, about 70 s)\n"
       "Options");
   flags.add_options()
       ("help,h", "this text")
-      ("quick", "a few seconds: 1 repeat, 100 ms runs, 300 latency messages")
+      ("quick", "about 10 s: 1 repeat, 60 ms runs, 300 latency messages")
       ("repeats", po::value(&config.repeats)->default_value(3), "runs per row (median shown)")
       ("duration-ms", po::value(&duration_ms)->default_value(200), "measured time per run")
       ("warmup-ms", po::value(&warmup_ms)->default_value(80), "warm-up before each measurement")
@@ -83,8 +83,8 @@ int main(int argc, char** argv) {
     }
     if (vm.count("quick")) {
       if (vm["repeats"].defaulted()) config.repeats = 1;
-      if (vm["duration-ms"].defaulted()) duration_ms = 100;
-      if (vm["warmup-ms"].defaulted()) warmup_ms = 30;
+      if (vm["duration-ms"].defaulted()) duration_ms = 60;
+      if (vm["warmup-ms"].defaulted()) warmup_ms = 20;
       if (vm["latency-count"].defaulted()) config.latency_count = 300;
       if (vm["saturation-ms"].defaulted()) saturation_ms = 150;
     }

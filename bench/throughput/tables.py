@@ -48,9 +48,10 @@ def main(paths):
     print(f"Runs: {len(runs)}; first {m['date']}, commit {m['git_commit']}, "
           f"load at start {', '.join(r['machine']['load_average_at_start'] for r in runs)}.\n")
 
-    print("### PUSH/PULL throughput: raw libzmq vs Batcher + envelope::decode\n")
     rows = []
-    for i, row in enumerate(first["throughput"]):
+    if "throughput" in first:
+        print("### PUSH/PULL throughput: raw libzmq vs Batcher + envelope::decode\n")
+    for i, row in enumerate(first.get("throughput", [])):
         at = lambda f: (lambda r: f(r["throughput"][i]))
         rows.append([f"{row['size']} B",
                      fmt(runs, at(lambda t: t["raw"]["msgs_per_s"])),
@@ -59,8 +60,9 @@ def main(paths):
                      fmt(runs, at(lambda t: t["batched"]["mb_per_s"]), "f"),
                      f"{row['batched']['msgs_per_frame']:.0f}",
                      fmt(runs, at(lambda t: t["ratio_msgs_per_s"]), "x")])
-    print(table(["size", "raw msgs/s", "raw MB/s", "batched msgs/s", "batched MB/s",
-                 "msgs/batch", "batched/raw"], rows))
+    if rows:
+        print(table(["size", "raw msgs/s", "raw MB/s", "batched msgs/s", "batched MB/s",
+                     "msgs/batch", "batched/raw"], rows))
 
     if "latency" in first:
         print("\n### One-way latency, 16 B (µs)\n")
@@ -146,6 +148,8 @@ def main(paths):
                          fmt(runs, at("p50_us_at_rate"), "f"), fmt(runs, at("p99_us_at_rate"), "f")])
         print(table(["variant", "msgs/s", "msgs/batch", "p50 µs at 1k/s", "p99 µs at 1k/s"], rows))
 
+    if not first.get("targets"):
+        return
     print("\n### Targets\n")
     rows = []
     for i, t in enumerate(first["targets"]):
