@@ -159,5 +159,9 @@ int main(int argc, char** argv) {
     std::cerr << "throughput_bench: " << e.what() << "\n";
     return 1;
   }
+  if (!ok) {
+    std::fprintf(stderr, "throughput_bench: some runs failed (their rows show the error, so does the "
+                         "JSON); exit status 1\n");
+  }
   return ok ? 0 : 1;
 }
