@@ -308,7 +308,8 @@ TEST_CASE("Malformed input from raw peers is counted and good peers are undistur
     std::string garbage(1 + rng() % 64, '\0');
     for (auto& ch : garbage) ch = static_cast<char>(rng());
     raw_dealer.send(zmq::buffer(garbage), zmq::send_flags::dontwait);
-    pusher.send(zmq::buffer(garbage), zmq::send_flags::dontwait);
+    // Blocking: a PUSH queues once its connection is up (dontwait would drop it before).
+    pusher.send(zmq::buffer(garbage), zmq::send_flags::none);
     (void)good.offer(4);
     step();
   }
