@@ -7,4 +7,4 @@ bash scripts/build.sh
 if [ -x build/devices/zkit ]; then
   exec build/devices/zkit demo "$@"
 fi
-exec build/bench/throughput_bench "$@"
+exec build/bench/throughput/throughput_bench --quick "$@"
