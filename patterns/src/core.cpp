@@ -1,6 +1,7 @@
 // Shared machinery of the typed sockets (see core.hpp).
 #include "core.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace zkit::detail {
@@ -45,8 +46,17 @@ Wait wait_until(zmq::socket_t& socket, Waker& waker,
                 std::optional<std::chrono::steady_clock::time_point> deadline) {
   for (;;) {
     if (waker.requested()) return Wait::kStopped;
+    // zmq::poll counts whole milliseconds, and the Batcher's adaptive deadline is often tens of
+    // microseconds away: rounding it up to 1 ms costs a request/reply round trip ~1 ms. So poll
+    // for the whole milliseconds left (rounded down), then with timeout 0 until the deadline. The
+    // spin is bounded: under 1 ms per wait (usually the few tens of us of a batch deadline), and
+    // it still returns the moment the socket is readable or a stop is requested.
     long timeout = -1;
-    if (deadline) timeout = to_ms(*deadline - std::chrono::steady_clock::now());
+    if (deadline) {
+      auto left = std::chrono::floor<std::chrono::milliseconds>(*deadline -
+                                                                std::chrono::steady_clock::now());
+      timeout = left.count() < 0 ? 0 : static_cast<long>(std::min<long long>(left.count(), 1 << 30));
+    }
     zmq::pollitem_t items[2] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                                 {waker.socket().handle(), 0, ZMQ_POLLIN, 0}};
     zmq::poll(items, 2, std::chrono::milliseconds(timeout));
