@@ -50,8 +50,9 @@ void declare(po::options_description& flags) {
        "messages to send")
       ("size", po::value<long long>()->default_value(32)->value_name("B"),
        "bytes per message (each starts with its number)")
-      ("rate", po::value<long long>()->default_value(0)->value_name("MSG/S"),
-       "pace the producer to about this many messages per second (0: as fast as it goes)")
+      ("rate", po::value<long long>()->default_value(500000)->value_name("MSG/S"),
+       "pace the producer to about this many messages per second, so that the progress lines show\n"
+       "the stream moving (0: as fast as it goes)")
       ("interval", po::value<double>()->default_value(0.5)->value_name("SEC"),
        "a progress line every SEC seconds")
       ("timeout", po::value<double>()->default_value(120.0)->value_name("SEC"),
