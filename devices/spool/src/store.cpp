@@ -702,6 +702,9 @@ Result<std::optional<StoredRecord>> Store::Impl::read_raw() {
         if (written > reader_limit) continue;
         return std::optional<StoredRecord>();
       }
+      // A reader made while this segment was active stops at its end then; the re-seek above
+      // reads what was appended after it before moving on.
+      if (limit > reader_limit) continue;
       read_pos = {seg->number + 1, format::kSegmentHeaderSize};
       continue;
     }
