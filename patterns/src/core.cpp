@@ -133,7 +133,11 @@ std::size_t Inbox::discard() noexcept {
 
 Receiver::Receiver(zmq::context_t& context, zmq::socket_type type, PatternOptions o,
                    const char* name)
-    : options(std::move(o)), socket(context, type), waker(context), name_(name) {
+    : options(std::move(o)),
+      socket(context, type),
+      waker(context),
+      receive_only_(type == zmq::socket_type::sub || type == zmq::socket_type::pull),
+      name_(name) {
   zkit::apply(socket, options.socket);
 }
 
@@ -201,6 +205,10 @@ CloseReport Receiver::close() {
   if (closed) return report;
   closed = true;
   stats.dropped_messages += inbox.discard();
+  // The linger is for senders. A SUB or PULL has no data of its own to deliver; a SUB's
+  // subscription messages queued for a publisher that has gone would otherwise hold the
+  // context's termination for the whole linger (libzmq 4.3.4, tcp).
+  if (receive_only_) socket.set(zmq::sockopt::linger, 0);
   socket.close();
   waker.close();
   return report;

@@ -79,6 +79,7 @@ class Receiver {
   std::optional<Message> receive(std::chrono::milliseconds timeout);
   std::size_t poll_once(const MessageHandler& handler, std::chrono::milliseconds timeout);
   void run(const MessageHandler& handler);
+  // Closes the socket; a receive-only one (SUB, PULL) with linger 0, whatever options say.
   CloseReport close();
   void check_open() const;
 
@@ -101,6 +102,7 @@ class Receiver {
 
  private:
   std::size_t dispatch(const MessageHandler& handler);
+  bool receive_only_;  // SUB/PULL: close() with linger 0
   const char* name_;
 };
 

@@ -198,6 +198,36 @@ TEST_CASE("Subscriber run() stops from another thread", "[pubsub]") {
   SUCCEED("run() returned");
 }
 
+TEST_CASE("A lingering Subscriber does not hold up its context once the publisher is gone",
+          "[pubsub]") {
+  // A linger of an hour: if closing the Subscriber kept its queued subscription for the linger,
+  // ctx.close() would block far beyond the ctest TIMEOUT. A receiver has nothing of its own to
+  // deliver, so close() must not wait.
+  bool publisher_seen = GENERATE(false, true);
+  zmq::context_t ctx;
+  PatternOptions o;
+  o.socket.linger = std::chrono::hours(1);
+  std::string endpoint;
+  {
+    Publisher pub(ctx);
+    endpoint = pub.bind("tcp://127.0.0.1:*");
+    Subscriber sub(ctx, o);
+    sub.connect(endpoint);
+    if (publisher_seen) {
+      sub.subscribe("t");
+      await_subscription(pub, sub, "t");
+    }
+    CHECK(pub.close().clean());
+    // Time for the Subscriber to see the connection drop and start reconnecting.
+    while (sub.receive(100ms)) {
+    }
+    sub.subscribe("after");
+    CHECK(sub.close().clean());
+  }
+  ctx.close();
+  SUCCEED("the context closed");
+}
+
 namespace {
 const char* kPySub = R"(import sys, zmq
 ctx = zmq.Context()

@@ -83,6 +83,8 @@ class Subscriber {
   std::size_t poll_once(const MessageHandler& handler, std::chrono::milliseconds timeout);
   void run(const MessageHandler& handler);
   void stop();  // thread-safe, as Puller::stop()
+  // Closes with linger 0 whatever the options say: a subscriber has nothing to deliver, and its
+  // subscriptions to a publisher that is gone would hold up the context's termination.
   CloseReport close();
 
   const SocketStats& stats() const noexcept;
