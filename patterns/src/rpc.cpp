@@ -295,7 +295,7 @@ zmq::socket_ref Client::socket() noexcept { return impl_->socket; }
 
 // ---------------------------------------------------------------------------------------------
 struct Responder::Target {
-  virtual void reply(const std::string& peer, std::uint64_t id, bool delimiter,
+  virtual void reply(const std::string& route, std::uint64_t id,
                      std::span<const std::byte> payload) = 0;
 
  protected:
@@ -305,14 +305,42 @@ struct Responder::Target {
 void Responder::reply(std::span<const std::byte> payload) {
   if (replied_) throw std::invalid_argument("zkit::Responder: request already answered");
   if (target_ == nullptr) throw std::invalid_argument("zkit::Responder: empty responder");
-  target_->reply(peer_, id_, delimiter_, payload);
+  target_->reply(route_, id_, payload);
   replied_ = true;
 }
 
 namespace {
 constexpr std::size_t kIdlePeersKept =
     1024;  // peer batchers kept beyond this are pruned when empty
+
+// A routing envelope (every frame before the batch: ROUTER identities, any REQ delimiter) kept in
+// one string, each frame as [length: LEB128][bytes], so it can key the per-client reply batches.
+// ZeroMQ identities are 5 bytes: one or two frames stay within std::string's inline buffer.
+void append_frame(std::string& route, const zmq::message_t& frame) {
+  std::size_t n = frame.size();
+  do {
+    auto b = static_cast<unsigned char>(n & 0x7f);
+    n >>= 7;
+    if (n != 0) b |= 0x80;
+    route.push_back(static_cast<char>(b));
+  } while (n != 0);
+  route.append(static_cast<const char*>(frame.data()), frame.size());
 }
+
+// The frame of route at pos (advanced past it); false at the end. route comes from append_frame.
+bool next_frame(std::string_view route, std::size_t& pos, std::string_view& frame) {
+  if (pos >= route.size()) return false;
+  std::size_t n = 0;
+  for (int shift = 0;; shift += 7) {
+    auto b = static_cast<unsigned char>(route[pos++]);
+    n |= static_cast<std::size_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) break;
+  }
+  frame = route.substr(pos, n);
+  pos += n;
+  return true;
+}
+}  // namespace
 
 struct Server::Impl final : detail::Receiver, Responder::Target {
   Impl(zmq::context_t& context, PatternOptions o)
@@ -323,39 +351,30 @@ struct Server::Impl final : detail::Receiver, Responder::Target {
                options.send_timeout ? static_cast<int>(options.send_timeout->count()) : -1);
   }
 
-  void skip_rest(zmq::message_t& part) {
-    while (part.more() && socket.recv(part, zmq::recv_flags::none)) {
-    }
-    ++stats.decode_errors;
-  }
-
+  // Reads [envelope...][batch]: every frame before the last is the routing envelope (this
+  // ROUTER's identity of the sender, those of any ROUTERs on the way, a REQ peer's empty
+  // delimiter), kept whole in route to be sent back before the reply batch.
   bool take_ready() override {
-    zmq::message_t id;
-    while (socket.recv(id, zmq::recv_flags::dontwait)) {
-      if (!id.more()) {
+    zmq::message_t part;
+    while (socket.recv(part, zmq::recv_flags::dontwait)) {
+      route.clear();
+      client.clear();
+      while (part.more()) {
+        append_frame(route, part);
+        if (part.size() != 0) client.assign(static_cast<const char*>(part.data()), part.size());
+        (void)socket.recv(part, zmq::recv_flags::none);  // parts arrive together
+      }
+      if (route.empty()) {  // a ROUTER always prepends an identity; kept as a guard
         ++stats.decode_errors;
         continue;
       }
-      zmq::message_t body;
-      (void)socket.recv(body, zmq::recv_flags::none);
-      bool delimiter = false;
-      if (options.raw && body.more() && body.size() == 0) {  // [id][""][payload] from REQ
-        delimiter = true;
-        (void)socket.recv(body, zmq::recv_flags::none);
-      }
-      if (body.more()) {
-        skip_rest(body);
-        continue;
-      }
       if (options.raw) {
-        inbox.hold_raw(std::move(body), stats);
-      } else if (!inbox.hold(std::move(body), options.limits, stats)) {
+        inbox.hold_raw(std::move(part), stats);
+      } else if (!inbox.hold(std::move(part), options.limits, stats)) {
         continue;
       }
-      peer = std::move(id);
-      peer_delimiter = delimiter;
       if (!inbox.empty()) return true;
-      id = zmq::message_t();
+      part = zmq::message_t();
     }
     return false;
   }
@@ -363,10 +382,9 @@ struct Server::Impl final : detail::Receiver, Responder::Target {
   std::size_t dispatch(const RequestHandler& handler) {
     std::size_t n = 0;
     Message m;
-    std::string_view who(static_cast<const char*>(peer.data()), peer.size());
     while (!waker.requested() && inbox.next(m, stats)) {
       if (options.raw) {
-        handler(m, Responder(this, who, 0, peer_delimiter));
+        handler(m, Responder(this, route, client, 0));
       } else {
         if (m.data.size() < rpc_format::kIdBytes) {
           ++stats.decode_errors;
@@ -374,21 +392,26 @@ struct Server::Impl final : detail::Receiver, Responder::Target {
         }
         std::uint64_t rid = rpc_format::get_id(m.data);
         m.data = m.data.subspan(rpc_format::kIdBytes);
-        handler(m, Responder(this, who, rid, false));
+        handler(m, Responder(this, route, client, rid));
       }
       ++n;
     }
     return n;
   }
 
-  // Sends [peer]([""])[frame]; a peer that is gone or full loses the frame, counted.
-  void send_to(std::string_view to, bool delimiter, zmq::message_t& frame, std::size_t records,
+  // Sends [envelope...][frame]; a peer that is gone or full loses the frame, counted.
+  void send_to(std::string_view to, zmq::message_t& frame, std::size_t records,
                FlushReason reason) {
     std::size_t bytes = frame.size();
     bool sent = false;
+    std::size_t pos = 0;
+    std::string_view part;
+    next_frame(to, pos, part);  // the first frame picks the peer: only it can fail
     try {
-      if (socket.send(zmq::buffer(to.data(), to.size()), zmq::send_flags::sndmore)) {
-        if (delimiter) socket.send(zmq::message_t(), zmq::send_flags::sndmore);
+      if (socket.send(zmq::buffer(part.data(), part.size()), zmq::send_flags::sndmore)) {
+        while (next_frame(to, pos, part)) {
+          socket.send(zmq::buffer(part.data(), part.size()), zmq::send_flags::sndmore);
+        }
         socket.send(frame, zmq::send_flags::none);
         sent = true;
       } else {
@@ -409,16 +432,16 @@ struct Server::Impl final : detail::Receiver, Responder::Target {
   }
 
   void send_sealed(const std::string& to, Batcher& b) {
-    while (auto sb = b.take()) send_to(to, false, sb->frame, sb->records, sb->reason);
+    while (auto sb = b.take()) send_to(to, sb->frame, sb->records, sb->reason);
   }
 
-  void reply(const std::string& to, std::uint64_t rid, bool delimiter,
+  void reply(const std::string& to, std::uint64_t rid,
              std::span<const std::byte> payload) override {
     check_open();
     if (options.raw) {
       detail::check_size(payload.size(), options);
       zmq::message_t frame(payload.data(), payload.size());
-      send_to(to, delimiter, frame, 1, FlushReason::kExplicit);
+      send_to(to, frame, 1, FlushReason::kExplicit);
       return;
     }
     detail::check_size(payload.size() + rpc_format::kIdBytes, options);
@@ -469,9 +492,9 @@ struct Server::Impl final : detail::Receiver, Responder::Target {
     return Receiver::close();
   }
 
-  zmq::message_t peer;  // identity of the batch being handed out
-  bool peer_delimiter = false;
-  std::map<std::string, Batcher, std::less<>> peers;  // reply batches per client
+  std::string route;   // envelope of the batch being handed out (append_frame encoding)
+  std::string client;  // its last non-empty envelope frame: the client's identity
+  std::map<std::string, Batcher, std::less<>> peers;  // reply batches per envelope
   std::vector<std::byte> scratch;
   bool closing = false;
 };

@@ -7,7 +7,8 @@
 //   +----------------------------+---------------------+
 //
 // A reply carries its request's correlation id. Frames: a Client (DEALER) sends [batch]; the
-// Server (ROUTER) receives [identity][batch] and answers [identity][batch] of replies to that peer.
+// Server (ROUTER) receives [envelope...][batch], the envelope being one identity per ROUTER on the
+// way (one when connected directly), and answers [envelope...][batch] of replies to that client.
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,9 @@
 // Client/Server: many requests in flight over every transport, replies through a kept Responder,
-// timeouts, cancellation at close, a reply to a gone client, raw mode against pyzmq REQ/REP.
+// timeouts, cancellation at close, a reply to a gone client, raw mode against pyzmq REQ/REP, and
+// servers behind a queue proxy or a chain of ROUTER-DEALER hops.
 #include "zkit/rpc.hpp"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
 #include <string>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "pattern_testutil.hpp"
+#include "zkit/proxy.hpp"
 
 using namespace std::chrono_literals;
 using zkit::Client;
@@ -22,15 +25,20 @@ using zkit::test::TempDir;
 
 namespace {
 
-// Runs a server on its own thread that answers "echo:" + request at once.
+// Runs a server on its own thread that answers "echo:" + request at once; it binds ep, or
+// connects to it when bind is false.
 struct EchoServer {
-  EchoServer(zmq::context_t& ctx, const std::string& ep, PatternOptions o = {}) : server(ctx, o) {
-    endpoint = server.bind(ep);
+  EchoServer(zmq::context_t& ctx, const std::string& ep, PatternOptions o = {}, bool bind = true)
+      : server(ctx, o) {
+    endpoint = bind ? server.bind(ep) : server.connect(ep);
     thread = std::thread([this] {
       server.run([](const Message& m, Responder r) { r.reply("echo:" + std::string(m.text())); });
     });
   }
-  ~EchoServer() {
+  ~EchoServer() { finish(); }
+  // Stops the server thread; stats() may be read after it.
+  void finish() {
+    if (!thread.joinable()) return;
     server.stop();
     thread.join();
   }
@@ -43,6 +51,71 @@ struct EchoServer {
 void settle(Client& client) {
   for (int i = 0; i < 2000 && client.in_flight() > 0; ++i) client.poll_once(10ms);
 }
+
+// Sends n requests "<tag> i" and counts the replies that carry "echo:" + that request's own body.
+struct Tally {
+  int ok = 0;
+  int wrong = 0;
+};
+void send_tagged(Client& client, const std::string& tag, int n, Tally& tally) {
+  for (int i = 0; i < n; ++i) {
+    std::string body = tag + " " + std::to_string(i);
+    auto handler = [&tally, body](const Reply& r) {
+      if (r.ok() && r.text() == "echo:" + body) {
+        ++tally.ok;
+      } else {
+        ++tally.wrong;
+      }
+    };
+    client.send(body, handler, 10s);
+  }
+}
+
+// A ROUTER frontend (bound) and a DEALER backend (connected to upstream) passing frames both ways
+// on a thread, as zmq_proxy does: each hop adds one identity frame to a request's envelope.
+class Hop {
+ public:
+  Hop(zmq::context_t& ctx, const std::string& upstream)
+      : front_(ctx, zmq::socket_type::router), back_(ctx, zmq::socket_type::dealer) {
+    front_.set(zmq::sockopt::linger, 0);
+    back_.set(zmq::sockopt::linger, 0);
+    front_.bind("tcp://127.0.0.1:*");
+    back_.connect(upstream);
+    frontend = front_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~Hop() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::string frontend;
+
+ private:
+  static void pass(zmq::socket_t& from, zmq::socket_t& to) {
+    zmq::message_t part;
+    while (from.recv(part, zmq::recv_flags::dontwait)) {
+      bool more = part.more();
+      to.send(part, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      while (more) {
+        (void)from.recv(part, zmq::recv_flags::none);
+        more = part.more();
+        to.send(part, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      }
+    }
+  }
+  void loop() {
+    while (!stop_) {
+      zmq::pollitem_t items[2] = {{front_.handle(), 0, ZMQ_POLLIN, 0},
+                                  {back_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 2, 10ms);
+      pass(front_, back_);
+      pass(back_, front_);
+    }
+  }
+  zmq::socket_t front_, back_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -306,4 +379,97 @@ TEST_CASE("A raw Client talks to a pyzmq REP server, replies matched in order", 
   REQUIRE(got.size() == 4);
   for (int i = 0; i < 4; ++i) CHECK(got[i + 1] == "rep:r" + std::to_string(i));
   CHECK(peer.wait() == 0);
+}
+
+TEST_CASE("Requests through a queue proxy each get their own reply, batched per client",
+          "[rpc][proxy]") {
+  zmq::context_t ctx;
+  zkit::ProxyOptions po;
+  po.type = zkit::ProxyType::kQueue;
+  po.frontend = "@tcp://127.0.0.1:*";
+  po.backend = "@tcp://127.0.0.1:*";
+  zkit::Proxy proxy(ctx, po);
+  EchoServer echo(ctx, proxy.backend_endpoint(), {}, false);
+  Client a(ctx), b(ctx);
+  a.connect(proxy.frontend_endpoint());
+  b.connect(proxy.frontend_endpoint());
+  constexpr int kRequests = 3000;
+  Tally ta, tb;
+  send_tagged(a, "a", kRequests, ta);
+  send_tagged(b, "b", kRequests, tb);
+  CHECK(a.in_flight() == kRequests);
+  a.flush();
+  b.flush();
+  for (int i = 0; i < 2000 && (a.in_flight() > 0 || b.in_flight() > 0); ++i) {
+    a.poll_once(5ms);
+    b.poll_once(5ms);
+  }
+  CHECK(ta.ok == kRequests);
+  CHECK(tb.ok == kRequests);
+  CHECK(ta.wrong + tb.wrong == 0);
+  CHECK(a.stats().timeouts + b.stats().timeouts == 0);
+  echo.finish();
+  CHECK(echo.server.stats().decode_errors == 0);
+  CHECK(echo.server.stats().messages_in == 2 * kRequests);
+  CHECK(echo.server.stats().batches_out < 2 * kRequests);  // replies were batched
+}
+
+TEST_CASE("A server behind two ROUTER-DEALER hops answers along the whole envelope",
+          "[rpc][proxy]") {
+  zmq::context_t ctx;
+  Server server(ctx);
+  std::string ep = server.bind("tcp://127.0.0.1:*");
+  Hop near(ctx, ep);                // the server sees [near][far][client][batch]
+  Hop far(ctx, near.frontend);
+  Client a(ctx), b(ctx);
+  a.connect(far.frontend);
+  b.connect(far.frontend);
+  constexpr int kRequests = 500;
+  Tally ta, tb;
+  send_tagged(a, "a", kRequests, ta);
+  send_tagged(b, "b", kRequests, tb);
+  a.flush();
+  b.flush();
+  std::map<std::string, int> per_peer;  // Responder::peer(): the client's identity at `far`
+  auto echo = [&](const Message& m, Responder r) {
+    ++per_peer[r.peer()];
+    r.reply("echo:" + std::string(m.text()));
+  };
+  for (int i = 0; i < 2000 && (a.in_flight() > 0 || b.in_flight() > 0); ++i) {
+    server.poll_once(echo, 2ms);
+    server.flush();
+    a.poll_once(2ms);
+    b.poll_once(2ms);
+  }
+  CHECK(ta.ok == kRequests);
+  CHECK(tb.ok == kRequests);
+  CHECK(ta.wrong + tb.wrong == 0);
+  CHECK(server.stats().decode_errors == 0);
+  CHECK(per_peer.size() == 2);  // two clients told apart behind the same hops
+}
+
+TEST_CASE("A raw Server answers a REQ socket behind a ROUTER-DEALER hop", "[rpc][proxy]") {
+  zmq::context_t ctx;
+  PatternOptions o;
+  o.raw = true;
+  Server server(ctx, o);
+  Hop hop(ctx, server.bind("tcp://127.0.0.1:*"));  // the server sees [hop][req][""][payload]
+  zmq::socket_t req(ctx, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  req.set(zmq::sockopt::rcvtimeo, 10000);
+  req.connect(hop.frontend);
+  for (int n = 0; n < 3; ++n) {
+    std::string body = "hi " + std::to_string(n);
+    req.send(zmq::buffer(body), zmq::send_flags::none);
+    std::size_t handled = 0;
+    for (int i = 0; i < 500 && handled == 0; ++i) {
+      handled = server.poll_once(
+          [](const Message& m, Responder r) { r.reply("srv:" + std::string(m.text())); }, 10ms);
+    }
+    REQUIRE(handled == 1);
+    zmq::message_t reply;
+    REQUIRE(req.recv(reply, zmq::recv_flags::none));
+    CHECK(reply.to_string() == "srv:" + body);
+  }
+  CHECK(server.stats().decode_errors == 0);
 }

@@ -9,9 +9,13 @@
 //    reply, with ReplyStatus::kTimeout when its timeout expires first, or kCancelled from close().
 //    A reply that arrives after the timeout is dropped and counted (stats().dropped_messages).
 //  - A reply to a client that has gone is dropped and counted by the Server (ZMQ_ROUTER_MANDATORY).
+//  - Proxies: the Server takes every frame before the batch as the routing envelope (identities
+//    added by any chain of ROUTERs, e.g. a queue zkit::Proxy, and a REQ peer's empty delimiter)
+//    and sends each reply batch back with that same envelope; replies are batched per envelope.
 //  - Raw mode talks to plain REQ/REP-style peers: the Client sends [""][payload] and matches
 //    replies in order (one server answering in order, as REP does); the Server accepts
-//    [""][payload] (REQ) or [payload] (DEALER) from each peer and answers in the same shape.
+//    [""][payload] (REQ) or [payload] (DEALER) from each peer, behind any envelope, and answers
+//    in the same shape.
 #pragma once
 
 #include <chrono>
@@ -99,18 +103,22 @@ class Responder {
   void reply(std::span<const std::byte> payload);
   void reply(std::string_view payload) { reply(as_bytes(payload)); }
   std::uint64_t id() const noexcept { return id_; }
+  // The client's identity: the last non-empty frame of the routing envelope, i.e. the identity
+  // the first ROUTER on the way gave it (this Server's, or a queue proxy's frontend). Unique only
+  // per ROUTER; the reply goes back along the whole envelope, not by this.
   const std::string& peer() const noexcept { return peer_; }
   bool replied() const noexcept { return replied_; }
 
  private:
   friend class Server;
   struct Target;
-  Responder(Target* target, std::string_view peer, std::uint64_t id, bool delimiter)
-      : target_(target), peer_(peer), id_(id), delimiter_(delimiter) {}
+  Responder(Target* target, std::string_view route, std::string_view peer, std::uint64_t id)
+      : target_(target), route_(route), peer_(peer), id_(id) {}
   Target* target_ = nullptr;
-  std::string peer_;  // ROUTER identity (ZeroMQ's own are 5 bytes: no allocation)
+  std::string route_;  // the whole envelope, encoded (ZeroMQ identities are 5 bytes: one or two
+                       // frames need no allocation)
+  std::string peer_;
   std::uint64_t id_ = 0;
-  bool delimiter_ = false;  // raw: the peer was a REQ socket
   bool replied_ = false;
 };
 
