@@ -1,5 +1,6 @@
-// Test helpers for device tests: a child process started with posix_spawn (stdout and stderr to
-// files), stopped by its pid with bounded waits; and a temporary directory removed at the end.
+// Test helpers for tests that run programs: a child process started with posix_spawn (stdin from
+// a file, stdout and stderr to files), stopped by its pid with bounded waits; and a temporary
+// directory removed at the end.
 #pragma once
 
 #include <fcntl.h>
@@ -26,7 +27,7 @@ namespace zkit::test {
 class TempDir {
  public:
   TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "zkit-devices-XXXXXX").string();
+    std::string templ = (std::filesystem::temp_directory_path() / "zkit-test-XXXXXX").string();
     if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = templ;
   }
@@ -58,11 +59,12 @@ inline void write_file(const std::string& path, const std::string& text) {
 // A child process; killed (SIGKILL) and reaped by the destructor if it is still running.
 class Process {
  public:
-  Process(std::vector<std::string> argv, const std::string& out_path, const std::string& err_path)
+  Process(std::vector<std::string> argv, const std::string& out_path, const std::string& err_path,
+          const std::string& in_path = "/dev/null")
       : out_path_(out_path), err_path_(err_path) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                      0644);
     posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
@@ -90,7 +92,7 @@ class Process {
   }
 
   // The exit status once the process has ended within `timeout` (128 + signal when killed by one).
-  std::optional<int> wait(std::chrono::milliseconds timeout) {
+  std::optional<int> wait(std::chrono::milliseconds timeout = std::chrono::milliseconds(20000)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!status_) {
       int st = 0;
@@ -107,6 +109,20 @@ class Process {
 
   std::string out() const { return read_file(out_path_); }
   std::string err() const { return read_file(err_path_); }
+
+  // Waits (bounded) for a "zkit <cmd>: bound EP" line on stderr and returns EP.
+  std::string bound_endpoint(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string e = err();
+      const auto at = e.find(": bound ");
+      const auto nl = at == std::string::npos ? at : e.find('\n', at);
+      if (nl != std::string::npos) return e.substr(at + 8, nl - at - 8);
+      if (wait(std::chrono::milliseconds(0))) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    throw std::runtime_error("no 'bound' line on stderr: " + err());
+  }
 
   // Waits until stdout holds a line starting with `prefix`; returns the rest of that line.
   std::optional<std::string> wait_line(const std::string& prefix,
