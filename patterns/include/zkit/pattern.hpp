@@ -15,7 +15,8 @@
 //   run(handler)             calls handler for every message until stop().
 //   poll_once(handler, t)    waits up to t for messages and handles those that arrived.
 //   stop()                   makes run() return; callable from the handler or from any thread.
-//   close()                  flushes, waits up to the linger, reports what could not be sent.
+//   close()                  senders flush, wait up to the linger and report what could not be
+//                            sent; receive-only sockets (SUB, PULL) close with linger 0.
 //   stats()                  counters and latency (zkit/stats.hpp), to_json() for a snapshot.
 //
 // Timeouts are std::chrono::milliseconds; a negative timeout waits for ever. Each socket object
