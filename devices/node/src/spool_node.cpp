@@ -147,11 +147,7 @@ struct SpoolNode::Impl {
     if (r) {
       e.appended = true;
       e.ticket = r.value().ticket;
-      if (r.value().outcome == spool::AppendResult::Outcome::kDuplicate) {
-        ++st.duplicates;
-      } else {
-        active_segment = std::max(active_segment, r.value().position.segment);
-      }
+      if (r.value().outcome == spool::AppendResult::Outcome::kDuplicate) ++st.duplicates;
       return Outcome::kDone;
     }
     const Status& s = r.status();
@@ -257,21 +253,8 @@ struct SpoolNode::Impl {
   std::size_t forward() {
     std::size_t n = 0;
     if (Clock::now() < read_retry_at) return 0;
-    // Work-around (reported to the store's owner): a reader left in the middle of the active
-    // segment keeps that segment's old end after it rolls, and would then skip the records
-    // appended between. Re-reading from the cursor, without sending again what is in flight,
-    // avoids it; it costs one re-read of the window per roll.
-    if (reader_stalled && active_segment > stalled_segment) {
-      store.rewind();
-      skip_until = forwarded_upto;
-    }
-    reader_stalled = false;
     while (true) {
-      if (outq.size() >= opt.forward_window || sender.unacked() >= opt.forward_window) {
-        reader_stalled = true;
-        stalled_segment = forwarded_upto.segment;
-        break;
-      }
+      if (outq.size() >= opt.forward_window || sender.unacked() >= opt.forward_window) break;
       auto r = store.read_next();
       if (!r) {
         spdlog::error("spool: reading the log failed ({}); retrying", r.status().to_string());
@@ -280,8 +263,6 @@ struct SpoolNode::Impl {
       }
       if (!r.value()) break;
       const spool::StoredRecord& rec = *r.value();
-      if (rec.next <= skip_until) continue;  // in flight already (see the work-around above)
-      forwarded_upto = rec.next;
       Out o{++next_id, rec.next, rec.meta.message_count, false};
       Status s = sender.send_batch(zmq::message_t(rec.frame.data(), rec.frame.size()), o.id);
       if (s) {
@@ -384,11 +365,6 @@ struct SpoolNode::Impl {
   std::size_t parked = 0;
   std::deque<Out> outq;
   std::uint64_t next_id = 0;
-  std::uint64_t active_segment = 0;     // segment of the last stored record
-  spool::Position forwarded_upto;       // end of the last record handed downstream
-  spool::Position skip_until;
-  bool reader_stalled = false;          // the last forward() stopped at a full window
-  std::uint64_t stalled_segment = 0;
   bool full = false;
   bool disk_failing = false;
   milliseconds backoff{0};
