@@ -48,6 +48,7 @@ std::string verify_json(const spool::VerifyReport& r) {
     j["corrupt"].push_back(
         {{"file", c.file}, {"offset", c.offset}, {"bytes", c.bytes}, {"reason", c.reason}});
   }
+  j["foreign"] = r.foreign;
   return j.dump(2);
 }
 

@@ -141,3 +141,42 @@ TEST_CASE("Dump and verify name every corrupt stretch of a damaged directory", "
   CHECK(out.str().find("CORRUPT") != std::string::npos);
   CHECK(out.str().find("bad magic") != std::string::npos);
 }
+
+TEST_CASE("A stray file named like an out-of-range segment is ignored by open and foreign to verify",
+          "[spool][inspect]") {
+  TempDir dir;
+  {
+    Store store = open_store(options(dir.path()));
+    for (std::uint64_t seq = 1; seq <= 3; ++seq) REQUIRE(store.append(frame(1, seq)).is_ok());
+    require_ok(store.commit());
+    require_ok(store.close());
+  }
+  // Past 2^64, the largest number, zero, and a short name: none is a segment of this spool.
+  const std::vector<std::string> strays = {"99999999999999999999.seg", "18446744073709551615.seg",
+                                           segment(0), "123.seg", "notes.txt"};
+  for (const auto& name : strays) write_file(dir.file(name), Bytes(100, std::byte{0x41}));
+
+  auto r = zkit::spool::verify(dir.path());
+  REQUIRE(r.is_ok());
+  const auto& v = r.value();
+  CHECK(v.clean());
+  REQUIRE(v.segments.size() == 1);
+  CHECK(v.segments[0].file == segment(1));
+  CHECK(v.batches == 3);
+  std::set<std::string> foreign(v.foreign.begin(), v.foreign.end());
+  CHECK(foreign == std::set<std::string>(strays.begin(), strays.end()));
+  std::ostringstream text;
+  zkit::spool::print(v, text);
+  CHECK(text.str().find("99999999999999999999.seg") != std::string::npos);
+
+  {
+    Store store = open_store(options(dir.path()));
+    auto got = read_all(store);
+    REQUIRE(got.size() == 3);
+    CHECK(got[2].seq == 3);
+    REQUIRE(store.append(frame(1, 4)).is_ok());
+    require_ok(store.commit());
+    require_ok(store.close());
+  }
+  for (const auto& name : strays) CHECK(std::filesystem::exists(dir.file(name)));  // not ours to delete
+}

@@ -171,6 +171,15 @@ Result<VerifyReport> verify(const std::string& dir, Env* env_in) {
       [&](const VerifyReport::SegmentInfo& i) { report.segments.push_back(i); });
   if (!s) return s;
   for (auto& [id, p] : backlog) report.backlog.push_back(p);
+  auto names = env.list_dir(dir);
+  if (!names) return names.status();
+  for (const auto& name : names.value()) {
+    if (!files::parse_segment_name(name) && name != format::kCursorName &&
+        name != format::kCursorTempName && name != format::kLockName) {
+      report.foreign.push_back(name);
+    }
+  }
+  std::sort(report.foreign.begin(), report.foreign.end());
   return report;
 }
 
@@ -190,6 +199,8 @@ void print(const VerifyReport& r, std::ostream& out) {
     out << "  producer " << p.producer_id << ": " << p.batches << " batches, " << p.messages
         << " messages, " << p.bytes << " bytes, seq " << p.first_seq << ".." << p.last_seq << "\n";
   }
+  out << "foreign files: " << r.foreign.size() << "\n";
+  for (const auto& f : r.foreign) out << "  " << f << " (not a spool file; ignored)\n";
   out << "corrupt: " << r.corrupt.size() << "\n";
   for (const auto& c : r.corrupt) {
     out << "  " << c.file << " offset " << c.offset << " (" << c.bytes << " bytes): " << c.reason

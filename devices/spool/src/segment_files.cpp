@@ -2,6 +2,7 @@
 #include "segment_files.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -20,11 +21,12 @@ std::string segment_name(std::uint64_t number) {
 std::optional<std::uint64_t> parse_segment_name(const std::string& name) {
   const std::string suffix = kSegmentSuffix;
   if (name.size() != 20 + suffix.size() || !name.ends_with(suffix)) return std::nullopt;
+  const char* first = name.data();
+  const char* last = first + 20;
+  if (!std::all_of(first, last, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
   std::uint64_t n = 0;
-  for (std::size_t i = 0; i < 20; ++i) {
-    if (name[i] < '0' || name[i] > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::uint64_t>(name[i] - '0');
-  }
+  auto [end, ec] = std::from_chars(first, last, n);  // out of range past 2^64 - 1
+  if (ec != std::errc{} || end != last || n < 1 || n > kMaxSegmentNumber) return std::nullopt;
   return n;
 }
 

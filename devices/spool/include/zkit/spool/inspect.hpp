@@ -33,6 +33,9 @@ struct VerifyReport {
   std::optional<Position> cursor;  // nullopt: no cursor file (or a damaged one, in corrupt)
   std::vector<ProducerBacklog> backlog;  // by producer id
   std::vector<CorruptRecord> corrupt;    // every corrupt stretch, in file order
+  // Other entries in the directory (not a segment name in range, CURSOR, CURSOR.tmp or LOCK),
+  // sorted; the store ignores them and never deletes them. Not damage: clean() ignores them.
+  std::vector<std::string> foreign;
   std::uint64_t batches = 0;
   std::uint64_t messages = 0;
 
@@ -42,7 +45,7 @@ struct VerifyReport {
 // Reads every segment and the cursor. Fails only when dir cannot be listed (NotFound, IOError);
 // damage inside is reported in the result. env: nullptr for Env::posix().
 Result<VerifyReport> verify(const std::string& dir, Env* env = nullptr);
-// A human-readable report: segments, cursor, backlog per producer, corrupt records.
+// A human-readable report: segments, cursor, backlog per producer, corrupt records, foreign files.
 void print(const VerifyReport& report, std::ostream& out);
 
 struct DumpOptions {
