@@ -46,11 +46,19 @@ int run_command(const Subcommand& cmd, int argc, char** argv) {
   // clang-format on
   cmd.declare(flags);
 
+  po::positional_options_description bare;
+  if (cmd.positional) bare.add(cmd.positional, 1);
+
   po::variables_map vm;
   // argv[0] is the subcommand's name here: Boost skips it as the program name.
-  po::store(po::command_line_parser(argc, argv).options(flags).run(), vm);
+  po::store(po::command_line_parser(argc, argv).options(flags).positional(bare).run(), vm);
   if (vm.count("help")) {
-    std::cout << "usage: zkit " << cmd.name << " [flags]\n\n" << cmd.summary << "\n";
+    std::cout << "usage: zkit " << cmd.name;
+    if (cmd.positional) std::cout << " [<" << cmd.positional << ">]";
+    std::cout << " [flags]\n\n" << cmd.summary << "\n";
+    if (cmd.positional) {
+      std::cout << "\n<" << cmd.positional << "> is the same as --" << cmd.positional << ".\n";
+    }
     if (cmd.details && *cmd.details) std::cout << "\n" << cmd.details << "\n";
     std::cout << "\n" << flags << "\n";
     return kExitOk;

@@ -6,7 +6,8 @@
 //   1. devices/cli/<name>.cpp defines, at namespace scope,
 //        extern const zkit::cli::Subcommand <name>_subcommand = {"<name>", "summary", "details",
 //                                                                declare_flags, run};
-//      ('-' in <name> becomes '_' in the variable: spool-inspect -> spool_inspect_subcommand);
+//      ('-' in <name> becomes '_' in the variable: spool-inspect -> spool_inspect_subcommand;
+//      a sixth member names the flag a bare word maps to, see Subcommand::positional);
 //   2. <name> is added to ZKIT_SUBCOMMANDS in devices/cli/CMakeLists.txt (the registration line;
 //      its order is the order of `zkit --help`).
 //
@@ -51,6 +52,10 @@ struct Subcommand {
   // Runs with the parsed flags; returns the exit status. Throw UsageError for a bad value found
   // while running (exit 2); any other exception is a runtime failure (exit 1).
   int (*run)(const po::variables_map& flags);
+  // When set, the flag (declared by `declare`) that one bare word on the command line stands
+  // for: with "action", `zkit spool-inspect verify` is `zkit spool-inspect --action verify`.
+  // Giving both is a usage error, as is a second bare word. Null: no bare words.
+  const char* positional = nullptr;
 };
 
 // Parses argv, dispatches to the named subcommand and maps exceptions to exit statuses.

@@ -15,7 +15,7 @@ using namespace zkit::cli;
 void declare(po::options_description& flags) {
   flags.add_options()
       ("action", po::value<std::string>()->required()->value_name("verify|dump"),
-       "verify: report segments, cursor, backlog per producer, corrupt records (exit 1 if any); "
+       "also the first bare word. verify: report segments, cursor, backlog per producer, corrupt records (exit 1 if any); "
        "dump: print every record")
       ("dir", po::value<std::string>()->required()->value_name("DIR"), "the spool directory")
       ("format", po::value<std::string>()->default_value("text")->value_name("FMT"),
@@ -85,8 +85,8 @@ int run(const po::variables_map& vm) {
 extern const zkit::cli::Subcommand spool_inspect_subcommand = {
     "spool-inspect",
     "read a spool directory offline: verify it or dump its records (never changes it)",
-    "  zkit spool-inspect --action verify --dir DIR [--format text|json]\n"
-    "  zkit spool-inspect --action dump --dir DIR [--format text|hex|json|none]\n"
+    "  zkit spool-inspect verify --dir DIR [--format text|json]\n"
+    "  zkit spool-inspect dump --dir DIR [--format text|hex|json|none]\n"
     "verify exits 1 when any record is corrupt (each is listed with file, offset and reason).\n"
     "Nothing in DIR changes: a torn tail is reported, not cut; the cursor is not written.",
-    declare, run};
+    declare, run, "action"};
