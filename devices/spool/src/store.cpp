@@ -244,6 +244,11 @@ Status Store::Impl::open_dir() {
     cursor.offset = std::clamp<std::uint64_t>(cursor.offset, format::kSegmentHeaderSize, cs->size);
   }
   persisted_cursor = cursor;
+  if (c && cursor < c.value()) {
+    // The cursor file outlived the unsynced end of the log it points into: new records will
+    // take those offsets, so the old cursor must not be read again after the next restart.
+    if (Status s = write_cursor(); !s) return s;
+  }
   read_pos = highest_read = cursor;
   return {};
 }
