@@ -1,5 +1,3 @@
-# HELPERS: before building or committing read /work/main/HELPERS-RULES.md (your own build dir
-# build-<name>, commit only your own paths, deadline 11:10 UTC). The lead removes this line later.
 # Build flags shared by every zkit target, kept in an INTERFACE target that is linked only at build
 # time (never exported), and one-liners for libraries and tests.
 
