@@ -27,6 +27,33 @@ inline void add_endpoint_flags(po::options_description& flags, const char* plain
   // clang-format on
 }
 
+// The --socket type of send or recv, checked against --reliable, --raw and --topic. `types` lists
+// the plain, pub/sub and DEALER/ROUTER choices in that order: the last one is the only socket
+// --reliable runs over (and its default), the middle one the only one --topic fits.
+inline std::string socket_type_from_flags(const po::variables_map& vm,
+                                          const std::vector<std::string>& types) {
+  const std::string& topic_type = types.at(1);
+  const std::string& reliable_type = types.at(2);
+  const bool reliable = vm.count("reliable") != 0;
+  std::string type;
+  if (vm.count("socket")) {
+    type = choice_flag(vm, "socket", types);
+  } else if (reliable) {
+    type = reliable_type;
+  } else {
+    throw UsageError(fmt::format("--socket is required ({}, {} or {})", types[0], topic_type,
+                                 reliable_type));
+  }
+  if (reliable && type != reliable_type) {
+    throw UsageError("--reliable runs over --socket " + reliable_type + ", not '" + type + "'");
+  }
+  if (reliable && vm.count("raw")) throw UsageError("--reliable and --raw exclude each other");
+  if (vm.count("topic") && type != topic_type) {
+    throw UsageError("--topic needs --socket " + topic_type);
+  }
+  return type;
+}
+
 // The one endpoint the flags name. Throws UsageError when none, or more than one, is given, or
 // when it does not parse.
 inline Endpoint endpoint_from_flags(const po::variables_map& vm, bool bind_by_default) {

@@ -230,19 +230,7 @@ int run(const po::variables_map& vm) {
   SignalWaiter signals;
   const bool reliable = vm.count("reliable") != 0;
   const bool raw = vm.count("raw") != 0;
-  std::string type;
-  if (vm.count("socket")) {
-    type = choice_flag(vm, "socket", {"pull", "sub", "router"});
-  } else if (reliable) {
-    type = "router";
-  } else {
-    throw UsageError("--socket is required (pull, sub or router)");
-  }
-  if (reliable && type != "router") {
-    throw UsageError("--reliable runs over --socket router, not '" + type + "'");
-  }
-  if (reliable && raw) throw UsageError("--reliable and --raw exclude each other");
-  if (vm.count("topic") && type != "sub") throw UsageError("--topic needs --socket sub");
+  const std::string type = io::socket_type_from_flags(vm, {"pull", "sub", "router"});
   const Endpoint ep = io::endpoint_from_flags(vm, true);
   const std::string format = choice_flag(vm, "format", {"text", "hex", "json"});
   std::optional<long long> count;

@@ -283,19 +283,7 @@ int run(const po::variables_map& vm) {
   SignalWaiter signals;
   const bool reliable = vm.count("reliable") != 0;
   const bool raw = vm.count("raw") != 0;
-  std::string type;
-  if (vm.count("socket")) {
-    type = choice_flag(vm, "socket", {"push", "pub", "dealer"});
-  } else if (reliable) {
-    type = "dealer";
-  } else {
-    throw UsageError("--socket is required (push, pub or dealer)");
-  }
-  if (reliable && type != "dealer") {
-    throw UsageError("--reliable runs over --socket dealer, not '" + type + "'");
-  }
-  if (reliable && raw) throw UsageError("--reliable and --raw exclude each other");
-  if (vm.count("topic") && type != "pub") throw UsageError("--topic needs --socket pub");
+  const std::string type = io::socket_type_from_flags(vm, {"push", "pub", "dealer"});
   const Endpoint ep = io::endpoint_from_flags(vm, false);
   const Curve curve = curve_flags(vm);
 
