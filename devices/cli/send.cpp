@@ -107,7 +107,10 @@ class PubOutput : public Output {
   PubOutput(zmq::context_t& c, const PatternOptions& o, std::string topic)
       : s_(c, o), topic_(std::move(topic)) {}
   Publisher& socket() { return s_; }
-  bool send(std::string_view m) override { return s_.send(topic_, m); }
+  bool send(std::string_view m) override {
+    (void)s_.send(topic_, m);  // a batch without room is dropped and counted; finish() reports it
+    return true;
+  }
   void service() override { (void)s_.pump(); }
   std::string finish(milliseconds) override {
     std::string failure = close_failure(s_.close());
@@ -133,11 +136,9 @@ class DealerOutput : public Output {
       : s_(c, o), reply_timeout_(reply_timeout) {}
   Client& socket() { return s_; }
   bool send(std::string_view m) override {
-    try {
-      (void)s_.send(
-          m, [this](const Reply& r) { ++(r.ok() ? answered_ : unanswered_); }, reply_timeout_);
-    } catch (const std::runtime_error&) {  // not taken within send_timeout: the caller retries
-      (void)s_.poll_once(milliseconds{0});
+    if (!s_.send(
+            m, [this](const Reply& r) { ++(r.ok() ? answered_ : unanswered_); }, reply_timeout_)) {
+      (void)s_.poll_once(milliseconds{0});  // not taken within send_timeout: the caller retries
       return false;
     }
     if (++since_poll_ >= 256) service();

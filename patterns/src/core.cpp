@@ -55,7 +55,8 @@ Wait wait_until(zmq::socket_t& socket, Waker& waker,
     if (deadline) {
       auto left = std::chrono::floor<std::chrono::milliseconds>(*deadline -
                                                                 std::chrono::steady_clock::now());
-      timeout = left.count() < 0 ? 0 : static_cast<long>(std::min<long long>(left.count(), 1 << 30));
+      timeout =
+          left.count() < 0 ? 0 : static_cast<long>(std::min<long long>(left.count(), 1 << 30));
     }
     zmq::pollitem_t items[2] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                                 {waker.socket().handle(), 0, ZMQ_POLLIN, 0}};
@@ -150,6 +151,10 @@ std::optional<Receiver::Clock::time_point> Receiver::deadline_of(std::chrono::mi
   return Clock::now() + t;
 }
 
+zmq_pollitem_t Receiver::poll_item(short extra) noexcept {
+  return closed ? inert_poll_item() : poll_item_of(socket, extra);
+}
+
 bool Receiver::fill(std::optional<Clock::time_point> deadline) {
   if (waker.requested()) return false;
   while (inbox.empty()) {
@@ -212,6 +217,158 @@ CloseReport Receiver::close() {
   socket.close();
   waker.close();
   return report;
+}
+
+std::optional<std::chrono::steady_clock::time_point> earliest(
+    std::optional<std::chrono::steady_clock::time_point> a,
+    std::optional<std::chrono::steady_clock::time_point> b) noexcept {
+  if (!a) return b;
+  if (!b) return a;
+  return std::min(*a, *b);
+}
+
+void set_send_timeout(zmq::socket_t& socket, const PatternOptions& options, int unset_ms) {
+  socket.set(zmq::sockopt::sndtimeo,
+             options.send_timeout ? static_cast<int>(options.send_timeout->count()) : unset_ms);
+}
+
+Outbox::Outbox(BatcherOptions batch, Policy policy, SocketStats& stats, SendFn send)
+    : batch_(std::move(batch)), policy_(policy), stats_(stats), send_(std::move(send)) {
+  // One series needs one producer id; otherwise each destination's Batcher picks its own.
+  if (policy_.one_series && batch_.producer_id == 0) batch_.producer_id = random_producer_id();
+  Batcher check(batch_);
+}
+
+Outbox::Map::iterator Outbox::find(std::string_view to) {
+  if (last_ != batchers_.end() && last_->first == to) return last_;
+  last_ = batchers_.find(to);
+  if (last_ == batchers_.end()) {
+    last_ =
+        batchers_
+            .emplace(std::string(to), Batcher(batch_, policy_.one_series ? &sequence_ : nullptr))
+            .first;
+  }
+  return last_;
+}
+
+bool Outbox::hand_over(std::string_view to, SealedBatch& sb) {
+  std::size_t bytes = sb.frame.size();
+  Sent r = send_(to, sb.frame);
+  last_dropped_ = false;
+  if (r == Sent::kOk) {
+    count_sent(stats_, sb.records, bytes, sb.reason);
+    return true;
+  }
+  if (r == Sent::kFull) {
+    ++stats_.send_would_block;
+    if (policy_.at_full == AtFull::kKeep) return false;
+  }
+  if (closing_) {
+    count_unsent(sb);
+  } else {
+    stats_.dropped_messages += sb.records;
+    ++stats_.dropped_batches;
+  }
+  last_dropped_ = true;
+  return true;
+}
+
+void Outbox::count_unsent(const SealedBatch& sb) {
+  report_.unsent_messages += sb.records;
+  ++report_.unsent_batches;
+}
+
+bool Outbox::drain(const std::string& to, Batcher& b) {
+  // The blocked batch goes first: batches leave in the order they were sealed.
+  if (blocked_) {
+    if (!hand_over(blocked_to_, *blocked_)) return false;
+    blocked_.reset();
+  }
+  while (auto sb = b.take()) {
+    if (!hand_over(to, *sb)) {
+      blocked_ = std::move(sb);
+      blocked_to_ = to;
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Outbox::drain_all() {
+  for (auto& [to, b] : batchers_) {
+    if (!drain(to, b)) return false;
+  }
+  if (blocked_) {  // no batcher left (none was ever made)
+    if (!hand_over(blocked_to_, *blocked_)) return false;
+    blocked_.reset();
+  }
+  return true;
+}
+
+bool Outbox::add(std::string_view to, std::span<const std::byte> message) {
+  auto it = find(to);
+  Batcher& b = it->second;
+  if ((blocked_ || b.has_sealed()) && !drain(it->first, b)) return false;
+  last_dropped_ = false;
+  if (b.add(message)) drain(it->first, b);  // kKeep: the message is taken whatever drain() finds
+  // Not held any more: it was in the last batch handed over (kDrop drains every sealed batch).
+  return !(last_dropped_ && b.held_records() == 0);
+}
+
+bool Outbox::send_now(std::string_view to, zmq::message_t&& frame) {
+  SealedBatch sb{std::move(frame), 0, 1, FlushReason::kExplicit};
+  last_dropped_ = false;
+  return hand_over(to, sb) && !last_dropped_;
+}
+
+void Outbox::poll(Clock::time_point now) {
+  for (auto it = batchers_.begin(); it != batchers_.end();) {
+    if (it->second.poll(now) || blocked_) drain(it->first, it->second);
+    bool idle = it->second.held_records() == 0 && !it->second.has_sealed() &&
+                !(blocked_ && blocked_to_ == it->first);
+    if (idle && batchers_.size() > policy_.idle_kept) {
+      if (last_ == it) last_ = batchers_.end();
+      it = batchers_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+}
+
+bool Outbox::flush() {
+  Clock::time_point now = Clock::now();
+  for (auto& [to, b] : batchers_) {
+    if (b.flush(now) || blocked_) drain(to, b);
+  }
+  return !blocked_;
+}
+
+std::optional<Outbox::Clock::time_point> Outbox::deadline() const noexcept {
+  std::optional<Clock::time_point> d;
+  for (const auto& [to, b] : batchers_) d = earliest(d, b.deadline());
+  return d;
+}
+
+CloseReport Outbox::close(zmq::socket_t& socket, std::chrono::milliseconds linger) {
+  closing_ = true;
+  Clock::time_point deadline = Clock::now() + linger;
+  Clock::time_point now = Clock::now();
+  for (auto& [to, b] : batchers_) b.flush(now);
+  // A failed send waits out its send timeout, so this loop ends by the deadline.
+  for (;;) {
+    socket.set(zmq::sockopt::sndtimeo, to_ms(deadline - Clock::now()));
+    if (drain_all() || Clock::now() >= deadline) break;
+  }
+  if (blocked_) {
+    count_unsent(*blocked_);
+    blocked_.reset();
+  }
+  for (auto& [to, b] : batchers_) {
+    while (auto sb = b.take()) count_unsent(*sb);
+  }
+  stats_.unsent_messages += report_.unsent_messages;
+  socket.set(zmq::sockopt::linger, to_ms(deadline - Clock::now()));
+  return report_;
 }
 
 void check_size(std::size_t size, const PatternOptions& options) {

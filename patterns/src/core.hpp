@@ -1,15 +1,23 @@
 // Private machinery the typed sockets share: waking a blocked receiver from another thread, waiting
-// for a socket, holding a received batch and handing out its records, and sent-batch accounting.
+// for a socket, holding a received batch and handing out its records, the sender's Outbox (batches
+// to ZeroMQ, the blocked slot, close with linger), and the moved-from check.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <zmq.hpp>
 
+#include "zkit/batcher.hpp"
 #include "zkit/envelope.hpp"
 #include "zkit/pattern.hpp"
 #include "zkit/stats.hpp"
@@ -43,6 +51,13 @@ Wait wait_until(zmq::socket_t& socket, Waker& waker,
                 std::optional<std::chrono::steady_clock::time_point> deadline);
 
 std::string attach(zmq::socket_t& socket, const std::string& endpoint, bool bind);
+
+// {handle, 0, ZMQ_POLLIN | extra, 0}: the poll contract's item (pattern.hpp).
+inline zmq_pollitem_t poll_item_of(zmq::socket_t& socket, short extra = 0) noexcept {
+  return {socket.handle(), 0, static_cast<short>(ZMQ_POLLIN | extra), 0};
+}
+// An item that never fires: what a moved-from socket offers a poll loop (poll_item() is noexcept).
+inline zmq_pollitem_t inert_poll_item() noexcept { return {nullptr, -1, 0, 0}; }
 
 // Holds the batch (or raw frame) being handed out.
 class Inbox {
@@ -86,6 +101,13 @@ class Receiver {
   // Fills the inbox, waiting until deadline (empty: for ever); false on timeout or stop.
   bool fill(std::optional<Clock::time_point> deadline);
   static std::optional<Clock::time_point> deadline_of(std::chrono::milliseconds timeout);
+  // The poll contract's item (inert once closed), with extra events (ZMQ_POLLOUT) added.
+  zmq_pollitem_t poll_item(short extra = 0) noexcept;
+  // Now while messages are held (the step must run with nothing new to read); else empty.
+  std::optional<Clock::time_point> held_deadline() const noexcept {
+    if (closed || inbox.empty()) return std::nullopt;
+    return Clock::now();
+  }
 
   PatternOptions options;
   zmq::socket_t socket;
@@ -105,6 +127,101 @@ class Receiver {
   bool receive_only_;  // SUB/PULL: close() with linger 0
   const char* name_;
 };
+
+// The owner of a public handle's state; throws std::logic_error("zkit::<type>: used after move")
+// when it has been moved from.
+template <class T>
+T& live(const std::unique_ptr<T>& impl, const char* type) {
+  if (!impl) throw std::logic_error(std::string("zkit::") + type + ": used after move");
+  return *impl;
+}
+
+// What handing one frame to ZeroMQ did.
+enum class Sent {
+  kOk,
+  kFull,  // no room within the send timeout (EAGAIN); the frame is untouched
+  kGone,  // the peer has gone (ROUTER_MANDATORY); the frame is dropped whatever the policy
+};
+
+// What a sender does with a sealed batch that finds no room within its send timeout.
+enum class AtFull {
+  kKeep,  // keep it in the blocked slot and refuse new messages until it has gone (Pusher, Client)
+  kDrop,  // drop it, counted in dropped_batches/dropped_messages (Publisher, Server)
+};
+
+// The sender machinery of every typed socket: one Batcher per destination (Pusher and Client use
+// the one destination ""; a Publisher has one per topic, a Server one per routing envelope), the
+// sealed batches handed to ZeroMQ in order through the socket's send function, the blocked slot
+// (a sealed batch waiting for room at the high-water mark, kKeep), and close() with the linger.
+// Every batch handed over is counted in stats (count_sent); every one given up is counted too.
+// Belongs to its socket's thread; stats and send must outlive it.
+class Outbox {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Hands frame, bound for to, to ZeroMQ.
+  using SendFn = std::function<Sent(std::string_view to, zmq::message_t& frame)>;
+  struct Policy {
+    AtFull at_full = AtFull::kKeep;
+    bool one_series = false;  // every destination's batches share one producer id and seq series
+    // Destinations holding nothing beyond this many are forgotten by poll() (a Server's peers).
+    std::size_t idle_kept = std::numeric_limits<std::size_t>::max();
+  };
+
+  // Throws std::invalid_argument for bad batch options (checked now, not at the first send).
+  Outbox(BatcherOptions batch, Policy policy, SocketStats& stats, SendFn send);
+
+  // Adds message to to's batch and hands over what that seals. false: no room within the send
+  // timeout, and the message did not go: kKeep: it was refused (the blocked batch is still
+  // waiting); kDrop: it was in a batch dropped and counted by this call (earlier batches dropped
+  // by the call are counted but do not make it false). Throws std::length_error as Batcher does.
+  bool add(std::string_view to, std::span<const std::byte> message);
+  // Hands one unbatched frame (raw mode: one message) over now; false when there was no room
+  // (kKeep: refused; kDrop: dropped and counted).
+  bool send_now(std::string_view to, zmq::message_t&& frame);
+  // Retries the blocked batch, seals what is due and hands every sealed batch over; then forgets
+  // idle destinations beyond policy.idle_kept.
+  void poll(Clock::time_point now = Clock::now());
+  // Seals everything held and hands it over; false when a batch is left in the blocked slot.
+  bool flush();
+  bool blocked() const noexcept { return blocked_.has_value(); }
+  // The earliest deadline of a held batch; empty when nothing is held. A blocked batch adds no
+  // deadline: a poll loop waits for ZMQ_POLLOUT instead (see poll_events()).
+  std::optional<Clock::time_point> deadline() const noexcept;
+  // ZMQ_POLLOUT while a batch is blocked, else 0.
+  short poll_events() const noexcept { return blocked_ ? ZMQ_POLLOUT : 0; }
+  // Seals everything, hands batches over until linger has passed (setting the socket's send
+  // timeout to what is left), counts what is left in the report and stats.unsent_messages, and sets
+  // the socket's ZMQ_LINGER to what is left. The caller then closes the socket.
+  CloseReport close(zmq::socket_t& socket, std::chrono::milliseconds linger);
+
+ private:
+  using Map = std::map<std::string, Batcher, std::less<>>;
+  Map::iterator find(std::string_view to);
+  bool drain(const std::string& to, Batcher& b);
+  bool drain_all();
+  bool hand_over(std::string_view to, SealedBatch& sb);
+  void count_unsent(const SealedBatch& sb);
+
+  BatcherOptions batch_;
+  Policy policy_;
+  SocketStats& stats_;
+  SendFn send_;
+  SequenceCounter sequence_;  // policy.one_series
+  Map batchers_;
+  Map::iterator last_ = batchers_.end();  // the destination of the last add()
+  std::optional<SealedBatch> blocked_;
+  std::string blocked_to_;
+  CloseReport report_;
+  bool closing_ = false;
+  bool last_dropped_ = false;  // the last hand_over() gave its batch up
+};
+
+// Sets ZMQ_SNDTIMEO from options.send_timeout, or unset_ms when it is unset.
+void set_send_timeout(zmq::socket_t& socket, const PatternOptions& options, int unset_ms);
+
+std::optional<std::chrono::steady_clock::time_point> earliest(
+    std::optional<std::chrono::steady_clock::time_point> a,
+    std::optional<std::chrono::steady_clock::time_point> b) noexcept;
 
 // Counts a batch handed to ZeroMQ.
 inline void count_sent(SocketStats& s, std::size_t records, std::size_t bytes, FlushReason reason) {

@@ -12,87 +12,41 @@ using Clock = std::chrono::steady_clock;
 // ---------------------------------------------------------------------------------------------
 struct Pusher::Impl {
   Impl(zmq::context_t& context, PatternOptions o)
-      : options(std::move(o)), socket(context, zmq::socket_type::push), batcher(options.batch) {
+      : options(std::move(o)),
+        socket(context, zmq::socket_type::push),
+        outbox(options.batch, {}, stats, [this](std::string_view, zmq::message_t& frame) {
+          return socket.send(frame, zmq::send_flags::none) ? detail::Sent::kOk
+                                                           : detail::Sent::kFull;
+        }) {
     zkit::apply(socket, options.socket);
     // Queue only to completed connections: what no peer has taken stays countable in zkit.
     socket.set(zmq::sockopt::immediate, 1);
-    socket.set(zmq::sockopt::sndtimeo,
-               options.send_timeout ? static_cast<int>(options.send_timeout->count()) : -1);
+    detail::set_send_timeout(socket, options, -1);
   }
 
   void check_open() const {
     if (closed) throw std::invalid_argument("zkit::Pusher used after close()");
   }
 
-  // Hands sealed batches to ZeroMQ in order; false when one met a full socket (kept in blocked).
-  bool drain() {
-    for (;;) {
-      if (!blocked) {
-        blocked = batcher.take();
-        if (!blocked) return true;
-      }
-      std::size_t bytes = blocked->frame.size();
-      if (!socket.send(blocked->frame, zmq::send_flags::none)) {
-        ++stats.send_would_block;
-        return false;
-      }
-      detail::count_sent(stats, blocked->records, bytes, blocked->reason);
-      blocked.reset();
-    }
-  }
-
   bool send(std::span<const std::byte> message) {
     check_open();
     detail::check_size(message.size(), options);
-    if (options.raw) {
-      zmq::message_t frame(message.data(), message.size());
-      if (!socket.send(frame, zmq::send_flags::none)) {
-        ++stats.send_would_block;
-        return false;
-      }
-      detail::count_sent(stats, 1, message.size(), FlushReason::kExplicit);
-      return true;
-    }
-    if ((blocked || batcher.has_sealed()) && !drain()) return false;
-    if (batcher.add(message)) drain();  // the message is taken whatever drain() finds
-    return true;
-  }
-
-  // The batcher's deadline, or now while a sealed batch still waits for room at the HWM.
-  std::optional<Clock::time_point> deadline() const {
-    if (blocked || batcher.has_sealed()) return Clock::now();
-    return batcher.deadline();
+    if (options.raw) return outbox.send_now({}, zmq::message_t(message.data(), message.size()));
+    return outbox.add({}, message);
   }
 
   CloseReport close() {
     if (closed) return report;
     closed = true;
-    batcher.flush();
-    Clock::time_point deadline = Clock::now() + options.socket.linger;
-    while (blocked || batcher.has_sealed()) {
-      socket.set(zmq::sockopt::sndtimeo, detail::to_ms(deadline - Clock::now()));
-      if (!drain() && Clock::now() >= deadline) break;
-    }
-    if (blocked) {
-      report.unsent_messages += blocked->records;
-      ++report.unsent_batches;
-      blocked.reset();
-    }
-    while (auto b = batcher.take()) {
-      report.unsent_messages += b->records;
-      ++report.unsent_batches;
-    }
-    stats.unsent_messages += report.unsent_messages;
-    socket.set(zmq::sockopt::linger, detail::to_ms(deadline - Clock::now()));
+    report = outbox.close(socket, options.socket.linger);
     socket.close();
     return report;
   }
 
   PatternOptions options;
   zmq::socket_t socket;
-  Batcher batcher;
-  std::optional<SealedBatch> blocked;
   SocketStats stats;
+  detail::Outbox outbox;
   CloseReport report;
   bool closed = false;
 };
@@ -110,26 +64,33 @@ Pusher& Pusher::operator=(Pusher&& o) noexcept {
   }
   return *this;
 }
-std::string Pusher::bind(const std::string& ep) { return detail::attach(impl_->socket, ep, true); }
+Pusher::Impl& Pusher::impl() const { return detail::live(impl_, "Pusher"); }
+std::string Pusher::bind(const std::string& ep) { return detail::attach(impl().socket, ep, true); }
 std::string Pusher::connect(const std::string& ep) {
-  return detail::attach(impl_->socket, ep, false);
+  return detail::attach(impl().socket, ep, false);
 }
-bool Pusher::send(std::span<const std::byte> message) { return impl_->send(message); }
+bool Pusher::send(std::span<const std::byte> message) { return impl().send(message); }
 bool Pusher::flush() {
-  impl_->check_open();
-  impl_->batcher.flush();
-  return impl_->drain();
+  impl().check_open();
+  return impl_->outbox.flush();
 }
 std::optional<Clock::time_point> Pusher::pump() {
-  impl_->check_open();
-  impl_->batcher.poll();
-  impl_->drain();
-  return impl_->deadline();
+  impl().check_open();
+  impl_->outbox.poll();
+  if (impl_->outbox.blocked()) return Clock::now();
+  return impl_->outbox.deadline();
 }
-std::optional<Clock::time_point> Pusher::deadline() const { return impl_->deadline(); }
-CloseReport Pusher::close() { return impl_->close(); }
-const SocketStats& Pusher::stats() const noexcept { return impl_->stats; }
-zmq::socket_ref Pusher::socket() noexcept { return impl_->socket; }
+zmq_pollitem_t Pusher::poll_item() noexcept {
+  if (!impl_ || impl_->closed) return detail::inert_poll_item();
+  return detail::poll_item_of(impl_->socket, impl_->outbox.poll_events());
+}
+std::optional<Clock::time_point> Pusher::next_deadline() const noexcept {
+  if (!impl_ || impl_->closed) return std::nullopt;
+  return impl_->outbox.deadline();
+}
+CloseReport Pusher::close() { return impl_ ? impl_->close() : CloseReport{}; }
+const SocketStats& Pusher::stats() const { return impl().stats; }
+zmq::socket_ref Pusher::socket() { return impl().socket; }
 
 // ---------------------------------------------------------------------------------------------
 struct Puller::Impl final : detail::Receiver {
@@ -163,21 +124,28 @@ Puller& Puller::operator=(Puller&& o) noexcept {
   }
   return *this;
 }
-std::string Puller::bind(const std::string& ep) { return detail::attach(impl_->socket, ep, true); }
+Puller::Impl& Puller::impl() const { return detail::live(impl_, "Puller"); }
+std::string Puller::bind(const std::string& ep) { return detail::attach(impl().socket, ep, true); }
 std::string Puller::connect(const std::string& ep) {
-  return detail::attach(impl_->socket, ep, false);
+  return detail::attach(impl().socket, ep, false);
 }
 
 std::optional<Message> Puller::receive(std::chrono::milliseconds timeout) {
-  return impl_->receive(timeout);
+  return impl().receive(timeout);
 }
 std::size_t Puller::poll_once(const MessageHandler& handler, std::chrono::milliseconds timeout) {
-  return impl_->poll_once(handler, timeout);
+  return impl().poll_once(handler, timeout);
 }
-void Puller::run(const MessageHandler& handler) { impl_->run(handler); }
-void Puller::stop() { impl_->waker.wake(); }
-CloseReport Puller::close() { return impl_->close(); }
-const SocketStats& Puller::stats() const noexcept { return impl_->stats; }
-zmq::socket_ref Puller::socket() noexcept { return impl_->socket; }
+void Puller::run(const MessageHandler& handler) { impl().run(handler); }
+void Puller::stop() { impl().waker.wake(); }
+zmq_pollitem_t Puller::poll_item() noexcept {
+  return impl_ ? impl_->poll_item() : detail::inert_poll_item();
+}
+std::optional<Clock::time_point> Puller::next_deadline() const noexcept {
+  return impl_ ? impl_->held_deadline() : std::nullopt;
+}
+CloseReport Puller::close() { return impl_ ? impl_->close() : CloseReport{}; }
+const SocketStats& Puller::stats() const { return impl().stats; }
+zmq::socket_ref Puller::socket() { return impl().socket; }
 
 }  // namespace zkit

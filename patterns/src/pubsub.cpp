@@ -13,19 +13,21 @@ namespace zkit {
 using Clock = std::chrono::steady_clock;
 
 namespace {
-constexpr std::uint64_t kSubscriptionDrainEvery = 1024;  // batches between reads of XPUB's input
+constexpr std::uint64_t kSubscriptionDrainEvery = 1024;  // frames between reads of XPUB's input
 }
 
 struct Publisher::Impl {
   Impl(zmq::context_t& context, PatternOptions o)
-      : options(std::move(o)), socket(context, zmq::socket_type::xpub) {
-    if (options.batch.producer_id == 0) options.batch.producer_id = random_producer_id();
-    Batcher check(options.batch);  // reject bad batch options now, not at the first send
+      : options(std::move(o)),
+        socket(context, zmq::socket_type::xpub),
+        outbox(options.batch, {detail::AtFull::kDrop, true}, stats,
+               [this](std::string_view topic, zmq::message_t& frame) {
+                 return send_frames(topic, frame);
+               }) {
     zkit::apply(socket, options.socket);
     // A full subscriber queue fails the send (EAGAIN) instead of PUB's silent drop, so it counts.
     socket.set(zmq::sockopt::xpub_nodrop, 1);
-    socket.set(zmq::sockopt::sndtimeo,
-               options.send_timeout ? static_cast<int>(options.send_timeout->count()) : 0);
+    detail::set_send_timeout(socket, options, 0);
   }
 
   void check_open() const {
@@ -40,122 +42,56 @@ struct Publisher::Impl {
     }
   }
 
-  // Sends [topic][frame]; false when the socket had no room within its send timeout.
-  bool send_frames(std::string_view topic, zmq::message_t& frame) {
+  // Sends [topic][frame] ([frame] for a raw empty topic).
+  detail::Sent send_frames(std::string_view topic, zmq::message_t& frame) {
+    if (++frames_since_drain >= kSubscriptionDrainEvery) {
+      frames_since_drain = 0;
+      drain_subscriptions();
+    }
     if (!topic.empty() || !options.raw) {
       zmq::message_t t(topic.data(), topic.size());
-      if (!socket.send(t, zmq::send_flags::sndmore)) return false;
+      if (!socket.send(t, zmq::send_flags::sndmore)) return detail::Sent::kFull;
       socket.send(frame, zmq::send_flags::none);  // later parts of a message always go
-      return true;
+      return detail::Sent::kOk;
     }
-    return socket.send(frame, zmq::send_flags::none).has_value();
-  }
-
-  // Sends every sealed batch of one topic. Normally a batch without room is dropped and counted;
-  // when closing it stays for close() to count.
-  bool send_sealed(std::string_view topic, Batcher& b) {
-    while (b.has_sealed()) {
-      SealedBatch sb = *b.take();
-      std::size_t bytes = sb.frame.size();
-      if (send_frames(topic, sb.frame)) {
-        detail::count_sent(stats, sb.records, bytes, sb.reason);
-      } else {
-        ++stats.send_would_block;
-        if (closing) {
-          report.unsent_messages += sb.records;
-          ++report.unsent_batches;
-          continue;
-        }
-        stats.dropped_messages += sb.records;
-        ++stats.dropped_batches;
-      }
-      if (++batches_since_drain >= kSubscriptionDrainEvery) {
-        batches_since_drain = 0;
-        drain_subscriptions();
-      }
-    }
-    return true;
-  }
-
-  Batcher& batcher_for(std::string_view topic) {
-    if (last != topics.end() && last->first == topic) return last->second;
-    last = topics.find(topic);
-    if (last == topics.end()) {
-      last = topics.emplace(std::string(topic), Batcher(options.batch, &sequence)).first;
-    }
-    return last->second;
+    return socket.send(frame, zmq::send_flags::none) ? detail::Sent::kOk : detail::Sent::kFull;
   }
 
   bool send(std::string_view topic, std::span<const std::byte> message) {
     check_open();
     detail::check_size(message.size(), options);
-    if (options.raw) {
-      zmq::message_t frame(message.data(), message.size());
-      if (send_frames(topic, frame)) {
-        detail::count_sent(stats, 1, message.size(), FlushReason::kExplicit);
-      } else {
-        ++stats.send_would_block;
-        ++stats.dropped_messages;
-        ++stats.dropped_batches;
-      }
-      return true;
-    }
-    Batcher& b = batcher_for(topic);
-    if (b.add(message)) send_sealed(last->first, b);
-    return true;
-  }
-
-  std::optional<Clock::time_point> deadline() const {
-    std::optional<Clock::time_point> d;
-    for (const auto& [topic, b] : topics) {
-      if (auto t = b.deadline(); t && (!d || *t < *d)) d = t;
-    }
-    return d;
+    if (options.raw) return outbox.send_now(topic, zmq::message_t(message.data(), message.size()));
+    return outbox.add(topic, message);
   }
 
   std::optional<Clock::time_point> pump() {
     check_open();
-    Clock::time_point now = Clock::now();
-    for (auto& [topic, b] : topics) {
-      if (b.poll(now)) send_sealed(topic, b);
-    }
+    outbox.poll();
     drain_subscriptions();
-    return deadline();
+    return outbox.deadline();
   }
 
   bool flush() {
     check_open();
-    for (auto& [topic, b] : topics) {
-      if (b.flush()) send_sealed(topic, b);
-    }
+    outbox.flush();
     drain_subscriptions();
     return true;
   }
 
   CloseReport close() {
     if (closed) return report;
-    closing = true;
-    Clock::time_point deadline = Clock::now() + options.socket.linger;
-    for (auto& [topic, b] : topics) {
-      socket.set(zmq::sockopt::sndtimeo, detail::to_ms(deadline - Clock::now()));
-      if (b.flush()) send_sealed(topic, b);
-    }
-    stats.unsent_messages += report.unsent_messages;
-    socket.set(zmq::sockopt::linger, detail::to_ms(deadline - Clock::now()));
-    socket.close();
     closed = true;
+    report = outbox.close(socket, options.socket.linger);
+    socket.close();
     return report;
   }
 
   PatternOptions options;
   zmq::socket_t socket;
-  SequenceCounter sequence;  // one series for every topic
-  std::map<std::string, Batcher, std::less<>> topics;
-  std::map<std::string, Batcher, std::less<>>::iterator last = topics.end();
   SocketStats stats;
+  detail::Outbox outbox;  // one batch per topic, one sequence series for all
   CloseReport report;
-  std::uint64_t batches_since_drain = 0;
-  bool closing = false;
+  std::uint64_t frames_since_drain = 0;
   bool closed = false;
 };
 
@@ -172,21 +108,29 @@ Publisher& Publisher::operator=(Publisher&& o) noexcept {
   }
   return *this;
 }
+Publisher::Impl& Publisher::impl() const { return detail::live(impl_, "Publisher"); }
 std::string Publisher::bind(const std::string& ep) {
-  return detail::attach(impl_->socket, ep, true);
+  return detail::attach(impl().socket, ep, true);
 }
 std::string Publisher::connect(const std::string& ep) {
-  return detail::attach(impl_->socket, ep, false);
+  return detail::attach(impl().socket, ep, false);
 }
 bool Publisher::send(std::string_view topic, std::span<const std::byte> message) {
-  return impl_->send(topic, message);
+  return impl().send(topic, message);
 }
-bool Publisher::flush() { return impl_->flush(); }
-std::optional<Clock::time_point> Publisher::pump() { return impl_->pump(); }
-std::optional<Clock::time_point> Publisher::deadline() const { return impl_->deadline(); }
-CloseReport Publisher::close() { return impl_->close(); }
-const SocketStats& Publisher::stats() const noexcept { return impl_->stats; }
-zmq::socket_ref Publisher::socket() noexcept { return impl_->socket; }
+bool Publisher::flush() { return impl().flush(); }
+std::optional<Clock::time_point> Publisher::pump() { return impl().pump(); }
+zmq_pollitem_t Publisher::poll_item() noexcept {
+  if (!impl_ || impl_->closed) return detail::inert_poll_item();
+  return detail::poll_item_of(impl_->socket, impl_->outbox.poll_events());
+}
+std::optional<Clock::time_point> Publisher::next_deadline() const noexcept {
+  if (!impl_ || impl_->closed) return std::nullopt;
+  return impl_->outbox.deadline();
+}
+CloseReport Publisher::close() { return impl_ ? impl_->close() : CloseReport{}; }
+const SocketStats& Publisher::stats() const { return impl().stats; }
+zmq::socket_ref Publisher::socket() { return impl().socket; }
 
 // ---------------------------------------------------------------------------------------------
 struct Subscriber::Impl final : detail::Receiver {
@@ -264,31 +208,38 @@ Subscriber& Subscriber::operator=(Subscriber&& o) noexcept {
   }
   return *this;
 }
+Subscriber::Impl& Subscriber::impl() const { return detail::live(impl_, "Subscriber"); }
 std::string Subscriber::bind(const std::string& ep) {
-  return detail::attach(impl_->socket, ep, true);
+  return detail::attach(impl().socket, ep, true);
 }
 std::string Subscriber::connect(const std::string& ep) {
-  return detail::attach(impl_->socket, ep, false);
+  return detail::attach(impl().socket, ep, false);
 }
 void Subscriber::subscribe(std::string_view prefix) {
-  impl_->check_open();
+  impl().check_open();
   impl_->socket.set(zmq::sockopt::subscribe, prefix);
 }
 void Subscriber::unsubscribe(std::string_view prefix) {
-  impl_->check_open();
+  impl().check_open();
   impl_->socket.set(zmq::sockopt::unsubscribe, prefix);
 }
 std::optional<Message> Subscriber::receive(std::chrono::milliseconds timeout) {
-  return impl_->receive(timeout);
+  return impl().receive(timeout);
 }
 std::size_t Subscriber::poll_once(const MessageHandler& handler,
                                   std::chrono::milliseconds timeout) {
-  return impl_->poll_once(handler, timeout);
+  return impl().poll_once(handler, timeout);
 }
-void Subscriber::run(const MessageHandler& handler) { impl_->run(handler); }
-void Subscriber::stop() { impl_->waker.wake(); }
-CloseReport Subscriber::close() { return impl_->close(); }
-const SocketStats& Subscriber::stats() const noexcept { return impl_->stats; }
-zmq::socket_ref Subscriber::socket() noexcept { return impl_->socket; }
+void Subscriber::run(const MessageHandler& handler) { impl().run(handler); }
+void Subscriber::stop() { impl().waker.wake(); }
+zmq_pollitem_t Subscriber::poll_item() noexcept {
+  return impl_ ? impl_->poll_item() : detail::inert_poll_item();
+}
+std::optional<Clock::time_point> Subscriber::next_deadline() const noexcept {
+  return impl_ ? impl_->held_deadline() : std::nullopt;
+}
+CloseReport Subscriber::close() { return impl_ ? impl_->close() : CloseReport{}; }
+const SocketStats& Subscriber::stats() const { return impl().stats; }
+zmq::socket_ref Subscriber::socket() { return impl().socket; }
 
 }  // namespace zkit

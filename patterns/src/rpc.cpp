@@ -42,13 +42,6 @@ std::span<const std::byte> with_id(std::vector<std::byte>& scratch, std::uint64_
   return scratch;
 }
 
-std::optional<Clock::time_point> earliest(std::optional<Clock::time_point> a,
-                                          std::optional<Clock::time_point> b) {
-  if (!a) return b;
-  if (!b) return a;
-  return std::min(*a, *b);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -61,51 +54,37 @@ struct Client::Impl final : detail::Receiver {
 
   Impl(zmq::context_t& context, PatternOptions o)
       : Receiver(context, zmq::socket_type::dealer, std::move(o), "Client"),
-        batcher(options.batch) {
+        outbox(options.batch, {}, stats,
+               [this](std::string_view, zmq::message_t& frame) { return send_frame(frame); }) {
     // No ZMQ_IMMEDIATE here (unlike Pusher): with libzmq 4.3.4 a connecting DEALER that has it set
     // sometimes never receives the replies (seen with a pyzmq REP peer, ~1 run in 3 under load).
     // close() still accounts for every request: whatever has no reply completes as kCancelled.
-    socket.set(zmq::sockopt::sndtimeo,
-               options.send_timeout ? static_cast<int>(options.send_timeout->count()) : -1);
+    detail::set_send_timeout(socket, options, -1);
   }
 
-  bool drain() {
-    for (;;) {
-      if (!blocked) {
-        blocked = batcher.take();
-        if (!blocked) return true;
-      }
-      std::size_t bytes = blocked->frame.size();
-      if (!socket.send(blocked->frame, zmq::send_flags::none)) {
-        ++stats.send_would_block;
-        return false;
-      }
-      detail::count_sent(stats, blocked->records, bytes, blocked->reason);
-      blocked.reset();
+  // [batch], or [""][payload] in raw mode (the REQ shape).
+  detail::Sent send_frame(zmq::message_t& frame) {
+    if (options.raw && !socket.send(zmq::message_t(), zmq::send_flags::sndmore)) {
+      return detail::Sent::kFull;
     }
+    if (options.raw) {
+      socket.send(frame, zmq::send_flags::none);  // later parts of a message always go
+      return detail::Sent::kOk;
+    }
+    return socket.send(frame, zmq::send_flags::none) ? detail::Sent::kOk : detail::Sent::kFull;
   }
 
-  std::uint64_t send(std::span<const std::byte> request, ReplyHandler on_reply,
-                     std::chrono::milliseconds timeout) {
+  std::optional<std::uint64_t> send(std::span<const std::byte> request, ReplyHandler on_reply,
+                                    std::chrono::milliseconds timeout) {
     check_open();
     if (!on_reply) throw std::invalid_argument("zkit::Client::send without a reply handler");
     detail::check_size(request.size() + rpc_format::kIdBytes, options);
-    std::uint64_t id = next_id++;
-    if (options.raw) {
-      zmq::message_t payload(request.data(), request.size());
-      if (!socket.send(zmq::message_t(), zmq::send_flags::sndmore)) {
-        ++stats.send_would_block;
-        throw std::runtime_error("zkit::Client: request not taken, socket full after send_timeout");
-      }
-      socket.send(payload, zmq::send_flags::none);
-      detail::count_sent(stats, 1, request.size(), FlushReason::kExplicit);
-      raw_order.push_back(id);
-    } else {
-      if ((blocked || batcher.has_sealed()) && !drain()) {
-        throw std::runtime_error("zkit::Client: request not taken, socket full after send_timeout");
-      }
-      if (batcher.add(with_id(scratch, id, request))) drain();
-    }
+    std::uint64_t id = next_id;
+    bool taken = options.raw ? outbox.send_now({}, zmq::message_t(request.data(), request.size()))
+                             : outbox.add({}, with_id(scratch, id, request));
+    if (!taken) return std::nullopt;
+    ++next_id;
+    if (options.raw) raw_order.push_back(id);
     Clock::time_point deadline = Clock::now() + timeout;
     pending.emplace(id, Pending{std::move(on_reply), deadline});
     expiries.emplace(deadline, id);
@@ -191,38 +170,27 @@ struct Client::Impl final : detail::Receiver {
     return n;
   }
 
+  // When the step must run: a batch or a request timeout is due, or replies are held.
+  std::optional<Clock::time_point> next_deadline() const noexcept {
+    std::optional<Clock::time_point> d = detail::earliest(outbox.deadline(), held_deadline());
+    if (!expiries.empty()) d = detail::earliest(d, expiries.top().first);
+    return d;
+  }
+
   std::size_t step(std::optional<Clock::time_point> until) {
-    batcher.poll();
-    drain();
+    outbox.poll();
     std::size_t n = expire(Clock::now());
-    std::optional<Clock::time_point> wake = earliest(until, batcher.deadline());
-    if (!expiries.empty()) wake = earliest(wake, expiries.top().first);
+    std::optional<Clock::time_point> wake = detail::earliest(until, outbox.deadline());
+    if (!expiries.empty()) wake = detail::earliest(wake, expiries.top().first);
     if (fill(wake)) n += dispatch_replies();
     n += expire(Clock::now());
-    batcher.poll();
-    drain();
+    outbox.poll();
     return n;
   }
 
   CloseReport close() {
     if (closed) return report;
-    batcher.flush();
-    Clock::time_point deadline = Clock::now() + options.socket.linger;
-    while (blocked || batcher.has_sealed()) {
-      socket.set(zmq::sockopt::sndtimeo, detail::to_ms(deadline - Clock::now()));
-      if (!drain() && Clock::now() >= deadline) break;
-    }
-    if (blocked) {
-      report.unsent_messages += blocked->records;
-      ++report.unsent_batches;
-      blocked.reset();
-    }
-    while (auto b = batcher.take()) {
-      report.unsent_messages += b->records;
-      ++report.unsent_batches;
-    }
-    stats.unsent_messages += report.unsent_messages;
-    socket.set(zmq::sockopt::linger, detail::to_ms(deadline - Clock::now()));
+    report = outbox.close(socket, options.socket.linger);
     Receiver::close();
     auto outstanding = std::move(pending);
     pending.clear();
@@ -230,8 +198,7 @@ struct Client::Impl final : detail::Receiver {
     return report;
   }
 
-  Batcher batcher;
-  std::optional<SealedBatch> blocked;
+  detail::Outbox outbox;
   std::vector<std::byte> scratch;
   std::unordered_map<std::uint64_t, Pending> pending;
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries;
@@ -252,34 +219,33 @@ Client& Client::operator=(Client&& o) noexcept {
   }
   return *this;
 }
-std::string Client::bind(const std::string& ep) { return detail::attach(impl_->socket, ep, true); }
+Client::Impl& Client::impl() const { return detail::live(impl_, "Client"); }
+std::string Client::bind(const std::string& ep) { return detail::attach(impl().socket, ep, true); }
 std::string Client::connect(const std::string& ep) {
-  return detail::attach(impl_->socket, ep, false);
+  return detail::attach(impl().socket, ep, false);
 }
-std::uint64_t Client::send(std::span<const std::byte> request, ReplyHandler on_reply,
-                           std::chrono::milliseconds timeout) {
-  return impl_->send(request, std::move(on_reply), timeout);
+std::optional<std::uint64_t> Client::send(std::span<const std::byte> request, ReplyHandler on_reply,
+                                          std::chrono::milliseconds timeout) {
+  return impl().send(request, std::move(on_reply), timeout);
 }
 bool Client::flush() {
-  impl_->check_open();
-  impl_->batcher.flush();
-  return impl_->drain();
+  impl().check_open();
+  return impl_->outbox.flush();
 }
 std::optional<Clock::time_point> Client::pump() {
-  impl_->check_open();
-  impl_->batcher.poll();
-  impl_->drain();
-  if (impl_->blocked || impl_->batcher.has_sealed()) return Clock::now();
-  return impl_->batcher.deadline();
+  impl().check_open();
+  impl_->outbox.poll();
+  if (impl_->outbox.blocked()) return Clock::now();
+  return impl_->outbox.deadline();
 }
 std::size_t Client::poll_once(std::chrono::milliseconds timeout) {
-  impl_->check_open();
+  impl().check_open();
   std::size_t n = impl_->step(detail::Receiver::deadline_of(timeout));
   if (impl_->waker.requested()) impl_->waker.clear();
   return n;
 }
 void Client::run() {
-  impl_->check_open();
+  impl().check_open();
   try {
     while (!impl_->waker.requested()) impl_->step(std::nullopt);
   } catch (const zmq::error_t& e) {
@@ -287,11 +253,18 @@ void Client::run() {
   }
   impl_->waker.clear();
 }
-void Client::stop() { impl_->waker.wake(); }
-std::size_t Client::in_flight() const noexcept { return impl_->pending.size(); }
-CloseReport Client::close() { return impl_->close(); }
-const SocketStats& Client::stats() const noexcept { return impl_->stats; }
-zmq::socket_ref Client::socket() noexcept { return impl_->socket; }
+void Client::stop() { impl().waker.wake(); }
+zmq_pollitem_t Client::poll_item() noexcept {
+  return impl_ ? impl_->poll_item(impl_->outbox.poll_events()) : detail::inert_poll_item();
+}
+std::optional<Clock::time_point> Client::next_deadline() const noexcept {
+  if (!impl_ || impl_->closed) return std::nullopt;
+  return impl_->next_deadline();
+}
+std::size_t Client::in_flight() const { return impl().pending.size(); }
+CloseReport Client::close() { return impl_ ? impl_->close() : CloseReport{}; }
+const SocketStats& Client::stats() const { return impl().stats; }
+zmq::socket_ref Client::socket() { return impl().socket; }
 
 // ---------------------------------------------------------------------------------------------
 struct Responder::Target {
@@ -344,11 +317,11 @@ bool next_frame(std::string_view route, std::size_t& pos, std::string_view& fram
 
 struct Server::Impl final : detail::Receiver, Responder::Target {
   Impl(zmq::context_t& context, PatternOptions o)
-      : Receiver(context, zmq::socket_type::router, std::move(o), "Server") {
-    Batcher check(options.batch);                   // reject bad batch options now
+      : Receiver(context, zmq::socket_type::router, std::move(o), "Server"),
+        outbox(options.batch, {detail::AtFull::kDrop, false, kIdlePeersKept}, stats,
+               [this](std::string_view to, zmq::message_t& frame) { return send_to(to, frame); }) {
     socket.set(zmq::sockopt::router_mandatory, 1);  // a reply to a gone peer fails, and counts
-    socket.set(zmq::sockopt::sndtimeo,
-               options.send_timeout ? static_cast<int>(options.send_timeout->count()) : -1);
+    detail::set_send_timeout(socket, options, -1);
   }
 
   // Reads [envelope...][batch]: every frame before the last is the routing envelope (this
@@ -399,40 +372,25 @@ struct Server::Impl final : detail::Receiver, Responder::Target {
     return n;
   }
 
-  // Sends [envelope...][frame]; a peer that is gone or full loses the frame, counted.
-  void send_to(std::string_view to, zmq::message_t& frame, std::size_t records,
-               FlushReason reason) {
-    std::size_t bytes = frame.size();
-    bool sent = false;
+  // Sends [envelope...][frame]. A peer that is full (kFull) or gone (kGone) loses the frame; the
+  // Outbox counts it.
+  detail::Sent send_to(std::string_view to, zmq::message_t& frame) {
     std::size_t pos = 0;
     std::string_view part;
     next_frame(to, pos, part);  // the first frame picks the peer: only it can fail
     try {
-      if (socket.send(zmq::buffer(part.data(), part.size()), zmq::send_flags::sndmore)) {
-        while (next_frame(to, pos, part)) {
-          socket.send(zmq::buffer(part.data(), part.size()), zmq::send_flags::sndmore);
-        }
-        socket.send(frame, zmq::send_flags::none);
-        sent = true;
-      } else {
-        ++stats.send_would_block;
+      if (!socket.send(zmq::buffer(part.data(), part.size()), zmq::send_flags::sndmore)) {
+        return detail::Sent::kFull;
       }
     } catch (const zmq::error_t& e) {
       if (e.num() != EHOSTUNREACH) throw;
+      return detail::Sent::kGone;
     }
-    if (sent) {
-      detail::count_sent(stats, records, bytes, reason);
-    } else if (closing) {
-      report.unsent_messages += records;
-      ++report.unsent_batches;
-    } else {
-      stats.dropped_messages += records;
-      ++stats.dropped_batches;
+    while (next_frame(to, pos, part)) {
+      socket.send(zmq::buffer(part.data(), part.size()), zmq::send_flags::sndmore);
     }
-  }
-
-  void send_sealed(const std::string& to, Batcher& b) {
-    while (auto sb = b.take()) send_to(to, sb->frame, sb->records, sb->reason);
+    socket.send(frame, zmq::send_flags::none);
+    return detail::Sent::kOk;
   }
 
   void reply(const std::string& to, std::uint64_t rid,
@@ -440,63 +398,35 @@ struct Server::Impl final : detail::Receiver, Responder::Target {
     check_open();
     if (options.raw) {
       detail::check_size(payload.size(), options);
-      zmq::message_t frame(payload.data(), payload.size());
-      send_to(to, frame, 1, FlushReason::kExplicit);
+      (void)outbox.send_now(to, zmq::message_t(payload.data(), payload.size()));
       return;
     }
     detail::check_size(payload.size() + rpc_format::kIdBytes, options);
-    auto it = peers.find(to);
-    if (it == peers.end()) it = peers.emplace(to, Batcher(options.batch)).first;
-    if (it->second.add(with_id(scratch, rid, payload))) send_sealed(it->first, it->second);
+    (void)outbox.add(to, with_id(scratch, rid, payload));  // no room: dropped and counted
   }
 
   std::optional<Clock::time_point> pump() {
-    Clock::time_point now = Clock::now();
-    std::optional<Clock::time_point> d;
-    for (auto it = peers.begin(); it != peers.end();) {
-      if (it->second.poll(now)) send_sealed(it->first, it->second);
-      if (peers.size() > kIdlePeersKept && it->second.held_records() == 0) {
-        it = peers.erase(it);
-        continue;
-      }
-      d = earliest(d, it->second.deadline());
-      ++it;
-    }
-    return d;
-  }
-
-  bool flush() {
-    for (auto& [to, b] : peers) {
-      if (b.flush()) send_sealed(to, b);
-    }
-    return true;
+    outbox.poll();
+    return outbox.deadline();
   }
 
   std::size_t step(const RequestHandler& handler, std::optional<Clock::time_point> until) {
     std::size_t n = 0;
-    if (fill(earliest(until, pump()))) n = dispatch(handler);
+    if (fill(detail::earliest(until, pump()))) n = dispatch(handler);
     pump();
     return n;
   }
 
   CloseReport close() {
     if (closed) return report;
-    closing = true;
-    Clock::time_point deadline = Clock::now() + options.socket.linger;
-    for (auto& [to, b] : peers) {
-      socket.set(zmq::sockopt::sndtimeo, detail::to_ms(deadline - Clock::now()));
-      if (b.flush()) send_sealed(to, b);
-    }
-    stats.unsent_messages += report.unsent_messages;
-    socket.set(zmq::sockopt::linger, detail::to_ms(deadline - Clock::now()));
+    report = outbox.close(socket, options.socket.linger);
     return Receiver::close();
   }
 
-  std::string route;   // envelope of the batch being handed out (append_frame encoding)
-  std::string client;  // its last non-empty envelope frame: the client's identity
-  std::map<std::string, Batcher, std::less<>> peers;  // reply batches per envelope
+  std::string route;      // envelope of the batch being handed out (append_frame encoding)
+  std::string client;     // its last non-empty envelope frame: the client's identity
+  detail::Outbox outbox;  // reply batches per envelope
   std::vector<std::byte> scratch;
-  bool closing = false;
 };
 
 Server::Server(zmq::context_t& context, PatternOptions options)
@@ -512,18 +442,19 @@ Server& Server::operator=(Server&& o) noexcept {
   }
   return *this;
 }
-std::string Server::bind(const std::string& ep) { return detail::attach(impl_->socket, ep, true); }
+Server::Impl& Server::impl() const { return detail::live(impl_, "Server"); }
+std::string Server::bind(const std::string& ep) { return detail::attach(impl().socket, ep, true); }
 std::string Server::connect(const std::string& ep) {
-  return detail::attach(impl_->socket, ep, false);
+  return detail::attach(impl().socket, ep, false);
 }
 std::size_t Server::poll_once(const RequestHandler& handler, std::chrono::milliseconds timeout) {
-  impl_->check_open();
+  impl().check_open();
   std::size_t n = impl_->step(handler, detail::Receiver::deadline_of(timeout));
   if (impl_->waker.requested()) impl_->waker.clear();
   return n;
 }
 void Server::run(const RequestHandler& handler) {
-  impl_->check_open();
+  impl().check_open();
   try {
     while (!impl_->waker.requested()) impl_->step(handler, std::nullopt);
   } catch (const zmq::error_t& e) {
@@ -531,17 +462,24 @@ void Server::run(const RequestHandler& handler) {
   }
   impl_->waker.clear();
 }
-void Server::stop() { impl_->waker.wake(); }
+void Server::stop() { impl().waker.wake(); }
 bool Server::flush() {
-  impl_->check_open();
-  return impl_->flush();
+  impl().check_open();
+  return impl_->outbox.flush();
 }
 std::optional<Clock::time_point> Server::pump() {
-  impl_->check_open();
+  impl().check_open();
   return impl_->pump();
 }
-CloseReport Server::close() { return impl_->close(); }
-const SocketStats& Server::stats() const noexcept { return impl_->stats; }
-zmq::socket_ref Server::socket() noexcept { return impl_->socket; }
+zmq_pollitem_t Server::poll_item() noexcept {
+  return impl_ ? impl_->poll_item(impl_->outbox.poll_events()) : detail::inert_poll_item();
+}
+std::optional<Clock::time_point> Server::next_deadline() const noexcept {
+  if (!impl_ || impl_->closed) return std::nullopt;
+  return detail::earliest(impl_->outbox.deadline(), impl_->held_deadline());
+}
+CloseReport Server::close() { return impl_ ? impl_->close() : CloseReport{}; }
+const SocketStats& Server::stats() const { return impl().stats; }
+zmq::socket_ref Server::socket() { return impl().socket; }
 
 }  // namespace zkit

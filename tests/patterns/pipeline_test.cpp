@@ -63,7 +63,7 @@ TEST_CASE("A held message leaves when pump() passes its deadline", "[pipeline]")
   pusher.connect(puller.bind("inproc://pump"));
   pusher.send("late");
   CHECK_FALSE(puller.receive(0ms));
-  auto d = pusher.deadline();
+  auto d = pusher.next_deadline();
   REQUIRE(d);
   std::this_thread::sleep_until(*d);
   CHECK_FALSE(pusher.pump());  // nothing held after the seal

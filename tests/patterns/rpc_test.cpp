@@ -131,7 +131,7 @@ TEST_CASE("Many requests in flight each get their own reply over inproc, ipc and
   int ok = 0, wrong = 0;
   for (int i = 0; i < kRequests; ++i) {
     std::string body = "req " + std::to_string(i);
-    std::uint64_t id = client.send(
+    std::uint64_t id = *client.send(
         body,
         [&, body](const Reply& r) {
           if (r.ok() && r.text() == "echo:" + body && expected.count(r.id)) {
@@ -371,7 +371,7 @@ TEST_CASE("A raw Client talks to a pyzmq REP server, replies matched in order", 
   client.connect(ep);
   std::map<std::uint64_t, std::string> got;
   for (int i = 0; i < 4; ++i) {
-    std::uint64_t id = client.send(
+    std::uint64_t id = *client.send(
         "r" + std::to_string(i), [&](const Reply& r) { got[r.id] = std::string(r.text()); }, 10s);
     CHECK(id == static_cast<std::uint64_t>(i + 1));
   }

@@ -6,11 +6,24 @@
 //   send(...)                buffered by the socket's Batcher; a sealed batch goes to ZeroMQ at
 //                            once. Messages held in an unsealed batch leave on the next send(),
 //                            pump() or flush(), or when close() flushes: a sender that goes quiet
-//                            must call pump() by its deadline() (or flush()), nothing else will.
+//                            must call pump() by its next_deadline() (or flush()), nothing else
+//                            will. A send that cannot complete within send_timeout (socket full
+//                            at the high-water mark) returns false (Client: an empty optional)
+//                            and counts stats().send_would_block; it never throws for that.
 //   flush()                  seals what is held and hands every sealed batch to ZeroMQ.
 //   pump()                   seals a batch whose linger/adaptive deadline has passed and sends it;
 //                            returns the next deadline (empty when nothing is held; now when a
 //                            sealed batch still waits for room at the high-water mark).
+//   poll_item()              what a poll loop owning several sockets waits on: {handle, 0,
+//                            ZMQ_POLLIN, 0}, plus ZMQ_POLLOUT while a sealed batch waits for room.
+//   next_deadline()          the latest time by which the socket's non-blocking step must run even
+//                            if poll_item() shows no event (batch deadline, request timeout, held
+//                            messages: now); empty when nothing timed is pending. The step is
+//                            pump() for Pusher/Publisher, poll_once(..., 0ms) for the others. A
+//                            loop: zmq::poll the items with timeout = earliest next_deadline()
+//                            (none: -1), then run the step of every socket whose item fired or
+//                            whose deadline passed. Set send_timeout (0 is fine) on a sender
+//                            driven so, or its step may block at the high-water mark.
 //   receive(timeout)         pull-style: one message at a time.
 //   run(handler)             calls handler for every message until stop().
 //   poll_once(handler, t)    waits up to t for messages and handles those that arrived.
@@ -21,7 +34,10 @@
 //
 // Timeouts are std::chrono::milliseconds; a negative timeout waits for ever. Each socket object
 // belongs to one thread (stop() is the one exception). Sockets are move-only; the application owns
-// the zmq::context_t, which must outlive every socket made from it.
+// the zmq::context_t, which must outlive every socket made from it. A moved-from socket throws
+// std::logic_error("zkit::<Type>: used after move") from every member but the destructor,
+// move-assignment, close() (a no-op), poll_item() (an item that never fires) and next_deadline()
+// (empty); those two are noexcept for poll loops.
 #pragma once
 
 #include <chrono>

@@ -45,18 +45,23 @@ class Pusher {
   // Seals the held batch and hands every sealed batch over. Returns false when one is still
   // waiting at the high-water mark (send_timeout set).
   bool flush();
+  // Seals a batch that is due and hands batches over; returns next_deadline(), or now while a
+  // sealed batch still waits for room (for loops that do not poll the socket).
   std::optional<std::chrono::steady_clock::time_point> pump();
-  std::optional<std::chrono::steady_clock::time_point> deadline() const;
+  // The poll contract (pattern.hpp); the step is pump().
+  zmq_pollitem_t poll_item() noexcept;
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const noexcept;
 
   // Flushes, hands batches over until the linger (options.socket.linger) runs out, closes the
   // socket. Idempotent (a second call returns the first report).
   CloseReport close();
 
-  const SocketStats& stats() const noexcept;
-  zmq::socket_ref socket() noexcept;
+  const SocketStats& stats() const;
+  zmq::socket_ref socket();
 
  private:
   struct Impl;
+  Impl& impl() const;  // throws std::logic_error after a move
   std::unique_ptr<Impl> impl_;
 };
 
@@ -83,15 +88,19 @@ class Puller {
   void run(const MessageHandler& handler);
   // Thread-safe; wakes a blocked run()/receive()/poll_once(). The Puller must outlive the call.
   void stop();
+  // The poll contract (pattern.hpp); the step is poll_once(handler, 0ms).
+  zmq_pollitem_t poll_item() noexcept;
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const noexcept;
 
   // Closes the socket; messages still held are discarded (counted in stats().dropped_messages).
   CloseReport close();
 
-  const SocketStats& stats() const noexcept;
-  zmq::socket_ref socket() noexcept;
+  const SocketStats& stats() const;
+  zmq::socket_ref socket();
 
  private:
   struct Impl;
+  Impl& impl() const;  // throws std::logic_error after a move
   std::unique_ptr<Impl> impl_;
 };
 

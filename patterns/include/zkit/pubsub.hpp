@@ -44,23 +44,30 @@ class Publisher {
   std::string bind(const std::string& endpoint);
   std::string connect(const std::string& endpoint);
 
-  // Adds message to topic's batch. Never blocks longer than send_timeout (default: not at all); a
-  // batch that finds no room is dropped and counted, the message is still "sent" (returns true).
-  // Throws std::length_error over the limits, std::invalid_argument after close().
+  // Adds message to topic's batch. Never blocks longer than send_timeout (default: not at all). A
+  // batch that finds no room is dropped and counted (dropped_batches/dropped_messages,
+  // send_would_block); send() returns false when this message was in a batch dropped so
+  // (not delivered; sending it again is no duplicate). Throws std::length_error over the limits,
+  // std::invalid_argument after close().
   bool send(std::string_view topic, std::span<const std::byte> message);
   bool send(std::string_view topic, std::string_view message) {
     return send(topic, as_bytes(message));
   }
   bool flush();
+  // Seals batches that are due, hands them over, reads pending subscriptions; returns
+  // next_deadline().
   std::optional<std::chrono::steady_clock::time_point> pump();
-  std::optional<std::chrono::steady_clock::time_point> deadline() const;
+  // The poll contract (pattern.hpp); the step is pump() (ZMQ_POLLIN fires on subscriptions).
+  zmq_pollitem_t poll_item() noexcept;
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const noexcept;
   CloseReport close();
 
-  const SocketStats& stats() const noexcept;
-  zmq::socket_ref socket() noexcept;
+  const SocketStats& stats() const;
+  zmq::socket_ref socket();
 
  private:
   struct Impl;
+  Impl& impl() const;  // throws std::logic_error after a move
   std::unique_ptr<Impl> impl_;
 };
 
@@ -83,15 +90,19 @@ class Subscriber {
   std::size_t poll_once(const MessageHandler& handler, std::chrono::milliseconds timeout);
   void run(const MessageHandler& handler);
   void stop();  // thread-safe, as Puller::stop()
+  // The poll contract (pattern.hpp); the step is poll_once(handler, 0ms).
+  zmq_pollitem_t poll_item() noexcept;
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const noexcept;
   // Closes with linger 0 whatever the options say: a subscriber has nothing to deliver, and its
   // subscriptions to a publisher that is gone would hold up the context's termination.
   CloseReport close();
 
-  const SocketStats& stats() const noexcept;
-  zmq::socket_ref socket() noexcept;
+  const SocketStats& stats() const;
+  zmq::socket_ref socket();
 
  private:
   struct Impl;
+  Impl& impl() const;  // throws std::logic_error after a move
   std::unique_ptr<Impl> impl_;
 };
 

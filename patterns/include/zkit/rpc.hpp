@@ -59,17 +59,23 @@ class Client {
   std::string connect(const std::string& endpoint);
 
   // Sends a request; on_reply is called once, later, from poll_once()/run() on this thread.
-  // Returns the correlation id. Blocks at the high-water mark like a Pusher (or up to
-  // send_timeout, then throws std::runtime_error: the request was not taken). Throws
-  // std::length_error over the limits, std::invalid_argument after close() or without a handler.
-  std::uint64_t send(std::span<const std::byte> request, ReplyHandler on_reply,
-                     std::chrono::milliseconds timeout);
-  std::uint64_t send(std::string_view request, ReplyHandler on_reply,
-                     std::chrono::milliseconds timeout) {
+  // Returns the correlation id. Blocks at the high-water mark like a Pusher; with send_timeout,
+  // empty when the request could not be handed over in time (not taken, on_reply never called,
+  // counted in send_would_block). Throws std::length_error over the limits,
+  // std::invalid_argument after close() or without a handler.
+  std::optional<std::uint64_t> send(std::span<const std::byte> request, ReplyHandler on_reply,
+                                    std::chrono::milliseconds timeout);
+  std::optional<std::uint64_t> send(std::string_view request, ReplyHandler on_reply,
+                                    std::chrono::milliseconds timeout) {
     return send(as_bytes(request), std::move(on_reply), timeout);
   }
   bool flush();
+  // As Pusher::pump().
   std::optional<std::chrono::steady_clock::time_point> pump();
+  // The poll contract (pattern.hpp); the step is poll_once(0ms). The deadline includes the
+  // earliest request timeout.
+  zmq_pollitem_t poll_item() noexcept;
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const noexcept;
 
   // Sends due batches, waits up to timeout (less when a batch or a request timeout is due first),
   // calls the handlers of the replies that arrived and of the requests that timed out. Returns
@@ -78,17 +84,18 @@ class Client {
   // poll_once() until stop() (or context termination).
   void run();
   void stop();  // thread-safe
-  std::size_t in_flight() const noexcept;
+  std::size_t in_flight() const;
 
   // Flushes and hands requests over within the linger, then completes every outstanding request
   // with kCancelled. unsent_messages counts requests never handed to ZeroMQ.
   CloseReport close();
 
-  const SocketStats& stats() const noexcept;
-  zmq::socket_ref socket() noexcept;
+  const SocketStats& stats() const;
+  zmq::socket_ref socket();
 
  private:
   struct Impl;
+  Impl& impl() const;  // throws std::logic_error after a move
   std::unique_ptr<Impl> impl_;
 };
 
@@ -142,13 +149,17 @@ class Server {
   void stop();  // thread-safe
   bool flush();
   std::optional<std::chrono::steady_clock::time_point> pump();
+  // The poll contract (pattern.hpp); the step is poll_once(handler, 0ms).
+  zmq_pollitem_t poll_item() noexcept;
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const noexcept;
   CloseReport close();
 
-  const SocketStats& stats() const noexcept;
-  zmq::socket_ref socket() noexcept;
+  const SocketStats& stats() const;
+  zmq::socket_ref socket();
 
  private:
   struct Impl;
+  Impl& impl() const;  // throws std::logic_error after a move
   std::unique_ptr<Impl> impl_;
 };
 
