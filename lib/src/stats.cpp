@@ -1,11 +1,12 @@
-// Statistics: the histogram's bucket arithmetic and the JSON snapshot (nlohmann stays in here).
+// Statistics: the histogram's bucket arithmetic and the JSON snapshot (through zkit::JsonWriter).
 #include "zkit/stats.hpp"
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <stdexcept>
+
+#include "zkit/json.hpp"
 
 namespace zkit {
 
@@ -58,35 +59,30 @@ std::uint64_t LatencyHistogram::percentile(double p) const {
 }
 
 std::string SocketStats::to_json() const {
-  nlohmann::json flush_json = nlohmann::json::object();
-  for (std::size_t i = 0; i < kFlushReasons; ++i) {
-    flush_json[flush_reason_name(static_cast<FlushReason>(i))] = flushes[i];
+  // Keys in alphabetical order, as the snapshot has always listed them.
+  JsonWriter w;
+  w.begin_object();
+  w.field("batches_in", batches_in).field("batches_out", batches_out);
+  w.field("bytes_in", bytes_in).field("bytes_out", bytes_out);
+  w.field("decode_errors", decode_errors);
+  w.field("dropped_batches", dropped_batches).field("dropped_messages", dropped_messages);
+  w.key("flushes").begin_object();
+  for (FlushReason r : {FlushReason::kAdaptive, FlushReason::kBytes, FlushReason::kExplicit,
+                        FlushReason::kLinger, FlushReason::kRecords}) {
+    w.field(flush_reason_name(r), flushes[static_cast<std::size_t>(r)]);
   }
-  nlohmann::json j = {
-      {"messages_out", messages_out},
-      {"batches_out", batches_out},
-      {"bytes_out", bytes_out},
-      {"messages_in", messages_in},
-      {"batches_in", batches_in},
-      {"bytes_in", bytes_in},
-      {"flushes", flush_json},
-      {"send_would_block", send_would_block},
-      {"dropped_messages", dropped_messages},
-      {"dropped_batches", dropped_batches},
-      {"decode_errors", decode_errors},
-      {"missed_batches", missed_batches},
-      {"timeouts", timeouts},
-      {"unsent_messages", unsent_messages},
-      {"latency_ns",
-       {{"count", latency.count()},
-        {"min", latency.min()},
-        {"max", latency.max()},
-        {"mean", latency.mean()},
-        {"p50", latency.percentile(50)},
-        {"p99", latency.percentile(99)},
-        {"p999", latency.percentile(99.9)}}},
-  };
-  return j.dump();
+  w.end_object();
+  w.key("latency_ns").begin_object();
+  w.field("count", latency.count()).field("max", latency.max()).field("mean", latency.mean());
+  w.field("min", latency.min()).field("p50", latency.percentile(50));
+  w.field("p99", latency.percentile(99)).field("p999", latency.percentile(99.9));
+  w.end_object();
+  w.field("messages_in", messages_in).field("messages_out", messages_out);
+  w.field("missed_batches", missed_batches).field("producers_forgotten", producers_forgotten);
+  w.field("send_would_block", send_would_block).field("sequence_resets", sequence_resets);
+  w.field("timeouts", timeouts).field("unsent_messages", unsent_messages);
+  w.end_object();
+  return std::move(w).str();
 }
 
 }  // namespace zkit

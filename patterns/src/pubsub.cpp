@@ -2,7 +2,7 @@
 // Inbox, with per-producer sequence gap counting).
 #include "zkit/pubsub.hpp"
 
-#include <map>
+#include <list>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -135,7 +135,11 @@ zmq::socket_ref Publisher::socket() { return impl().socket; }
 // ---------------------------------------------------------------------------------------------
 struct Subscriber::Impl final : detail::Receiver {
   Impl(zmq::context_t& context, PatternOptions o)
-      : Receiver(context, zmq::socket_type::sub, std::move(o), "Subscriber") {}
+      : Receiver(context, zmq::socket_type::sub, std::move(o), "Subscriber") {
+    if (options.max_producers == 0) {
+      throw std::invalid_argument("zkit::Subscriber: max_producers must be at least 1");
+    }
+  }
 
   // Reads the rest of a message with more parts than expected; counts it as malformed.
   void skip_rest(zmq::message_t& part) {
@@ -146,11 +150,36 @@ struct Subscriber::Impl final : detail::Receiver {
     ++stats.decode_errors;
   }
 
+  // The producer's entry, made most recently seen; a new one may push out the least recent.
+  std::uint64_t& last_seq_of(std::uint64_t producer) {
+    if (auto it = producers.find(producer); it != producers.end()) {
+      recency.splice(recency.begin(), recency, it->second);
+      return it->second->second;
+    }
+    if (producers.size() >= options.max_producers) {
+      producers.erase(recency.back().first);
+      recency.pop_back();
+      ++stats.producers_forgotten;
+    }
+    recency.emplace_front(producer, 0);
+    producers.emplace(producer, recency.begin());
+    return recency.front().second;
+  }
+
   void count_gap(const envelope::Header& h) {
-    auto [it, fresh] = last_seq.try_emplace(h.producer_id, 0);
-    std::uint64_t expected = it->second + 1;  // a new producer: everything before seq was missed
-    if (h.seq > expected) stats.missed_batches += h.seq - expected;
-    if (h.seq > it->second) it->second = h.seq;
+    std::uint64_t& last = last_seq_of(h.producer_id);
+    std::uint64_t expected = last + 1;  // a new producer: everything before seq was missed
+    std::uint64_t bound = options.max_sequence_gap;
+    if (h.seq > expected && h.seq - expected > bound) {
+      ++stats.sequence_resets;  // one implausible jump must not pass for 2^63 lost batches
+      last = h.seq;
+    } else if (h.seq <= last && last - h.seq > bound) {
+      ++stats.sequence_resets;  // far back: the series restarted; count gaps from here
+      last = h.seq;
+    } else if (h.seq > last) {
+      stats.missed_batches += h.seq - expected;
+      last = h.seq;
+    }
   }
 
   bool take_ready() override {
@@ -192,7 +221,10 @@ struct Subscriber::Impl final : detail::Receiver {
   }
 
   zmq::message_t topic;
-  std::unordered_map<std::uint64_t, std::uint64_t> last_seq;  // producer id -> highest seq seen
+  // producer id -> highest seq seen, most recently seen first; at most options.max_producers.
+  using Recency = std::list<std::pair<std::uint64_t, std::uint64_t>>;
+  Recency recency;
+  std::unordered_map<std::uint64_t, Recency::iterator> producers;
 };
 
 Subscriber::Subscriber(zmq::context_t& context, PatternOptions options)

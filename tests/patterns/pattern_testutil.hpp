@@ -2,11 +2,16 @@
 // processes with /usr/bin/python3 (ZKIT_PYTHON).
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 #include <zmq.hpp>
 
 namespace zkit::test {
@@ -63,5 +68,43 @@ class PyPeer {
   int status_ = -1;
   static inline int serial_ = 0;
 };
+
+// One socket as a poll loop sees it (pattern.hpp's poll contract): its item, its deadline, its
+// non-blocking step.
+struct Polled {
+  std::function<zmq_pollitem_t()> item;
+  std::function<std::optional<std::chrono::steady_clock::time_point>()> deadline;
+  std::function<void()> step;
+};
+
+// One turn of a device's loop: one zmq::poll over every item, timeout the earliest deadline (none:
+// wait for ever, so a socket that forgets a deadline hangs the test, which then times out), then
+// the step of each socket whose item fired or whose deadline has passed. Returns how many steps
+// ran.
+inline int poll_turn(std::vector<Polled>& sockets) {
+  using Clock = std::chrono::steady_clock;
+  std::vector<zmq_pollitem_t> items;
+  std::optional<Clock::time_point> due;
+  for (auto& s : sockets) {
+    items.push_back(s.item());
+    if (auto d = s.deadline(); d && (!due || *d < *due)) due = d;
+  }
+  std::chrono::milliseconds timeout(-1);
+  if (due) {
+    timeout = std::max(std::chrono::milliseconds(0),
+                       std::chrono::ceil<std::chrono::milliseconds>(*due - Clock::now()));
+  }
+  zmq::poll(items, timeout);
+  int ran = 0;
+  Clock::time_point now = Clock::now();
+  for (std::size_t i = 0; i < sockets.size(); ++i) {
+    auto d = sockets[i].deadline();
+    if (items[i].revents != 0 || (d && *d <= now)) {
+      sockets[i].step();
+      ++ran;
+    }
+  }
+  return ran;
+}
 
 }  // namespace zkit::test

@@ -165,10 +165,12 @@ TEST_CASE("A publisher at the high-water mark drops whole batches and counts the
   // The subscriber does not read: its queues fill and the publisher must drop.
   constexpr int kBatches = 5000;
   std::string payload(2000, 'x');
-  for (int i = 0; i < kBatches; ++i) pub.send("data", payload);
+  std::uint64_t refused = 0;  // one message a batch: send() is false exactly for a dropped batch
+  for (int i = 0; i < kBatches; ++i) refused += pub.send("data", payload) ? 0 : 1;
   const zkit::SocketStats& ps = pub.stats();
   std::uint64_t dropped = ps.dropped_batches - dropped0;
   REQUIRE(dropped > 0);
+  CHECK(refused == dropped);
   CHECK(ps.dropped_messages == ps.dropped_batches);
   CHECK(ps.send_would_block == ps.dropped_batches);
   CHECK(ps.batches_out - sent0 + dropped == kBatches);
@@ -336,4 +338,78 @@ TEST_CASE("A batched Subscriber counts and drops plain frames from a raw publish
   REQUIRE(seen);
   for (int i = 0; i < 50 && sub.stats().decode_errors < 2; ++i) (void)sub.receive(10ms);
   CHECK(sub.stats().decode_errors >= 2);
+}
+
+namespace {
+
+// A plain XPUB that hands a Subscriber hand-made batches (producer, seq) once it has subscribed.
+struct ForgedPublisher {
+  ForgedPublisher(zmq::context_t& ctx, Subscriber& sub, const std::string& ep)
+      : xpub(ctx, zmq::socket_type::xpub) {
+    xpub.set(zmq::sockopt::rcvtimeo, 5000);
+    xpub.bind(ep);
+    sub.connect(ep);
+    sub.subscribe("");
+    zmq::message_t subscription;
+    REQUIRE(xpub.recv(subscription));  // inproc: what is sent from now on arrives
+  }
+  void send(std::uint64_t producer, std::uint64_t seq) {
+    zkit::envelope::Encoder e;
+    e.begin(producer);
+    e.add("x");
+    zmq::message_t frame = e.finish(seq, 0);
+    xpub.send(zmq::str_buffer("t"), zmq::send_flags::sndmore);
+    xpub.send(frame, zmq::send_flags::none);
+  }
+  zmq::socket_t xpub;
+};
+
+}  // namespace
+
+TEST_CASE("One implausible sequence jump is counted as a reset, not as 2^63 missed batches",
+          "[pubsub][defect8]") {
+  zmq::context_t ctx;
+  Subscriber sub(ctx);
+  ForgedPublisher forged(ctx, sub, "inproc://forged-seq");
+  forged.send(777, 1);
+  forged.send(777, std::uint64_t{1} << 63);  // forged: 2^63 - 2 "missed" before the fix
+  forged.send(777, 2);                       // the real producer again: far back, a reset
+  forged.send(777, 4);                       // a real gap of one batch
+  for (int i = 0; i < 4; ++i) REQUIRE(sub.receive(5s));
+  CHECK(sub.stats().missed_batches == 1);
+  CHECK(sub.stats().sequence_resets == 2);
+}
+
+TEST_CASE("A first batch far into a series is a reset; within max_sequence_gap it counts as missed",
+          "[pubsub][defect8]") {
+  zmq::context_t ctx;
+  PatternOptions o;
+  o.max_sequence_gap = 100;
+  Subscriber sub(ctx, o);
+  ForgedPublisher forged(ctx, sub, "inproc://forged-first");
+  forged.send(1, 101);  // 100 missed: at the bound, still plausible
+  forged.send(2, 102);  // 101 missed: past it
+  for (int i = 0; i < 2; ++i) REQUIRE(sub.receive(5s));
+  CHECK(sub.stats().missed_batches == 100);
+  CHECK(sub.stats().sequence_resets == 1);
+}
+
+TEST_CASE("The Subscriber tracks at most max_producers and forgets the one seen longest ago",
+          "[pubsub][defect8]") {
+  zmq::context_t ctx;
+  PatternOptions o;
+  o.max_producers = 4;
+  Subscriber sub(ctx, o);
+  ForgedPublisher forged(ctx, sub, "inproc://forged-producers");
+  for (std::uint64_t p = 1; p <= 4; ++p) forged.send(p, 1);
+  forged.send(1, 2);  // producer 1 is now the most recently seen
+  forged.send(5, 1);  // the table is full: producer 2, seen longest ago, is forgotten
+  forged.send(1, 3);  // still tracked: no gap
+  forged.send(2, 2);  // forgotten, so new: seq 1 counts as missed
+  for (int i = 0; i < 8; ++i) REQUIRE(sub.receive(5s));
+  CHECK(sub.stats().producers_forgotten == 2);  // 2 for 5, then 3 for 2's return
+  CHECK(sub.stats().missed_batches == 1);
+  PatternOptions none;
+  none.max_producers = 0;
+  CHECK_THROWS_AS(Subscriber(ctx, none), std::invalid_argument);
 }

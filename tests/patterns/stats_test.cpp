@@ -70,3 +70,18 @@ TEST_CASE("The JSON snapshot carries every counter, flush reasons by name and pe
   CHECK(j.contains("missed_batches"));
   CHECK(j.contains("unsent_messages"));
 }
+
+TEST_CASE("The JSON snapshot writes the largest counters exactly, the Subscriber's included",
+          "[stats]") {
+  zkit::SocketStats s;
+  s.missed_batches = ~std::uint64_t{0};
+  s.sequence_resets = 2;
+  s.producers_forgotten = 3;
+  std::string text = s.to_json();
+  auto j = nlohmann::json::parse(text);
+  CHECK(j["missed_batches"].get<std::uint64_t>() == ~std::uint64_t{0});
+  CHECK(j["sequence_resets"] == 2);
+  CHECK(j["producers_forgotten"] == 3);
+  CHECK(j.size() == 17);
+  CHECK(text.rfind("{\"batches_in\":0,", 0) == 0);  // keys in alphabetical order
+}

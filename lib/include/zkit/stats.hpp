@@ -65,6 +65,10 @@ struct SocketStats {
   std::uint64_t decode_errors = 0;
   // Batches a Subscriber never saw, from gaps in each producer's sequence numbers.
   std::uint64_t missed_batches = 0;
+  // Subscriber: sequence jumps past PatternOptions::max_sequence_gap (not counted as missed), and
+  // producers forgotten at PatternOptions::max_producers.
+  std::uint64_t sequence_resets = 0;
+  std::uint64_t producers_forgotten = 0;
   // Client: requests whose timeout expired before a reply came.
   std::uint64_t timeouts = 0;
   // close() could not hand these to ZeroMQ within the linger.

@@ -64,6 +64,15 @@ struct PatternOptions {
   // How long a send may wait at the high-water mark. Unset (default): Pusher, Client and Server
   // block as ZeroMQ does; a Publisher never waits (it drops and counts, see zkit/pubsub.hpp).
   std::optional<std::chrono::milliseconds> send_timeout;
+  // Subscriber: how many producers' sequence series it tracks for gap counting (peers can make
+  // new producer ids at will, so this is bounded). Beyond it the producer seen longest ago is
+  // forgotten, counted in stats().producers_forgotten; should it come back it counts as new.
+  // Must be at least 1 (std::invalid_argument).
+  std::size_t max_producers = 4096;
+  // Subscriber: a sequence jump, forward or back, of more than this many batches is taken as a
+  // reset of that producer's series (a restart under the same id, or a forged seq): counted in
+  // stats().sequence_resets, not in missed_batches, and counting goes on from the new seq.
+  std::uint64_t max_sequence_gap = std::uint64_t{1} << 20;
 };
 
 // One received message. The views stay valid until the next receive/poll_once/run call on the
