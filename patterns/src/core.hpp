@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <zmq.hpp>
 
 #include "zkit/batcher.hpp"
@@ -136,6 +137,14 @@ T& live(const std::unique_ptr<T>& impl, const char* type) {
   return *impl;
 }
 
+// Closes what impl holds (if anything) and puts next in its place: a handle's move-assignment and
+// destructor.
+template <class T>
+void replace(std::unique_ptr<T>& impl, std::type_identity_t<std::unique_ptr<T>>&& next) noexcept {
+  if (impl && impl != next) impl->close();
+  impl = std::move(next);
+}
+
 // What handing one frame to ZeroMQ did.
 enum class Sent {
   kOk,
@@ -169,6 +178,7 @@ class Outbox {
 
   // Throws std::invalid_argument for bad batch options (checked now, not at the first send).
   Outbox(BatcherOptions batch, Policy policy, SocketStats& stats, SendFn send);
+  Outbox(Outbox&&) = delete;  // last_ points into batchers_; lives in its socket's Impl
 
   // Adds message to to's batch and hands over what that seals. false: no room within the send
   // timeout, and the message did not go: kKeep: it was refused (the blocked batch is still

@@ -53,15 +53,10 @@ struct Pusher::Impl {
 
 Pusher::Pusher(zmq::context_t& context, PatternOptions options)
     : impl_(std::make_unique<Impl>(context, std::move(options))) {}
-Pusher::~Pusher() {
-  if (impl_) impl_->close();
-}
+Pusher::~Pusher() { detail::replace(impl_, nullptr); }
 Pusher::Pusher(Pusher&&) noexcept = default;
 Pusher& Pusher::operator=(Pusher&& o) noexcept {
-  if (this != &o) {
-    if (impl_) impl_->close();
-    impl_ = std::move(o.impl_);
-  }
+  detail::replace(impl_, std::move(o.impl_));
   return *this;
 }
 Pusher::Impl& Pusher::impl() const { return detail::live(impl_, "Pusher"); }
@@ -113,15 +108,10 @@ struct Puller::Impl final : detail::Receiver {
 
 Puller::Puller(zmq::context_t& context, PatternOptions options)
     : impl_(std::make_unique<Impl>(context, std::move(options))) {}
-Puller::~Puller() {
-  if (impl_) impl_->close();
-}
+Puller::~Puller() { detail::replace(impl_, nullptr); }
 Puller::Puller(Puller&&) noexcept = default;
 Puller& Puller::operator=(Puller&& o) noexcept {
-  if (this != &o) {
-    if (impl_) impl_->close();
-    impl_ = std::move(o.impl_);
-  }
+  detail::replace(impl_, std::move(o.impl_));
   return *this;
 }
 Puller::Impl& Puller::impl() const { return detail::live(impl_, "Puller"); }

@@ -97,15 +97,10 @@ struct Publisher::Impl {
 
 Publisher::Publisher(zmq::context_t& context, PatternOptions options)
     : impl_(std::make_unique<Impl>(context, std::move(options))) {}
-Publisher::~Publisher() {
-  if (impl_) impl_->close();
-}
+Publisher::~Publisher() { detail::replace(impl_, nullptr); }
 Publisher::Publisher(Publisher&&) noexcept = default;
 Publisher& Publisher::operator=(Publisher&& o) noexcept {
-  if (this != &o) {
-    if (impl_) impl_->close();
-    impl_ = std::move(o.impl_);
-  }
+  detail::replace(impl_, std::move(o.impl_));
   return *this;
 }
 Publisher::Impl& Publisher::impl() const { return detail::live(impl_, "Publisher"); }
@@ -229,15 +224,10 @@ struct Subscriber::Impl final : detail::Receiver {
 
 Subscriber::Subscriber(zmq::context_t& context, PatternOptions options)
     : impl_(std::make_unique<Impl>(context, std::move(options))) {}
-Subscriber::~Subscriber() {
-  if (impl_) impl_->close();
-}
+Subscriber::~Subscriber() { detail::replace(impl_, nullptr); }
 Subscriber::Subscriber(Subscriber&&) noexcept = default;
 Subscriber& Subscriber::operator=(Subscriber&& o) noexcept {
-  if (this != &o) {
-    if (impl_) impl_->close();
-    impl_ = std::move(o.impl_);
-  }
+  detail::replace(impl_, std::move(o.impl_));
   return *this;
 }
 Subscriber::Impl& Subscriber::impl() const { return detail::live(impl_, "Subscriber"); }

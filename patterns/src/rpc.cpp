@@ -208,15 +208,10 @@ struct Client::Impl final : detail::Receiver {
 
 Client::Client(zmq::context_t& context, PatternOptions options)
     : impl_(std::make_unique<Impl>(context, std::move(options))) {}
-Client::~Client() {
-  if (impl_) impl_->close();
-}
+Client::~Client() { detail::replace(impl_, nullptr); }
 Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&& o) noexcept {
-  if (this != &o) {
-    if (impl_) impl_->close();
-    impl_ = std::move(o.impl_);
-  }
+  detail::replace(impl_, std::move(o.impl_));
   return *this;
 }
 Client::Impl& Client::impl() const { return detail::live(impl_, "Client"); }
@@ -431,15 +426,10 @@ struct Server::Impl final : detail::Receiver, Responder::Target {
 
 Server::Server(zmq::context_t& context, PatternOptions options)
     : impl_(std::make_unique<Impl>(context, std::move(options))) {}
-Server::~Server() {
-  if (impl_) impl_->close();
-}
+Server::~Server() { detail::replace(impl_, nullptr); }
 Server::Server(Server&&) noexcept = default;
 Server& Server::operator=(Server&& o) noexcept {
-  if (this != &o) {
-    if (impl_) impl_->close();
-    impl_ = std::move(o.impl_);
-  }
+  detail::replace(impl_, std::move(o.impl_));
   return *this;
 }
 Server::Impl& Server::impl() const { return detail::live(impl_, "Server"); }
