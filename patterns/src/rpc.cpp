@@ -185,7 +185,18 @@ struct Client::Impl final : detail::Receiver {
     if (fill(wake)) n += dispatch_replies();
     n += expire(Clock::now());
     outbox.poll();
+    drop_answered_expiries();
     return n;
+  }
+
+  // Expiries are dropped lazily; those of answered requests on top are dropped here, so that
+  // next_deadline() never wakes a poll loop for a request that has its reply.
+  void drop_answered_expiries() {
+    while (!expiries.empty()) {
+      auto it = pending.find(expiries.top().second);
+      if (it != pending.end() && it->second.deadline == expiries.top().first) break;
+      expiries.pop();
+    }
   }
 
   CloseReport close() {

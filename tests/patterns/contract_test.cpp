@@ -140,6 +140,7 @@ TEST_CASE("One zmq::poll drives a Client and a Server and answers every request"
   CHECK(failed == 0);
   CHECK(server.stats().dropped_messages == 0);
   CHECK_FALSE(server.next_deadline());
+  CHECK_FALSE(client.next_deadline());  // answered requests leave no timer behind
 }
 
 TEMPLATE_TEST_CASE("A moved-from socket throws std::logic_error; close() on it is a no-op",
