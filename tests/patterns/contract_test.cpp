@@ -101,6 +101,11 @@ TEST_CASE("One zmq::poll drives a Publisher and a Subscriber and delivers everyt
   }
   CHECK(got.size() == kMessages);
   CHECK(pub.stats().dropped_batches == 0);
+  for (int turn = 0; turn < kTurns && (pub.next_deadline() || sub.next_deadline()); ++turn) {
+    poll_turn(loop);  // the last probes' batches
+  }
+  CHECK_FALSE(pub.next_deadline());  // idle: nothing timed, a loop sleeps until an event
+  CHECK_FALSE(sub.next_deadline());
 }
 
 TEST_CASE("One zmq::poll drives a Client and a Server and answers every request", "[poll]") {
