@@ -36,13 +36,12 @@ struct Config {
 // ---- the table ----------------------------------------------------------------------------------
 
 enum class Link { kRaw, kBatcher, kPusherRaw, kPusher, kReliable, kRawPubSub, kPubSub, kRawRpc, kRpc };
-enum class Via { kDirect, kStreamer, kForwarder, kQueue };
 enum class Shape { kThroughput, kPaced, kSaturation, kRpc };
 
 struct Side {
   const char* name;
   Link link;
-  Via via = Via::kDirect;
+  std::optional<ProxyType> via = std::nullopt;  // a zkit::Proxy between the ends
   bool curve = false;
   BatcherOptions batcher{};  // kBatcher only
 };
@@ -67,9 +66,9 @@ std::vector<Row> rows(bool tune) {
       reliable{"reliable link", Link::kReliable}, raw_pub{"raw PUB/SUB", Link::kRawPubSub},
       pub{"Publisher", Link::kPubSub}, raw_rpc{"raw DEALER/ROUTER", Link::kRawRpc},
       rpc{"Client/Server", Link::kRpc};
-  auto via = [](Side s, Via v) {
-    s.via = v;
-    s.name = v == Via::kDirect ? s.name : "via proxy";
+  auto via = [](Side s, ProxyType type) {
+    s.via = type;
+    s.name = "via proxy";
     return s;
   };
   auto curve = [](Side s) {
@@ -101,13 +100,13 @@ std::vector<Row> rows(bool tune) {
   }
   for (std::size_t n : {16, 1024}) {
     Goal g = n == 16 ? Goal{0.85} : Goal{};
-    r.push_back({"proxies", "streamer", S::kThroughput, n, 1, raw, via(raw, Via::kStreamer)});
-    r.push_back({"proxies", "streamer", S::kThroughput, n, 1, pusher, via(pusher, Via::kStreamer), g});
+    r.push_back({"proxies", "streamer", S::kThroughput, n, 1, raw, via(raw, ProxyType::kStreamer)});
+    r.push_back({"proxies", "streamer", S::kThroughput, n, 1, pusher, via(pusher, ProxyType::kStreamer), g});
   }
-  r.push_back({"proxies", "forwarder", S::kThroughput, 16, 1, raw_pub, via(raw_pub, Via::kForwarder)});
-  r.push_back({"proxies", "forwarder", S::kThroughput, 16, 1, pub, via(pub, Via::kForwarder), {0.85}});
-  r.push_back({"proxies", "queue, 64 in flight", S::kRpc, 16, 64, raw_rpc, via(raw_rpc, Via::kQueue)});
-  r.push_back({"proxies", "queue, 64 in flight", S::kRpc, 16, 64, rpc, via(rpc, Via::kQueue), {0.85}});
+  r.push_back({"proxies", "forwarder", S::kThroughput, 16, 1, raw_pub, via(raw_pub, ProxyType::kForwarder)});
+  r.push_back({"proxies", "forwarder", S::kThroughput, 16, 1, pub, via(pub, ProxyType::kForwarder), {0.85}});
+  r.push_back({"proxies", "queue, 64 in flight", S::kRpc, 16, 64, raw_rpc, via(raw_rpc, ProxyType::kQueue)});
+  r.push_back({"proxies", "queue, 64 in flight", S::kRpc, 16, 64, rpc, via(rpc, ProxyType::kQueue), {0.85}});
   for (std::size_t n : {16, 1024}) {
     r.push_back({"curve", "", S::kThroughput, n, 1, raw, curve(raw)});
     r.push_back({"curve", "", S::kThroughput, n, 1, batcher, curve(batcher)});
@@ -192,22 +191,19 @@ std::unique_ptr<In> make_in(const Side& s, zmq::context_t& ctx, const Tune& tune
 // connect to `up`, receivers and servers to `down`.
 struct Device {
   zmq::context_t ctx{1};
-  std::optional<Proxy> proxy;
-  std::string up, down;
+  Proxy proxy;
+  std::string up = proxy.frontend_endpoint(), down = proxy.backend_endpoint();
+  explicit Device(ProxyType type) : proxy(ctx, options(type)) {}
+  static ProxyOptions options(ProxyType type) {
+    ProxyOptions o;
+    o.type = type;
+    o.frontend = o.backend = "@tcp://127.0.0.1:*";
+    return o;
+  }
 };
 
-std::unique_ptr<Device> start_device(Via via) {
-  if (via == Via::kDirect) return nullptr;
-  auto d = std::make_unique<Device>();
-  ProxyOptions o;
-  o.type = via == Via::kStreamer    ? ProxyType::kStreamer
-           : via == Via::kForwarder ? ProxyType::kForwarder
-                                    : ProxyType::kQueue;
-  o.frontend = o.backend = "@tcp://127.0.0.1:*";
-  d->proxy.emplace(d->ctx, o);
-  d->up = d->proxy->frontend_endpoint();
-  d->down = d->proxy->backend_endpoint();
-  return d;
+std::unique_ptr<Device> start_device(std::optional<ProxyType> via) {
+  return via ? std::make_unique<Device>(*via) : nullptr;
 }
 
 // ---- the runners --------------------------------------------------------------------------------
