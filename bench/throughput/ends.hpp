@@ -27,10 +27,10 @@ using Clock = std::chrono::steady_clock;
 using Bytes = std::span<const std::byte>;
 using std::chrono::milliseconds;
 
-inline constexpr milliseconds kSlice{10};     // one receive wait; idle receivers check the total
-inline constexpr milliseconds kStuck{5000};   // a run making no progress this long fails
-inline constexpr std::byte kWarmup{'w'};      // first byte of a warm-up (join) message
-inline constexpr std::size_t kStampAt = 8;    // latency runs: send time (unix ns) at bytes 8..15
+inline constexpr milliseconds kSlice{10};    // one receive wait; idle receivers check the total
+inline constexpr milliseconds kStuck{5000};  // a run making no progress this long fails
+inline constexpr std::byte kWarmup{'w'};     // first byte of a warm-up (join) message
+inline constexpr std::size_t kStampAt = 8;   // latency runs: send time (unix ns) at bytes 8..15
 
 // Thrown by a sending end that could not hand a message over within kStuck.
 struct SendTimeout : std::runtime_error {
@@ -40,10 +40,10 @@ struct SendTimeout : std::runtime_error {
 // What a receiving end hands every message to. Concrete and inline: no indirection per message.
 struct Sink {
   std::uint64_t messages = 0, bytes = 0, frames = 0, checksum = 0;
-  bool joined = false;               // saw a warm-up message
-  std::size_t stride = 0;            // latency: sample every stride-th message; 0: no samples
-  std::vector<double> us;            // latency samples (µs, receipt minus stamp)
-  std::uint64_t frame_ns = 0;        // latency: clock read once per frame
+  bool joined = false;         // saw a warm-up message
+  std::size_t stride = 0;      // latency: sample every stride-th message; 0: no samples
+  std::vector<double> us;      // latency samples (µs, receipt minus stamp)
+  std::uint64_t frame_ns = 0;  // latency: clock read once per frame
 
   void frame() {
     ++frames;
@@ -302,7 +302,8 @@ class RawServer : public Server {
     if (!s_.recv(parts[0])) return;
     while (parts.back().more()) (void)s_.recv(parts.emplace_back());
     for (std::size_t i = 0; i < parts.size(); ++i) {
-      (void)s_.send(parts[i], i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      (void)s_.send(parts[i],
+                    i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   }
 

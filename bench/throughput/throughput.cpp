@@ -1,8 +1,11 @@
 // throughput_bench: every zkit link beside its baseline (raw libzmq, or the direct path for a
 // device) in the same process run, as a table: one Row per measurement (what, size, baseline, zkit)
 // and one runner per shape. Prints each row with its ratio and writes them all as JSON.
+#include <sys/utsname.h>
+
 #include <algorithm>
 #include <atomic>
+#include <boost/program_options.hpp>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -11,13 +14,9 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
-
-#include <sys/utsname.h>
-
-#include <boost/program_options.hpp>
-#include <nlohmann/json.hpp>
 
 #include "ends.hpp"
 #include "zkit/proxy.hpp"
@@ -35,7 +34,17 @@ struct Config {
 
 // ---- the table ----------------------------------------------------------------------------------
 
-enum class Link { kRaw, kBatcher, kPusherRaw, kPusher, kReliable, kRawPubSub, kPubSub, kRawRpc, kRpc };
+enum class Link {
+  kRaw,
+  kBatcher,
+  kPusherRaw,
+  kPusher,
+  kReliable,
+  kRawPubSub,
+  kPubSub,
+  kRawRpc,
+  kRpc
+};
 enum class Shape { kThroughput, kPaced, kSaturation, kRpc };
 
 struct Side {
@@ -46,7 +55,7 @@ struct Side {
   BatcherOptions batcher{};  // kBatcher only
 };
 
-struct Goal {  // a target from the issues; judged only in full runs
+struct Goal {        // a target from the issues; judged only in full runs
   double ratio = 0;  // 0: none
   bool at_least = true;
 };
@@ -81,13 +90,13 @@ std::vector<Row> rows(bool tune) {
   for (std::size_t n : {16, 64, 256, 1024}) {
     r.push_back({"pushpull", "", S::kThroughput, n, 1, raw, batcher, n == 16 ? Goal{5} : Goal{}});
   }
-  r.push_back({"latency", "1000/s", S::kPaced, 16, 1, raw, batcher, {1.5, false}});
+  r.push_back({"latency", "1000/s", S::kPaced, 16, 1, raw, batcher, Goal{1.5, false}});
   r.push_back({"latency", "saturation", S::kSaturation, 16, 1, raw, batcher});
   for (std::size_t n : {16, 64, 256, 1024}) {
     r.push_back({"patterns", "", S::kThroughput, n, 1, raw, pusher_raw});
     r.push_back({"patterns", "", S::kThroughput, n, 1, raw, pusher, n == 16 ? Goal{5} : Goal{}});
   }
-  r.push_back({"patterns", "1000/s", S::kPaced, 16, 1, raw, pusher, {1.5, false}});
+  r.push_back({"patterns", "1000/s", S::kPaced, 16, 1, raw, pusher, Goal{1.5, false}});
   for (int subs : {1, 4}) {
     r.push_back({"pubsub", std::to_string(subs) + " sub", S::kThroughput, 16, subs, raw_pub, pub});
   }
@@ -95,18 +104,23 @@ std::vector<Row> rows(bool tune) {
     r.push_back({"rpc", std::to_string(n) + " in flight", S::kRpc, 16, n, raw_rpc, rpc});
   }
   for (std::size_t n : {16, 1024}) {
-    r.push_back({"reliable", "", S::kThroughput, n, 1, pusher, reliable,
-                 n == 16 ? Goal{0.5} : Goal{}});
+    r.push_back(
+        {"reliable", "", S::kThroughput, n, 1, pusher, reliable, n == 16 ? Goal{0.5} : Goal{}});
   }
   for (std::size_t n : {16, 1024}) {
     Goal g = n == 16 ? Goal{0.85} : Goal{};
     r.push_back({"proxies", "streamer", S::kThroughput, n, 1, raw, via(raw, ProxyType::kStreamer)});
-    r.push_back({"proxies", "streamer", S::kThroughput, n, 1, pusher, via(pusher, ProxyType::kStreamer), g});
+    r.push_back({"proxies", "streamer", S::kThroughput, n, 1, pusher,
+                 via(pusher, ProxyType::kStreamer), g});
   }
-  r.push_back({"proxies", "forwarder", S::kThroughput, 16, 1, raw_pub, via(raw_pub, ProxyType::kForwarder)});
-  r.push_back({"proxies", "forwarder", S::kThroughput, 16, 1, pub, via(pub, ProxyType::kForwarder), {0.85}});
-  r.push_back({"proxies", "queue, 64 in flight", S::kRpc, 16, 64, raw_rpc, via(raw_rpc, ProxyType::kQueue)});
-  r.push_back({"proxies", "queue, 64 in flight", S::kRpc, 16, 64, rpc, via(rpc, ProxyType::kQueue), {0.85}});
+  r.push_back({"proxies", "forwarder", S::kThroughput, 16, 1, raw_pub,
+               via(raw_pub, ProxyType::kForwarder)});
+  r.push_back({"proxies", "forwarder", S::kThroughput, 16, 1, pub, via(pub, ProxyType::kForwarder),
+               Goal{0.85}});
+  r.push_back({"proxies", "queue, 64 in flight", S::kRpc, 16, 64, raw_rpc,
+               via(raw_rpc, ProxyType::kQueue)});
+  r.push_back({"proxies", "queue, 64 in flight", S::kRpc, 16, 64, rpc, via(rpc, ProxyType::kQueue),
+               Goal{0.85}});
   for (std::size_t n : {16, 1024}) {
     r.push_back({"curve", "", S::kThroughput, n, 1, raw, curve(raw)});
     r.push_back({"curve", "", S::kThroughput, n, 1, batcher, curve(batcher)});
@@ -162,28 +176,44 @@ Keys curve_keys() {
 std::unique_ptr<Out> make_out(const Side& s, zmq::context_t& ctx, const Tune& tune) {
   using T = zmq::socket_type;
   switch (s.link) {
-    case Link::kRaw: return std::make_unique<RawOut>(ctx, T::push, tune);
-    case Link::kRawPubSub: return std::make_unique<RawOut>(ctx, T::pub, tune);
-    case Link::kBatcher: return std::make_unique<BatcherOut>(ctx, s.batcher, tune);
-    case Link::kPusherRaw: return std::make_unique<PusherOut>(ctx, true);
-    case Link::kPusher: return std::make_unique<PusherOut>(ctx, false);
-    case Link::kPubSub: return std::make_unique<PublisherOut>(ctx);
-    case Link::kReliable: return std::make_unique<ReliableOut>(ctx);
-    default: throw std::logic_error("not a one-way link");
+    case Link::kRaw:
+      return std::make_unique<RawOut>(ctx, T::push, tune);
+    case Link::kRawPubSub:
+      return std::make_unique<RawOut>(ctx, T::pub, tune);
+    case Link::kBatcher:
+      return std::make_unique<BatcherOut>(ctx, s.batcher, tune);
+    case Link::kPusherRaw:
+      return std::make_unique<PusherOut>(ctx, true);
+    case Link::kPusher:
+      return std::make_unique<PusherOut>(ctx, false);
+    case Link::kPubSub:
+      return std::make_unique<PublisherOut>(ctx);
+    case Link::kReliable:
+      return std::make_unique<ReliableOut>(ctx);
+    default:
+      throw std::logic_error("not a one-way link");
   }
 }
 
 std::unique_ptr<In> make_in(const Side& s, zmq::context_t& ctx, const Tune& tune) {
   using T = zmq::socket_type;
   switch (s.link) {
-    case Link::kRaw: return std::make_unique<RawIn>(ctx, T::pull, false, tune);
-    case Link::kRawPubSub: return std::make_unique<RawIn>(ctx, T::sub, false, tune);
-    case Link::kBatcher: return std::make_unique<RawIn>(ctx, T::pull, true, tune);
-    case Link::kPusherRaw: return std::make_unique<PolledIn<Puller>>(ctx, true);
-    case Link::kPusher: return std::make_unique<PolledIn<Puller>>(ctx, false);
-    case Link::kPubSub: return std::make_unique<PolledIn<Subscriber>>(ctx, false);
-    case Link::kReliable: return std::make_unique<PolledIn<ReliableReceiver>>(ctx, false);
-    default: throw std::logic_error("not a one-way link");
+    case Link::kRaw:
+      return std::make_unique<RawIn>(ctx, T::pull, false, tune);
+    case Link::kRawPubSub:
+      return std::make_unique<RawIn>(ctx, T::sub, false, tune);
+    case Link::kBatcher:
+      return std::make_unique<RawIn>(ctx, T::pull, true, tune);
+    case Link::kPusherRaw:
+      return std::make_unique<PolledIn<Puller>>(ctx, true);
+    case Link::kPusher:
+      return std::make_unique<PolledIn<Puller>>(ctx, false);
+    case Link::kPubSub:
+      return std::make_unique<PolledIn<Subscriber>>(ctx, false);
+    case Link::kReliable:
+      return std::make_unique<PolledIn<ReliableReceiver>>(ctx, false);
+    default:
+      throw std::logic_error("not a one-way link");
   }
 }
 
@@ -209,10 +239,10 @@ std::unique_ptr<Device> start_device(std::optional<ProxyType> via) {
 // ---- the runners --------------------------------------------------------------------------------
 
 struct Figure {
-  double value = 0;            // per second (throughput, rpc) or p50 µs (latency)
-  double p99 = 0, p999 = 0;    // latency only
-  double per_frame = 0;        // messages per frame (batched links)
-  std::uint64_t lost = 0;      // messages some receiver never got (pub/sub)
+  double value = 0;          // per second (throughput, rpc) or p50 µs (latency)
+  double p99 = 0, p999 = 0;  // latency only
+  double per_frame = 0;      // messages per frame (batched links)
+  std::uint64_t lost = 0;    // messages some receiver never got (pub/sub)
   std::string error;
 };
 
@@ -322,7 +352,8 @@ Figure run_oneway(const Config& c, const Row& row, const Side& side) {
         if (!device || i == 0) out->connect(ep);
       }
       // Every receiver joins (connections and subscriptions are up) before anything is measured.
-      std::vector<std::byte> warm = payload(row.size, kWarmup), m = payload(row.size, std::byte{'m'});
+      std::vector<std::byte> warm = payload(row.size, kWarmup),
+                             m = payload(row.size, std::byte{'m'});
       for (Clock::time_point give_up = Clock::now() + kStuck; joined.load() < row.fan;) {
         if (Clock::now() > give_up) throw std::runtime_error("receivers did not join in 5000 ms");
         out->send(warm);
@@ -398,7 +429,10 @@ Figure run_rpc(const Config& c, const Row& row, const Side& side) {
     zmq::context_t ctx(1);
     try {
       std::unique_ptr<Server> s;
-      if (raw) s = std::make_unique<RawServer>(ctx); else s = std::make_unique<ZkitServer>(ctx);
+      if (raw)
+        s = std::make_unique<RawServer>(ctx);
+      else
+        s = std::make_unique<ZkitServer>(ctx);
       if (device) s->connect(device->down);
       endpoint.set_value(device ? device->up : s->bind());
       while (!stop.load(std::memory_order_relaxed)) s->serve();
@@ -414,7 +448,10 @@ Figure run_rpc(const Config& c, const Row& row, const Side& side) {
     zmq::context_t ctx(1);
     try {
       std::unique_ptr<Client> client;
-      if (raw) client = std::make_unique<RawClient>(ctx); else client = std::make_unique<ZkitClient>(ctx);
+      if (raw)
+        client = std::make_unique<RawClient>(ctx);
+      else
+        client = std::make_unique<ZkitClient>(ctx);
       client->connect(endpoint.get_future().get());
       std::vector<std::byte> m = payload(row.size, std::byte{'m'});
       Clock::time_point now = Clock::now(), open = now + c.warmup, end = open + c.duration;
@@ -437,7 +474,8 @@ Figure run_rpc(const Config& c, const Row& row, const Side& side) {
           done_at_open = done;
         }
       }
-      for (auto give_up = Clock::now() + milliseconds(1000); outstanding > 0 && Clock::now() < give_up;) {
+      for (auto give_up = Clock::now() + milliseconds(1000);
+           outstanding > 0 && Clock::now() < give_up;) {
         outstanding -= static_cast<std::int64_t>(client->poll());  // leave the server idle
       }
       if (opened == Clock::time_point{} || closed <= opened) throw std::runtime_error("no window");
@@ -478,8 +516,8 @@ std::string si(double v) {
 }
 
 std::string label(const Row& r) {
-  std::string size = r.size % 1024 == 0 ? std::to_string(r.size / 1024) + " KiB"
-                                        : std::to_string(r.size) + " B";
+  std::string size =
+      r.size % 1024 == 0 ? std::to_string(r.size / 1024) + " KiB" : std::to_string(r.size) + " B";
   return r.label.empty() ? size : r.label + ", " + size;
 }
 
@@ -531,29 +569,44 @@ Json machine() {
   std::string one, five;
   load >> one >> five;
   std::string commit = "unknown";
-  if (FILE* p = popen("git -C '" ZKIT_SOURCE_DIR "' describe --always --dirty 2>/dev/null", "r")) {
+  // -dirty: a tracked file differs from the commit (not counting bench/results/, which runs
+  // rewrite)
+  if (FILE* p =
+          popen("cd '" ZKIT_SOURCE_DIR "' && git rev-parse --short HEAD && git status --porcelain "
+                "--untracked-files=no -- . ':!bench/results' 2>/dev/null",
+                "r")) {
     char buf[64] = {};
     if (std::fgets(buf, sizeof buf, p)) commit = std::string(buf, std::strcspn(buf, "\n"));
+    if (std::fgets(buf, sizeof buf, p)) commit += "-dirty";
     pclose(p);
   }
   char date[32];
   std::time_t t = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return {{"date", date}, {"git_commit", commit}, {"nproc", std::thread::hardware_concurrency()},
-          {"kernel", std::string(u.sysname) + " " + u.release},
-          {"libzmq", std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch)},
-          {"compiler", __VERSION__}, {"build_type", ZKIT_BUILD_TYPE},
-          {"load_average_at_start", one + " " + five}};
+  return {
+      {"date", date},
+      {"git_commit", commit},
+      {"nproc", std::thread::hardware_concurrency()},
+      {"kernel", std::string(u.sysname) + " " + u.release},
+      {"libzmq", std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch)},
+      {"compiler", __VERSION__},
+      {"build_type", ZKIT_BUILD_TYPE},
+      {"load_average_at_start", one + " " + five}};
 }
 
 int run_all(const Config& c, const std::vector<Row>& table, const std::string& sections,
             const std::string& json_path) {
-  Json doc = {{"benchmark", "throughput"}, {"machine", machine()},
-              {"config", {{"transport", "tcp://127.0.0.1, one context per end"},
-                          {"duration_ms", c.duration.count()}, {"warmup_ms", c.warmup.count()},
-                          {"repeats", c.repeats}, {"latency_count", c.latency_count},
-                          {"latency_rate", c.latency_rate}, {"saturation_ms", c.saturation.count()},
-                          {"quick", c.quick}}},
+  Json doc = {{"benchmark", "throughput"},
+              {"machine", machine()},
+              {"config",
+               {{"transport", "tcp://127.0.0.1, one context per end"},
+                {"duration_ms", c.duration.count()},
+                {"warmup_ms", c.warmup.count()},
+                {"repeats", c.repeats},
+                {"latency_count", c.latency_count},
+                {"latency_rate", c.latency_rate},
+                {"saturation_ms", c.saturation.count()},
+                {"quick", c.quick}}},
               {"rows", Json::array()}};
   std::printf("throughput_bench: %s, %d ms runs after %d ms warm-up, median of %d, commit %s\n",
               c.quick ? "quick run (figures only, no verdicts)" : "full run",
@@ -565,10 +618,12 @@ int run_all(const Config& c, const std::vector<Row>& table, const std::string& s
   std::vector<std::string> verdicts;
   auto started = Clock::now();
   for (const Row& row : table) {
-    if (sections != "all" && ("," + sections + ",").find("," + row.section + ",") == std::string::npos) {
+    if (sections != "all" &&
+        ("," + sections + ",").find("," + row.section + ",") == std::string::npos) {
       continue;
     }
-    if (row.section != section) std::printf("\n== %s (%s)\n", (section = row.section).c_str(), unit(row.shape));
+    if (row.section != section)
+      std::printf("\n== %s (%s)\n", (section = row.section).c_str(), unit(row.shape));
     std::vector<Figure> base, zkit;
     for (int i = 0; i < c.repeats; ++i) {  // interleaved, so drift hits both alike
       base.push_back(run(c, row, row.base));
@@ -578,23 +633,29 @@ int run_all(const Config& c, const std::vector<Row>& table, const std::string& s
     bool failed = !b.error.empty() || !z.error.empty();
     ok &= !failed;
     double ratio = b.value > 0 ? z.value / b.value : 0;
-    std::printf("%-24s %-44s %-44s %6.2fx\n", label(row).c_str(), cell(row.base, b, row.shape).c_str(),
-                cell(row.zkit, z, row.shape).c_str(), ratio);
-    Json j = {{"section", row.section}, {"label", label(row)}, {"size", row.size},
-              {"unit", unit(row.shape)}, {"baseline", side_json(row.base, b, base)},
-              {"zkit", side_json(row.zkit, z, zkit)}, {"ratio", ratio}};
+    std::printf("%-24s %-44s %-44s %6.2fx\n", label(row).c_str(),
+                cell(row.base, b, row.shape).c_str(), cell(row.zkit, z, row.shape).c_str(), ratio);
+    Json j = {{"section", row.section},
+              {"label", label(row)},
+              {"size", row.size},
+              {"unit", unit(row.shape)},
+              {"baseline", side_json(row.base, b, base)},
+              {"zkit", side_json(row.zkit, z, zkit)},
+              {"ratio", ratio}};
     if (row.goal.ratio > 0) {
       char target_text[16];
-      std::snprintf(target_text, sizeof target_text, "%s %.2fx", row.goal.at_least ? ">=" : "<=",
-                    row.goal.ratio);
+      std::snprintf(target_text, sizeof target_text, "%s %.2fx",
+                    row.goal.at_least ? ">=" : "<=", row.goal.ratio);
       std::string target = target_text;
       j["target"] = target;
       if (!c.quick) {
-        bool met = !failed && (row.goal.at_least ? ratio >= row.goal.ratio : ratio <= row.goal.ratio);
+        bool met =
+            !failed && (row.goal.at_least ? ratio >= row.goal.ratio : ratio <= row.goal.ratio);
         j["met"] = met;
         char line[160];
-        std::snprintf(line, sizeof line, "%s %s, %s: %.2fx (target %s): %s", row.section.c_str(),
-                      label(row).c_str(), row.zkit.name, ratio, target.c_str(), met ? "met" : "NOT met");
+        std::snprintf(line, sizeof line, "%s %s, %s: %.3fx (target %s): %s", row.section.c_str(),
+                      label(row).c_str(), row.zkit.name, ratio, target.c_str(),
+                      met ? "met" : "NOT met");
         verdicts.push_back(line);
       }
     }
@@ -654,8 +715,9 @@ int main(int argc, char** argv) {
     if (vm.count("tune")) sections += ",tune";
     if (c.repeats < 1 || duration < 1 || warmup < 1 || c.latency_count < 1 || c.latency_rate < 1 ||
         saturation < 1) {
-      throw std::invalid_argument("--repeats, --duration-ms, --warmup-ms, --latency-count, "
-                                  "--latency-rate and --saturation-ms must be positive");
+      throw std::invalid_argument(
+          "--repeats, --duration-ms, --warmup-ms, --latency-count, "
+          "--latency-rate and --saturation-ms must be positive");
     }
   } catch (const std::exception& e) {
     std::cerr << "throughput_bench: " << e.what() << "\n";
