@@ -11,6 +11,16 @@ if(ZKIT_SANITIZE)
                                                     -fno-sanitize-recover=undefined)
   target_link_options(zkit_build_flags INTERFACE -fsanitize=address,undefined)
 endif()
+# ZKIT_FUZZ: every zkit target carries libFuzzer's coverage instrumentation and the sanitizers, so
+# the fuzzers (tests/fuzz) link zkit::core as it is; only they link libFuzzer's main.
+if(ZKIT_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "ZKIT_FUZZ needs clang++ (configure with CXX=clang++; scripts/fuzz.sh does)")
+  endif()
+  target_compile_options(zkit_build_flags INTERFACE -fsanitize=fuzzer-no-link,address,undefined
+                                                    -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  target_link_options(zkit_build_flags INTERFACE -fsanitize=address,undefined)
+endif()
 
 # zkit_library(NAME <target> ALIAS <zkit::x> SOURCES ... PUBLIC_LIBS ... PRIVATE_LIBS ...)
 # Headers live in ${CMAKE_CURRENT_SOURCE_DIR}/include, sources in src/.
@@ -26,6 +36,7 @@ function(zkit_library)
   string(REPLACE "zkit::" "" export_name ${Z_ALIAS})
   set_target_properties(${Z_NAME} PROPERTIES EXPORT_NAME ${export_name} POSITION_INDEPENDENT_CODE ON)
   set_property(GLOBAL APPEND PROPERTY ZKIT_EXPORTED_TARGETS ${Z_NAME})
+  set_property(GLOBAL APPEND PROPERTY ZKIT_PUBLIC_HEADER_DIRS ${CMAKE_CURRENT_SOURCE_DIR}/include)
 endfunction()
 
 # zkit_test(<name> SOURCES ... LIBS ... [TIMEOUT s] [LABELS ...])

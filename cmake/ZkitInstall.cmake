@@ -8,10 +8,9 @@ install(TARGETS ${zkit_targets} EXPORT zkitTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-foreach(dir lib patterns devices devices/spool devices/node)
-  if(EXISTS ${PROJECT_SOURCE_DIR}/${dir}/include)
-    install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-  endif()
+get_property(zkit_header_dirs GLOBAL PROPERTY ZKIT_PUBLIC_HEADER_DIRS)  # one per zkit_library
+foreach(dir IN LISTS zkit_header_dirs)
+  install(DIRECTORY ${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 endforeach()
 install(EXPORT zkitTargets NAMESPACE zkit:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/zkit)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/zkitConfig.cmake.in

@@ -1,6 +1,6 @@
 // Test helpers for tests that run programs: a child process started with posix_spawn (stdin from
-// a file, stdout and stderr to files), stopped by its pid with bounded waits; and a temporary
-// directory removed at the end.
+// a file, stdout and stderr to files), stopped by its pid with bounded waits; TempDir comes from
+// temp_dir.hpp.
 #pragma once
 
 #include <fcntl.h>
@@ -20,29 +20,11 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 extern char** environ;
 
 namespace zkit::test {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "zkit-test-XXXXXX").string();
-    if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string ipc(const std::string& name) const { return "ipc://" + file(name); }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path);
