@@ -2,10 +2,12 @@
 // next_deadline() drive both ends from one zmq::poll, connect() returns the endpoint, close()
 // reports, moved-from objects throw, full backlogs report, Delivery::peer_key, trusted send_batch.
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "link_harness.hpp"
@@ -230,4 +232,31 @@ TEST_CASE("Delivery::peer_key is the sender's CURVE key under ZAP, empty without
   std::sort(keys.begin(), keys.end());
   CHECK(keys[0].empty());
   CHECK(keys[1] == client_pub);
+}
+
+TEST_CASE("stop() from another thread ends a run() or poll_once(-1) waiting with no traffic",
+          "[reliable][run]") {
+  zmq::context_t ctx;
+  ReliableReceiver receiver(ctx, fast_receiver());
+  receiver.bind("tcp://127.0.0.1:*");
+  auto nothing = [](Delivery&) { FAIL("no traffic expected"); };
+  for (int round = 0; round < 2; ++round) {
+    std::atomic<bool> started{false};
+    std::atomic<bool> returned{false};
+    std::thread waiter([&] {
+      started = true;
+      if (round == 0) {
+        receiver.run(nothing);
+      } else {
+        receiver.poll_once(nothing, milliseconds(-1));  // no timeout: only stop() ends it
+      }
+      returned = true;
+    });
+    while (!started) std::this_thread::yield();
+    receiver.stop();  // before or during the wait: either way the call returns
+    waiter.join();
+    CHECK(returned);
+  }
+  // The request was consumed: a later poll waits for its timeout again, and returns.
+  CHECK(receiver.poll_once(nothing, milliseconds(1)) == 0);
 }
