@@ -154,22 +154,36 @@ struct ReliableReceiver::State {
     for (std::size_t i = 0; i < drop; ++i) producers.erase(seen[i].second);
   }
 
-  // Makes room for one more session: the longest-silent one goes (dead ones are the silent ones).
-  void evict_session() {
-    auto oldest = sessions.begin();
+  // Makes room for one more session: the longest-silent of the dead sessions that hold nothing
+  // unacknowledged goes. A session that is alive, or whose batches the application holds (manual
+  // mode) or that waits for a duplicate's original, is never forgotten: its acks would be lost,
+  // and a peer opening sessions could take other peers' data down with it. False: none can go.
+  bool evict_session(Clock::time_point now) {
+    auto victim = sessions.end();
     for (auto it = sessions.begin(); it != sessions.end(); ++it) {
-      if (it->second.sender.last_heard < oldest->second.sender.last_heard) oldest = it;
+      const Session& s = it->second;
+      if (!s.pending.empty() || s.sender.alive(now, o.heartbeat_timeout)) continue;
+      if (victim == sessions.end() || s.sender.last_heard < victim->second.sender.last_heard) {
+        victim = it;
+      }
     }
-    for (const Pending& p : oldest->second.pending) {
-      if (p.kind == Kind::kDuplicate) --waiting_duplicates;
-    }
-    sessions.erase(oldest);
+    if (victim == sessions.end()) return false;
+    sessions.erase(victim);
+    ++st.sessions_evicted;
+    return true;
   }
 
   void on_hello(const std::string& rid, const LinkMessage& m, Clock::time_point now) {
     auto it = sessions.find(m.session);
     if (it == sessions.end()) {
-      if (sessions.size() >= o.max_sessions) evict_session();
+      if (sessions.size() >= o.max_sessions && !evict_session(now)) {
+        // The table is full of live or busy sessions: the newcomer waits (its HELLO retries)
+        // rather than anyone losing state.
+        send_to(rid, MessageType::kReset, m.session, 0, 0);
+        ++st.resets_sent;
+        ++st.sessions_refused;
+        return;
+      }
       it = sessions.try_emplace(m.session).first;
       Session& s = it->second;
       s.received = s.acked = s.app_acked = s.credit = m.seq;

@@ -51,8 +51,7 @@ std::string curve_public(const std::string& secret) {
 
 }  // namespace
 
-TEST_CASE("One poll over poll_item() and next_deadline() drives a whole link",
-          "[reliable][poll]") {
+TEST_CASE("One poll over poll_item() and next_deadline() drives a whole link", "[reliable][poll]") {
   zmq::context_t ctx;
   ReliableReceiverOptions ro = fast_receiver();
   ro.manual_ack = true;
@@ -106,8 +105,8 @@ TEST_CASE("A bound sender with no peer asks for POLLOUT instead of retrying on a
   CHECK(receiver.connect(ep) == ep);
   Sink sink;
   auto handler = sink.handler();
-  REQUIRE(drive([&] { return sender.connected(); },
-                [&] { poll_both(sender, receiver, handler); }, 2000));
+  REQUIRE(drive([&] { return sender.connected(); }, [&] { poll_both(sender, receiver, handler); },
+                2000));
   CHECK((sender.poll_item().events & ZMQ_POLLOUT) == 0);
   CHECK(sender.stats().hellos >= 1);
 }
@@ -181,8 +180,8 @@ TEST_CASE("A trusted send_batch is not peeked: its ack names the ids the caller 
   REQUIRE(sender.send_batch(one_batch(31, 5, "0:0"), 1000, 31, 5).is_ok());
   Sink sink;
   auto handler = sink.handler();
-  REQUIRE(drive([&] { return acked.size() == 1; },
-                [&] { poll_both(sender, receiver, handler); }, 2000));
+  REQUIRE(drive([&] { return acked.size() == 1; }, [&] { poll_both(sender, receiver, handler); },
+                2000));
   CHECK(acked[0].id == 1000);
   CHECK(acked[0].producer_id == 31);
   CHECK(acked[0].seq == 5);
