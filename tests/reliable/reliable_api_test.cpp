@@ -111,7 +111,7 @@ TEST_CASE("A bound sender with no peer asks for POLLOUT instead of retrying on a
   CHECK(sender.stats().hellos >= 1);
 }
 
-TEST_CASE("A moved-from sender or receiver throws std::logic_error; close() is a no-op",
+TEST_CASE("A moved-from sender or receiver throws std::logic_error, and close() is a no-op",
           "[reliable][api]") {
   zmq::context_t ctx;
   ReliableSender a(ctx, fast_sender());

@@ -138,7 +138,7 @@ TEST_CASE("ack() of a session the receiver does not know is counted, never throw
   CHECK(receiver.stats().acks_for_forgotten_sessions == 1);
 }
 
-TEST_CASE("A flood of live sessions is refused; a live session keeps its place",
+TEST_CASE("A flood of live sessions is refused and a live session keeps its place",
           "[reliable][sessions]") {
   zmq::context_t ctx;
   ReliableReceiverOptions ro = fast_receiver();
