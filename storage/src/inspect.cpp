@@ -121,26 +121,41 @@ std::string hex_of(std::span<const std::byte> b, std::size_t max) {
   return s;
 }
 
-bool is_utf8_text(std::span<const std::byte> b) {
-  std::size_t i = 0;
-  while (i < b.size()) {
-    auto c = std::to_integer<unsigned char>(b[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (len == 0 || i + len > b.size()) return false;
-    if (len == 1 && c < 0x20 && c != '\n' && c != '\t') return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((std::to_integer<unsigned char>(b[i + k]) >> 6) != 2) return false;
-    }
-    i += len;
+// A message as a JSON string when it is UTF-8, else {"hex": ...}. The JSON library decides what
+// UTF-8 is (overlong forms and surrogates are not), as `zkit recv` does.
+nlohmann::json payload_json(std::span<const std::byte> m) {
+  nlohmann::json text = std::string(reinterpret_cast<const char*>(m.data()), m.size());
+  try {
+    (void)text.dump();
+    return text;
+  } catch (const nlohmann::json::type_error&) {  // 316: invalid UTF-8
+    return {{"hex", hex_of(m, 0)}};
   }
-  return true;
+}
+
+// Whether dir looks like a spool: a segment file, CURSOR, PRODUCERS or LOCK (Store::open makes
+// LOCK and the first segment at once). A directory with none of them is another directory given by
+// mistake, not an empty spool.
+Status check_spool_dir(Env& env, const std::string& dir) {
+  if (!env.exists(dir)) return Status::not_found("spool directory " + dir + " does not exist");
+  auto names = env.list_dir(dir);
+  if (!names) return names.status();
+  for (const auto& n : names.value()) {
+    if (files::parse_segment_name(n) || n == format::kCursorName || n == format::kLockName ||
+        n == format::kProducersName) {
+      return {};
+    }
+  }
+  return Status::invalid_argument(dir + " is not a spool directory (no segment file, " +
+                                  format::kCursorName + ", " + format::kProducersName + " or " +
+                                  format::kLockName + ")");
 }
 
 }  // namespace
 
 Result<VerifyReport> verify(const std::string& dir, Env* env_in) {
   Env& env = env_in ? *env_in : Env::posix();
-  if (!env.exists(dir)) return Status::not_found("spool directory " + dir + " does not exist");
+  if (Status s = check_spool_dir(env, dir); !s) return s;
   VerifyReport report;
   auto cursor = files::read_cursor(env, dir);
   if (cursor) {
@@ -211,7 +226,7 @@ void print(const VerifyReport& r, std::ostream& out) {
 
 Status dump(const std::string& dir, std::ostream& out, const DumpOptions& opt, Env* env_in) {
   Env& env = env_in ? *env_in : Env::posix();
-  if (!env.exists(dir)) return Status::not_found("spool directory " + dir + " does not exist");
+  if (Status s = check_spool_dir(env, dir); !s) return s;
   using P = DumpOptions::Payloads;
   return scan(
       env, dir,
@@ -246,17 +261,12 @@ Status dump(const std::string& dir, std::ostream& out, const DumpOptions& opt, E
               j["error"] = batch.status().to_string();
             } else {
               nlohmann::json list = nlohmann::json::array();
-              for (auto m : batch.value()) {
-                if (is_utf8_text(m)) {
-                  list.push_back(std::string(reinterpret_cast<const char*>(m.data()), m.size()));
-                } else {
-                  list.push_back({{"hex", hex_of(m, 0)}});
-                }
-              }
+              for (auto m : batch.value()) list.push_back(payload_json(m));
               j["payloads"] = list;
             }
           }
-          out << j.dump() << "\n";
+          // Every string in j is UTF-8 by now; replace guards the line against one that is not.
+          out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
           return;
         }
         out << r.file << "@" << r.offset;
@@ -287,7 +297,7 @@ Status dump(const std::string& dir, std::ostream& out, const DumpOptions& opt, E
         if (opt.payloads == P::kJson) {
           out << nlohmann::json{{"file", c.file}, {"offset", c.offset}, {"corrupt_bytes", c.bytes},
                                 {"reason", c.reason}}
-                     .dump()
+                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
         } else {
           out << c.file << "@" << c.offset << " CORRUPT " << c.bytes << " bytes: " << c.reason << "\n";
