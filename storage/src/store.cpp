@@ -15,6 +15,7 @@
 #include "log_format.hpp"
 #include "segment_files.hpp"
 #include "zkit/envelope.hpp"
+#include "zkit/json.hpp"
 
 namespace zkit::spool {
 
@@ -57,6 +58,25 @@ Result<WhenFull> parse_when_full(std::string_view text) {
   if (text == "drop-oldest" || text == "drop_oldest") return WhenFull::kDropOldest;
   return Status::invalid_argument("bad when-full policy '" + std::string(text) +
                                   "' (expected block or drop-oldest)");
+}
+
+std::string Stats::to_json() const {
+  JsonWriter w;
+  w.begin_object();
+  w.field("accepted", accepted).field("stored", stored).field("stored_messages", stored_messages);
+  w.field("duplicates", duplicates).field("seq_restarts", seq_restarts);
+  w.field("producers", producers).field("producers_forgotten", producers_forgotten);
+  w.field("rejected_full", rejected_full).field("forwarded", forwarded).field("acked", acked);
+  w.field("acked_messages", acked_messages).field("backlog_batches", backlog_batches);
+  w.field("backlog_messages", backlog_messages).field("backlog_bytes", backlog_bytes);
+  w.field("oldest_age_ms", oldest_age_ms).field("segments", segments);
+  w.field("disk_bytes", disk_bytes).field("disk_free_bytes", disk_free_bytes);
+  w.field("fsyncs", fsyncs).field("fsync_ns_total", fsync_ns_total);
+  w.field("fsync_ns_max", fsync_ns_max).field("corrupt_skipped", corrupt_skipped);
+  w.field("dropped_batches", dropped_batches).field("dropped_messages", dropped_messages);
+  w.field("io_errors", io_errors).field("full", full);
+  w.end_object();
+  return std::move(w).str();
 }
 
 namespace {

@@ -162,6 +162,9 @@ struct Stats {
   std::uint64_t dropped_messages = 0;
   std::uint64_t io_errors = 0;         // failed writes, syncs, creates
   bool full = false;                   // the block policy refuses appends
+
+  // One flat JSON object, a member per field under the field's name (zkit::JsonWriter).
+  std::string to_json() const;
 };
 
 // Move-only handle; one thread at a time. Methods block on disk I/O (commit() on fsync).
