@@ -92,6 +92,38 @@ Status scan(Env& env, const std::string& dir, const std::function<void(const Rec
   return {};
 }
 
+// The PRODUCERS file's damage (a bad header, corrupt or foreign records); a torn tail is none.
+void check_producers_file(Env& env, const std::string& dir,
+                          const std::function<void(const CorruptRecord&)>& on_corrupt) {
+  const std::string name = format::kProducersName;
+  const std::string path = dir + "/" + name;
+  if (!env.exists(path)) return;
+  auto size = env.file_size(path);
+  auto file = size ? env.open_readable(path) : Result<std::unique_ptr<RandomAccessFile>>(size.status());
+  if (!file) return on_corrupt({name, 0, 0, file.status().to_string()});
+  std::vector<std::byte> header(format::kSegmentHeaderSize);
+  auto n = file.value()->read(0, header);
+  header.resize(n ? n.value() : 0);
+  auto hdr = log::decode_segment_header(header);
+  if (!hdr || hdr.value() != 0) {
+    return on_corrupt({name, 0, size.value(), hdr ? "header names segment " +
+                       std::to_string(hdr.value()) : hdr.status().message()});
+  }
+  log::Reader reader(*file.value(), format::kSegmentHeaderSize, size.value(),
+                     [&](const log::Corruption& c) { on_corrupt({name, c.offset, c.bytes, c.reason}); });
+  std::span<const std::byte> rec;
+  while (true) {
+    auto got = reader.next(rec);
+    if (!got) return on_corrupt({name, reader.record_end(), 0, got.status().to_string()});
+    if (!got.value()) return;
+    auto v = log::decode_record(rec);
+    if (!v || !v.value().is_producers()) {
+      on_corrupt({name, reader.record_offset(), reader.record_end() - reader.record_offset(),
+                  v ? "not a producers record" : v.status().message()});
+    }
+  }
+}
+
 std::string text_of(std::span<const std::byte> b, std::size_t max) {
   std::string s;
   std::size_t n = max == 0 ? b.size() : std::min(b.size(), max);
@@ -185,6 +217,7 @@ Result<VerifyReport> verify(const std::string& dir, Env* env_in) {
       [&](const CorruptRecord& c) { report.corrupt.push_back(c); },
       [&](const VerifyReport::SegmentInfo& i) { report.segments.push_back(i); });
   if (!s) return s;
+  check_producers_file(env, dir, [&](const CorruptRecord& c) { report.corrupt.push_back(c); });
   for (auto& [id, p] : backlog) report.backlog.push_back(p);
   auto names = env.list_dir(dir);
   if (!names) return names.status();

@@ -235,3 +235,28 @@ TEST_CASE("A directory that is not a spool is reported as not a spool", "[spool]
   CHECK(empty.value().clean());
   CHECK(empty.value().foreign == std::vector<std::string>{"notes.txt"});
 }
+
+TEST_CASE("Verify checks the PRODUCERS file too", "[spool][inspect]") {
+  TempDir dir;
+  {
+    Store store = open_store(options(dir.path()));
+    for (std::uint64_t p = 1; p <= 9; ++p) REQUIRE(store.append(frame(p, 1, 1, 20000)).is_ok());
+    require_ok(store.commit());
+    auto got = read_all(store);
+    require_ok(store.advance_cursor(got.back().next));  // deletes segments: PRODUCERS written
+    require_ok(store.close());
+  }
+  REQUIRE(std::filesystem::exists(dir.file("PRODUCERS")));
+  auto ok = zkit::spool::verify(dir.path());
+  REQUIRE(ok.is_ok());
+  CHECK(ok.value().clean());
+  CHECK(ok.value().foreign.empty());
+  Bytes b = read_file(dir.file("PRODUCERS"));
+  REQUIRE(b.size() > 60);
+  b[50] ^= std::byte{0x40};  // inside the first record
+  write_file(dir.file("PRODUCERS"), b);
+  auto bad = zkit::spool::verify(dir.path());
+  REQUIRE(bad.is_ok());
+  REQUIRE_FALSE(bad.value().clean());
+  CHECK(bad.value().corrupt[0].file == "PRODUCERS");
+}

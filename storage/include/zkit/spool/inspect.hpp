@@ -43,7 +43,7 @@ struct VerifyReport {
   bool clean() const noexcept { return corrupt.empty(); }
 };
 
-// Reads every segment and the cursor. Fails when dir cannot be listed (NotFound, IOError) or is
+// Reads every segment, the cursor and the PRODUCERS file. Fails when dir cannot be listed (NotFound, IOError) or is
 // not a spool directory: none of a segment file, CURSOR, PRODUCERS or LOCK in it (InvalidArgument
 // "... is not a spool directory ..."); damage inside is reported in the result. env: nullptr for
 // Env::posix().
