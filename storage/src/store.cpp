@@ -1163,7 +1163,11 @@ std::optional<Clock::time_point> Store::next_sync_due() const {
     due = i.last_sync + i.opt.fsync.interval;
   }
   if (i.cursor != i.persisted_cursor || i.pfile_stale) {  // a rate-limited or failed write
-    const auto at = i.last_cursor_write + i.opt.cursor_interval;
+    // A failing disk is retried at most every 100 ms, whatever cursor_interval, not in a spin.
+    const auto wait = i.failing ? std::max<std::chrono::milliseconds>(i.opt.cursor_interval,
+                                                                      std::chrono::milliseconds(100))
+                                : i.opt.cursor_interval;
+    const auto at = i.last_cursor_write + wait;
     due = due ? std::min(*due, at) : at;
   }
   return due;
