@@ -6,7 +6,7 @@
 // Typical use by the spool node (one thread owns the Store):
 //   auto store = Store::open(options);           // recovers: torn tail cut, corrupt records skipped
 //   // upstream: for every batch frame received in one poll round
-//   auto r = store->append(frame);               // kStored or kDuplicate, with a ticket
+//   auto r = store->append(frame, meta);         // kStored or kDuplicate, with a ticket
 //   //   LimitExceeded: full (block), stop granting credit until full() is false again
 //   //   IOError: not stored, nothing acked; retry later (commit() repairs the segment)
 //   store->commit();                             // one fsync covers every append before it
@@ -85,11 +85,23 @@ struct Options {
   // may then resend up to this much already-acknowledged data downstream, where (producer, seq)
   // suppresses it. close() always writes it.
   std::chrono::milliseconds cursor_interval{200};
+  // Duplicate suppression (docs/spool.md, "Duplicates"): the highest seq stored per (scope,
+  // producer) is kept for at most max_producers pairs; a new pair beyond that makes the store
+  // forget the longest-unseen one (Stats::producers_forgotten). A batch is a duplicate only if
+  // highest - duplicate_window < seq <= highest; a seq further below restarts the producer's
+  // sequence (stored, Stats::seq_restarts). A sender's resends after its restart are at most its
+  // backlog, so the window need not be larger than that.
+  std::size_t max_producers = 65536;
+  std::uint64_t duplicate_window = 65536;  // batches
   bool create_if_missing = true;  // create dir when missing (else NotFound)
   Env* env = nullptr;             // nullptr: Env::posix(); must outlive the Store
   Reporter reporter;              // corrupt records found on open or while reading;
                                   // empty: logged with spdlog at warning level
 };
+
+// RecordMeta::scope of frames that are never suppressed as duplicates and never update the
+// producer table (the node's --pull frames: unauthenticated and unacknowledged).
+inline constexpr std::uint64_t kNoDedupe = ~std::uint64_t{0};
 
 // What recovery needs about a batch besides its frame. append(frame) fills it from the envelope.
 struct RecordMeta {
@@ -97,13 +109,17 @@ struct RecordMeta {
   std::uint64_t seq = 0;
   std::uint64_t arrival_ns = 0;      // unix ns when the spool received the batch
   std::uint32_t message_count = 0;  // messages in the batch
+  // Duplicate suppression is per (scope, producer_id): 0 for unauthenticated peers, a hash of
+  // the peer's CURVE key otherwise, kNoDedupe for frames never suppressed. Stored with the record.
+  std::uint64_t scope = 0;
 };
 
 struct AppendResult {
   enum class Outcome {
     kStored,     // appended; acknowledge once committed_ticket() >= ticket
-    kDuplicate,  // seq <= highest_seq(producer): not stored again; acknowledge (again) once
-                 // committed_ticket() >= ticket, which covers the earlier copy
+    kDuplicate,  // highest - duplicate_window < seq <= highest_seq(producer, scope): not stored
+                 // again; acknowledge (again) once committed_ticket() >= ticket, which covers
+                 // the earlier copy
   };
   Outcome outcome = Outcome::kStored;
   std::uint64_t ticket = 0;  // rises by one per stored record; a duplicate gets the latest one
@@ -123,6 +139,10 @@ struct Stats {
   std::uint64_t stored = 0;            // batches stored
   std::uint64_t stored_messages = 0;
   std::uint64_t duplicates = 0;        // batches not stored again
+  std::uint64_t seq_restarts = 0;      // stored with a seq more than duplicate_window below the
+                                       // producer's highest (a restarted or forged sequence)
+  std::uint64_t producers = 0;         // (scope, producer) pairs in the duplicate table
+  std::uint64_t producers_forgotten = 0;  // pairs forgotten at max_producers (longest unseen)
   std::uint64_t rejected_full = 0;     // appends refused by the block policy
   std::uint64_t forwarded = 0;         // batches handed out by read_next (resends included)
   std::uint64_t acked = 0;             // batches acknowledged downstream (advance_cursor)
@@ -132,7 +152,7 @@ struct Stats {
   std::uint64_t backlog_bytes = 0;     // frame bytes
   std::uint64_t oldest_age_ms = 0;     // age of the oldest unacknowledged batch; 0 when none
   std::uint64_t segments = 0;
-  std::uint64_t disk_bytes = 0;        // size of the segment files (with bytes not yet written)
+  std::uint64_t disk_bytes = 0;        // bytes of the segment files on disk (not the write buffer)
   std::uint64_t disk_free_bytes = 0;   // statvfs of the directory
   std::uint64_t fsyncs = 0;
   std::uint64_t fsync_ns_total = 0;
@@ -142,6 +162,9 @@ struct Stats {
   std::uint64_t dropped_messages = 0;
   std::uint64_t io_errors = 0;         // failed writes, syncs, creates
   bool full = false;                   // the block policy refuses appends
+
+  // One flat JSON object, a member per field under the field's name (zkit::JsonWriter).
+  std::string to_json() const;
 };
 
 // Move-only handle; one thread at a time. Methods block on disk I/O (commit() on fsync).
@@ -152,7 +175,7 @@ class Store {
  public:
   // Opens or creates the spool in options.dir and recovers it: a torn tail of the last segment
   // is cut, corrupt records are skipped and reported, the cursor, each producer's highest
-  // stored seq and the backlog counts are rebuilt from the files. The directory is locked
+  // stored seq (from the segments and the PRODUCERS file) and the backlog counts are rebuilt. The directory is locked
   // (dir/LOCK, flock) until close(): a second Store on it fails with IOError. Fails (NotFound,
   // IOError, InvalidArgument) only when the directory cannot be used at all.
   static Result<Store> open(Options options);
@@ -163,9 +186,14 @@ class Store {
   Store& operator=(const Store&) = delete;
   ~Store();  // close(), errors logged
 
-  // Appends a received batch frame; producer_id, seq and the message count come from its
-  // envelope header (zkit::envelope::peek), arrival_ns is now. The bytes are copied; the record
-  // is durable only after commit().
+  // Appends a received batch frame. The bytes are copied; the record is durable only after
+  // commit(). Errors besides IOError/LimitExceeded: none; the frame itself is not examined.
+  //
+  // append(frame, meta) is the node's path: it trusts meta (the caller validated the frame when
+  // it decoded it) and never reads the frame. append(frame) is for tools and tests: it parses
+  // the frame once — envelope::peek for an uncompressed batch, envelope::decode for a compressed
+  // one, whose message count is known only after decompression — with arrival_ns now, scope 0,
+  // and returns the codec's Corruption/Unsupported/LimitExceeded for a frame that is not a batch.
   Result<AppendResult> append(std::span<const std::byte> frame);
   Result<AppendResult> append(std::span<const std::byte> frame, const RecordMeta& meta);
 
@@ -173,10 +201,15 @@ class Store {
   // syncs it (always: fdatasync every commit; interval: when the interval has passed since the
   // last sync; never: not at all). On success committed_ticket() == appended_ticket(). On
   // IOError nothing new is committed and the appended records stay pending: call again later.
+  // When a write fails and the active segment holds committed records, the pending records move
+  // to a new segment, so that acknowledging the old one frees its space (a disk smaller than a
+  // segment is left once the reader caught up); AppendResult::position of a moved record is then
+  // stale (its ticket is not).
   Status commit();
   std::uint64_t appended_ticket() const noexcept;
   std::uint64_t committed_ticket() const noexcept;
-  // For the interval policy: when commit() should next be called even without new appends.
+  // When commit() should next be called even without new appends: the interval policy's sync, a
+  // cursor write that was rate-limited or failed, a PRODUCERS file write that failed.
   std::optional<std::chrono::steady_clock::time_point> next_sync_due() const;
 
   // The next committed batch after the last one read (starting at the cursor), or nullopt when
@@ -187,15 +220,16 @@ class Store {
 
   // The downstream acknowledged every record before `next` (a StoredRecord::next). Moves the
   // cursor, deletes fully acknowledged segment files, and persists the cursor (rate-limited by
-  // cursor_interval). Stale positions are ignored; a position beyond what was read throws
+  // cursor_interval). When the store is full or the disk failing and everything is acknowledged,
+  // the active segment itself is rolled and deleted. Stale positions are ignored; a position beyond what was read throws
   // std::invalid_argument.
   Status advance_cursor(Position next);
   Position cursor() const noexcept;
   // Writes the cursor file now (temp file, sync, rename, directory sync).
   Status persist_cursor();
 
-  // The highest seq stored from producer (nullopt: none known).
-  std::optional<std::uint64_t> highest_seq(std::uint64_t producer_id) const;
+  // The highest seq stored from producer in scope (nullopt: none known, or forgotten).
+  std::optional<std::uint64_t> highest_seq(std::uint64_t producer_id, std::uint64_t scope = 0) const;
 
   // True while the block policy refuses appends; re-evaluated on each call, so it turns false
   // once acknowledgements (or time, for drop-oldest) made room for the refused batch.

@@ -8,12 +8,14 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <list>
 #include <unordered_map>
 
 #include "log.hpp"
 #include "log_format.hpp"
 #include "segment_files.hpp"
 #include "zkit/envelope.hpp"
+#include "zkit/json.hpp"
 
 namespace zkit::spool {
 
@@ -58,6 +60,25 @@ Result<WhenFull> parse_when_full(std::string_view text) {
                                   "' (expected block or drop-oldest)");
 }
 
+std::string Stats::to_json() const {
+  JsonWriter w;
+  w.begin_object();
+  w.field("accepted", accepted).field("stored", stored).field("stored_messages", stored_messages);
+  w.field("duplicates", duplicates).field("seq_restarts", seq_restarts);
+  w.field("producers", producers).field("producers_forgotten", producers_forgotten);
+  w.field("rejected_full", rejected_full).field("forwarded", forwarded).field("acked", acked);
+  w.field("acked_messages", acked_messages).field("backlog_batches", backlog_batches);
+  w.field("backlog_messages", backlog_messages).field("backlog_bytes", backlog_bytes);
+  w.field("oldest_age_ms", oldest_age_ms).field("segments", segments);
+  w.field("disk_bytes", disk_bytes).field("disk_free_bytes", disk_free_bytes);
+  w.field("fsyncs", fsyncs).field("fsync_ns_total", fsync_ns_total);
+  w.field("fsync_ns_max", fsync_ns_max).field("corrupt_skipped", corrupt_skipped);
+  w.field("dropped_batches", dropped_batches).field("dropped_messages", dropped_messages);
+  w.field("io_errors", io_errors).field("full", full);
+  w.end_object();
+  return std::move(w).str();
+}
+
 namespace {
 
 std::uint64_t now_ns() { return envelope::unix_now_ns(); }
@@ -78,6 +99,99 @@ struct InFlight {
   std::uint32_t messages;
   std::uint64_t bytes;
   std::uint64_t arrival;
+};
+
+struct ProducerKey {
+  std::uint64_t scope = 0;
+  std::uint64_t producer = 0;
+  bool operator==(const ProducerKey&) const = default;
+};
+struct ProducerKeyHash {
+  std::size_t operator()(const ProducerKey& k) const noexcept {
+    return std::hash<std::uint64_t>{}(k.producer * 0x9e3779b97f4a7c15ull ^ k.scope);
+  }
+};
+
+// The highest seq stored per (scope, producer), at most `max` entries: a new one beyond that makes
+// the store forget the longest-unseen one (peers choose producer ids, so the table must be bounded).
+// Each entry remembers where its last mention is on disk: a segment, or 0 for the PRODUCERS file.
+class ProducerTable {
+ public:
+  struct Entry {
+    std::uint64_t seq = 0;
+    std::uint64_t segment = 0;  // 0: held by the PRODUCERS file
+    std::list<ProducerKey>::iterator age;
+  };
+  std::size_t max = 65536;
+  std::uint64_t forgotten = 0;
+
+  const Entry* find(const ProducerKey& k) const {
+    auto it = map_.find(k);
+    return it == map_.end() ? nullptr : &it->second;
+  }
+  // k's highest seq is now seq, last written in segment; k becomes the most recently seen.
+  void set(const ProducerKey& k, std::uint64_t seq, std::uint64_t segment) {
+    auto [it, fresh] = map_.try_emplace(k);
+    if (fresh) {
+      order_.push_front(k);
+      it->second.age = order_.begin();
+    } else {
+      order_.splice(order_.begin(), order_, it->second.age);
+    }
+    it->second.seq = seq;
+    it->second.segment = segment;
+    while (map_.size() > max) {
+      map_.erase(order_.back());
+      order_.pop_back();
+      ++forgotten;
+    }
+  }
+  // The entries last written in segments before `below`: they are now held by the PRODUCERS file
+  // alone. `idle` gets the number of entries the file holds afterwards.
+  std::vector<log::ProducerEntry> retire(std::uint64_t below, std::size_t& idle) {
+    std::vector<log::ProducerEntry> out;
+    idle = 0;
+    for (auto& [k, e] : map_) {
+      if (e.segment != 0 && e.segment < below) {
+        out.push_back({k.scope, k.producer, e.seq});
+        e.segment = 0;
+      }
+      if (e.segment == 0) ++idle;
+    }
+    return out;
+  }
+  std::vector<log::ProducerEntry> idle() const {
+    std::vector<log::ProducerEntry> out;
+    for (const auto& [k, e] : map_) {
+      if (e.segment == 0) out.push_back({k.scope, k.producer, e.seq});
+    }
+    return out;
+  }
+  std::size_t size() const noexcept { return map_.size(); }
+
+ private:
+  std::unordered_map<ProducerKey, Entry, ProducerKeyHash> map_;
+  std::list<ProducerKey> order_;  // most recently seen first
+};
+
+// A RandomAccessFile over bytes in memory (the PRODUCERS file read at open, pending records).
+class MemoryFile final : public RandomAccessFile {
+ public:
+  // The bytes of `data` sit at file offset `base`; the bytes before base read as zeros.
+  MemoryFile(std::span<const std::byte> data, std::uint64_t base) : data_(data), base_(base) {}
+  Result<std::size_t> read(std::uint64_t offset, std::span<std::byte> out) override {
+    const std::uint64_t end = base_ + data_.size();
+    if (offset >= end) return std::size_t{0};
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), end - offset));
+    for (std::size_t i = 0; i < n; ++i) {
+      out[i] = offset + i < base_ ? std::byte{0} : data_[offset + i - base_];
+    }
+    return n;
+  }
+
+ private:
+  std::span<const std::byte> data_;
+  std::uint64_t base_;
 };
 
 }  // namespace
@@ -102,11 +216,14 @@ struct Store::Impl {
   std::uint64_t appended = 0;       // tickets
   std::uint64_t committed = 0;
 
-  std::unordered_map<std::uint64_t, std::uint64_t> producers;
+  ProducerTable producers;
+  std::unique_ptr<WritableFile> pfile;  // PRODUCERS, open for appends once written
+  log::Writer pwriter{0};
+  bool pfile_stale = false;             // an append failed: rewrite it whole at the next chance
 
   Position cursor;
   Position persisted_cursor;
-  Clock::time_point last_cursor_write{};
+  Clock::time_point last_cursor_write{};  // the last attempt, successful or not
   // Batches acknowledged in the segment of the last acknowledged one (the rest of it is backlog).
   std::uint64_t acked_segment = 0;
   std::uint64_t acked_in_segment = 0;
@@ -124,6 +241,7 @@ struct Store::Impl {
   std::deque<InFlight> inflight;    // read, not yet acknowledged, in log order
   Position highest_read;            // the furthest StoredRecord::next handed out
 
+  bool recycling = false;  // in recycle_acked_active (its roll commits, which writes the cursor)
   bool full_flag = false;
   std::uint64_t full_need = 0;
   bool closed = false;
@@ -139,7 +257,14 @@ struct Store::Impl {
     }
     return nullptr;
   }
+  // Segment bytes on disk: what the active segment has written, not its write buffer.
   std::uint64_t disk_bytes() const {
+    std::uint64_t total = 0;
+    for (const auto& s : segments) total += &s == &segments.back() ? written : s.size;
+    return total;
+  }
+  // What max_bytes limits: the segment files with the bytes appended but not yet written.
+  std::uint64_t reserved_bytes() const {
     std::uint64_t total = 0;
     for (const auto& s : segments) total += s.size;
     return total;
@@ -172,12 +297,17 @@ struct Store::Impl {
   Status recover_segment(std::uint64_t number, bool last);
   Status start_segment(std::uint64_t number);
   Status roll();
+  bool move_pending_to_new_segment();
+  bool recycle_acked_active();
   Status write_pending();
   Status sync_active();
   Status commit();
   Status write_cursor();
   Status maybe_write_cursor();
   Status delete_acked_segments();
+  Status read_producers_file();
+  Status rewrite_producers_file();
+  Status retire_producers(std::uint64_t below);
   Status drop_front_segment();
   Status make_room(std::uint64_t need);
   Status enforce_age(std::uint64_t now);
@@ -221,6 +351,7 @@ Status Store::Impl::open_dir() {
   }
   std::erase_if(numbers.value(), [&](std::uint64_t n) { return n < cursor.segment; });
 
+  if (Status s = read_producers_file(); !s) return s;
   for (std::size_t i = 0; i < numbers.value().size(); ++i) {
     const std::uint64_t number = numbers.value()[i];
     if (i > 0 && number != numbers.value()[i - 1] + 1) {
@@ -250,6 +381,100 @@ Status Store::Impl::open_dir() {
     if (Status s = write_cursor(); !s) return s;
   }
   read_pos = highest_read = cursor;
+  if (env->exists(opt.dir + "/" + format::kProducersName)) {
+    // Compacted once per open; a failure (a full disk) only postpones it: the old file stays.
+    if (Status s = rewrite_producers_file(); !s) pfile_stale = true;
+  }
+  return {};
+}
+
+// The PRODUCERS file: entries of producers whose segments were deleted (log_format.hpp). Damage
+// is reported and skipped like a segment's; the file is rewritten after recovery.
+Status Store::Impl::read_producers_file() {
+  const std::string path = opt.dir + "/" + format::kProducersName;
+  if (!env->exists(path)) return {};
+  auto size = env->file_size(path);
+  if (!size) return size.status();
+  auto file = env->open_readable(path);
+  if (!file) return file.status();
+  std::vector<std::byte> header(format::kSegmentHeaderSize);
+  auto n = file.value()->read(0, header);
+  if (!n) return n.status();
+  header.resize(n.value());
+  auto hdr = log::decode_segment_header(header);
+  if (!hdr || hdr.value() != 0) {
+    report(format::kProducersName, {0, size.value(), "bad header; file ignored"});
+    return {};
+  }
+  log::Reader scan(*file.value(), format::kSegmentHeaderSize, size.value(),
+                   [&](const log::Corruption& c) { report(format::kProducersName, c); });
+  std::span<const std::byte> rec;
+  while (true) {
+    auto got = scan.next(rec);
+    if (!got) return got.status();
+    if (!got.value()) return {};
+    auto v = log::decode_record(rec);
+    if (!v || !v.value().is_producers()) {
+      report(format::kProducersName, {scan.record_offset(), scan.record_end() - scan.record_offset(),
+                                      v ? "not a producers record" : v.status().message()});
+      continue;
+    }
+    for (std::uint32_t i = 0; i < v.value().header.count; ++i) {
+      const log::ProducerEntry e = log::producer_entry(v.value(), i);
+      producers.set({e.scope, e.producer}, e.seq, 0);
+    }
+  }
+}
+
+// Writes the entries the PRODUCERS file must hold to PRODUCERS.tmp, syncs it and renames it over
+// PRODUCERS; the file then stays open for appends.
+Status Store::Impl::rewrite_producers_file() {
+  const bool sync = opt.fsync.mode != FsyncPolicy::Mode::kNever;
+  const std::string tmp = opt.dir + "/" + format::kProducersTempName;
+  pfile.reset();
+  auto f = env->new_writable(tmp);
+  if (!f) return io_failed(f.status());
+  log::Buffer buf;
+  auto header = log::encode_segment_header(0);
+  std::memcpy(buf.grow(header.size()), header.data(), header.size());
+  pwriter.reset(header.size());
+  const auto entries = producers.idle();
+  log::add_producers(pwriter, entries, now_ns(), buf);
+  Status s = f.value()->append(buf.bytes());
+  if (s && sync) s = f.value()->sync();
+  if (s) s = env->rename(tmp, opt.dir + "/" + format::kProducersName);
+  if (s && sync) s = env->sync_dir(opt.dir);
+  if (!s) {
+    (void)env->remove(tmp);
+    return io_failed(s);
+  }
+  pfile = std::move(f.value());
+  pfile_stale = false;
+  return {};
+}
+
+// Before segments below `below` are removed: the producers last seen in them go to the PRODUCERS
+// file (appended and synced), so that duplicates are still recognised after a restart. When that
+// fails the segments are removed all the same (space first: a full disk must be left); the file is
+// rewritten at the next deletion, and a crash before then may store a resend of those producers
+// again (a duplicate downstream, never a loss).
+Status Store::Impl::retire_producers(std::uint64_t below) {
+  std::size_t idle = 0;
+  const auto entries = producers.retire(below, idle);
+  if (entries.empty() && !pfile_stale) return {};
+  const std::uint64_t live = format::kSegmentHeaderSize + idle * format::kScopedProducerEntrySize;
+  if (!pfile || pfile_stale || pfile->size() > 2 * live + (std::uint64_t{64} << 10)) {
+    return rewrite_producers_file();
+  }
+  log::Buffer buf;
+  pwriter.reset(pfile->size());
+  log::add_producers(pwriter, entries, now_ns(), buf);
+  Status s = pfile->append(buf.bytes());
+  if (s && opt.fsync.mode != FsyncPolicy::Mode::kNever) s = pfile->sync();
+  if (!s) {
+    pfile_stale = true;
+    return io_failed(s);
+  }
   return {};
 }
 
@@ -300,16 +525,16 @@ Status Store::Impl::recover_segment(std::uint64_t number, bool last) {
       continue;
     }
     const auto& h = v.value().header;
-    if (h.kind == format::kProducers) {
+    // The last mention of a producer in log order is its current highest seq (a seq far below it
+    // restarted the producer's sequence, see append()).
+    if (v.value().is_producers()) {  // version 0.1's snapshot at the start of each segment
       for (std::uint32_t i = 0; i < h.count; ++i) {
-        const std::byte* e = v.value().body.data() + i * format::kProducerEntrySize;
-        auto& high = producers[format::get_u64(e)];
-        high = std::max(high, format::get_u64(e + 8));
+        const log::ProducerEntry e = log::producer_entry(v.value(), i);
+        producers.set({e.scope, e.producer}, e.seq, number);
       }
       continue;
     }
-    auto& high = producers[h.producer_id];
-    high = std::max(high, h.seq);
+    if (v.value().scope != kNoDedupe) producers.set({v.value().scope, h.producer_id}, h.seq, number);
     if (seg.batches == 0) seg.first_arrival = h.arrival_ns;
     seg.last_arrival = h.arrival_ns;
     ++seg.batches;
@@ -352,7 +577,7 @@ Status Store::Impl::recover_segment(std::uint64_t number, bool last) {
 
 // ---- writing -------------------------------------------------------------------------------
 
-// Creates segment `number` as the active one; its header and a producers snapshot go to pending.
+// Creates segment `number` as the active one; its header goes to pending.
 Status Store::Impl::start_segment(std::uint64_t number) {
   auto f = env->new_writable(path(number));
   if (!f) return io_failed(f.status());
@@ -362,23 +587,89 @@ Status Store::Impl::start_segment(std::uint64_t number) {
   auto header = log::encode_segment_header(number);
   std::memcpy(pending.grow(header.size()), header.data(), header.size());
   writer.reset(header.size());
-  std::vector<std::byte> body(producers.size() * format::kProducerEntrySize);
-  std::size_t i = 0;
-  for (const auto& [id, seq] : producers) {
-    format::put_u64(body.data() + i, id);
-    format::put_u64(body.data() + i + 8, seq);
-    i += format::kProducerEntrySize;
-  }
-  log::RecordHeader h;
-  h.kind = format::kProducers;
-  h.count = static_cast<std::uint32_t>(producers.size());
-  h.arrival_ns = now_ns();
-  writer.add(h, body, pending);
   written = synced = 0;
   needs_repair = false;
   dir_dirty = true;
   segments.push_back({number, writer.offset(), 0, 0, 0, 0, 0});
   return {};
+}
+
+// After a failed write (ENOSPC above all): the records in the write buffer go to a new segment, so
+// that the committed part of the active one becomes a closed segment which acknowledgements delete.
+// Without this a disk smaller than a segment stays full for good: the active segment is freed only
+// by rolling, and it never fills to segment_bytes. Done only when the active segment holds
+// committed records (else there is nothing to free). The AppendResult::position of a moved record
+// is stale afterwards (its ticket is not). False when nothing was moved.
+bool Store::Impl::move_pending_to_new_segment() {
+  if (written <= format::kSegmentHeaderSize || pending.size() == 0) return false;
+  const std::uint64_t old_number = segments.back().number;
+  // Cut what the failed write left (that frees it) and make the committed part durable first:
+  // the new segment must not become durable before the end of this one.
+  if (!active->truncate(written)) return false;
+  needs_repair = false;
+  synced = std::min(synced, written);
+  if (opt.fsync.mode != FsyncPolicy::Mode::kNever && synced < written && !sync_active()) {
+    return false;
+  }
+  log::Buffer moved;
+  std::swap(moved, pending);
+  const std::uint64_t moved_end = writer.offset();
+  const std::uint64_t old_written = written;
+  if (!start_segment(old_number + 1)) {
+    std::swap(moved, pending);  // stays in the old segment, as if nothing happened
+    writer.reset(moved_end);
+    written = synced = old_written;
+    return false;
+  }
+  Segment& fresh = segments.back();
+  Segment& old = segments[segments.size() - 2];
+  old.size = old_written;
+  MemoryFile file(moved.bytes(), old.size);
+  log::Reader scan(file, old.size, old.size + moved.size(), {});
+  std::span<const std::byte> rec;
+  for (auto got = scan.next(rec); got && got.value(); got = scan.next(rec)) {
+    auto v = log::decode_record(rec);
+    if (!v) continue;  // cannot happen: the writer framed it
+    writer.add(v.value().header, rec.subspan(format::kRecordHeaderSize), pending);
+    if (!v.value().is_batch()) continue;
+    const auto& h = v.value().header;
+    old.batches -= 1;
+    old.messages -= h.count;
+    old.bytes -= v.value().body.size();
+    if (fresh.batches == 0) fresh.first_arrival = h.arrival_ns;
+    fresh.last_arrival = h.arrival_ns;
+    ++fresh.batches;
+    fresh.messages += h.count;
+    fresh.bytes += v.value().body.size();
+  }
+  fresh.size = writer.offset();
+  spdlog::info("spool: write failed; {} records moved to {} so that {} can be freed once "
+               "acknowledged", fresh.batches, files::segment_name(fresh.number),
+               files::segment_name(old.number));
+  // The committed part may be acknowledged already: delete it now, and write the cursor while
+  // the cut freed some space.
+  (void)delete_acked_segments();
+  if (cursor != persisted_cursor) (void)write_cursor();
+  return true;
+}
+
+// Under pressure (full, or the disk failing) a wholly acknowledged active segment is rolled and
+// deleted: it is the only space left to free. True when it was.
+bool Store::Impl::recycle_acked_active() {
+  const Segment& back = segments.back();
+  if (recycling || segments.size() != 1 || back.batches == 0 || cursor.segment != back.number ||
+      cursor.offset < back.size) {
+    return false;
+  }
+  recycling = true;
+  const bool rolled = static_cast<bool>(roll());
+  recycling = false;
+  if (!rolled) return false;
+  cursor = {segments.back().number, format::kSegmentHeaderSize};
+  read_pos = std::max(read_pos, cursor);
+  highest_read = std::max(highest_read, cursor);
+  (void)delete_acked_segments();
+  return true;
 }
 
 Status Store::Impl::roll() {
@@ -424,7 +715,12 @@ Status Store::Impl::sync_active() {
 Status Store::Impl::commit() {
   const bool always = opt.fsync.mode == FsyncPolicy::Mode::kAlways;
   if (pending.size() > 0 || needs_repair) {
-    if (Status s = write_pending(); !s) return s;
+    Status w = write_pending();
+    if (!w && move_pending_to_new_segment()) w = write_pending();
+    if (!w) {
+      (void)maybe_write_cursor();  // it needs little space, and a restart would resend more
+      return w;
+    }
     if (always) {
       if (Status s = sync_active(); !s) {
         needs_repair = true;  // rewrite everything since the last good sync: the page cache may
@@ -441,9 +737,13 @@ Status Store::Impl::commit() {
       Clock::now() - last_sync >= opt.fsync.interval) {
     if (Status s = sync_active(); !s) return s;
   }
-  // The batches are committed whatever happens to the cursor file: a failure there only means a
-  // crash would resend more (logged; retried at the next commit).
+  // The batches are committed whatever happens to the cursor and PRODUCERS files: a failure there
+  // only means a crash would resend more (logged; retried at the next commit, see next_sync_due).
   (void)maybe_write_cursor();
+  if (pfile_stale && Clock::now() - last_cursor_write >= opt.cursor_interval) {
+    last_cursor_write = Clock::now();
+    (void)rewrite_producers_file();
+  }
   return {};
 }
 
@@ -460,9 +760,12 @@ Status Store::Impl::write_cursor() {
   if (s) s = f.value()->close();
   if (s) s = env->rename(tmp, opt.dir + "/" + format::kCursorName);
   if (s && sync) s = env->sync_dir(opt.dir);
-  if (!s) return io_failed(s);
-  persisted_cursor = cursor;
   last_cursor_write = Clock::now();
+  if (!s) {
+    (void)env->remove(tmp);  // a partial CURSOR.tmp holds space the retry needs
+    return io_failed(s);
+  }
+  persisted_cursor = cursor;
   return {};
 }
 
@@ -470,7 +773,9 @@ Status Store::Impl::maybe_write_cursor() {
   if (cursor == persisted_cursor || Clock::now() - last_cursor_write < opt.cursor_interval) {
     return {};
   }
-  return write_cursor();
+  Status s = write_cursor();
+  if (!s && recycle_acked_active() && cursor != persisted_cursor) s = write_cursor();
+  return s;
 }
 
 Status Store::Impl::delete_acked_segments() {
@@ -480,6 +785,16 @@ Status Store::Impl::delete_acked_segments() {
     cursor = {segments[1].number, format::kSegmentHeaderSize};
   }
   Status result;
+  if (segments.size() > 1 && segments.front().number < cursor.segment) {
+    std::uint64_t keep = segments.back().number;
+    for (const auto& s : segments) {
+      if (s.number >= cursor.segment) {
+        keep = s.number;
+        break;
+      }
+    }
+    result = retire_producers(keep);
+  }
   while (segments.size() > 1 && segments.front().number < cursor.segment) {
     const std::uint64_t number = segments.front().number;
     if (reader_segment == number) reset_reader();
@@ -488,6 +803,8 @@ Status Store::Impl::delete_acked_segments() {
       result = io_failed(s);  // an orphan file; recovery removes it (it is before the cursor)
     }
   }
+  // On a full disk the PRODUCERS append fails until the segments are gone: try again now.
+  if (pfile_stale && rewrite_producers_file()) result = {};
   return result;
 }
 
@@ -522,15 +839,15 @@ Status Store::Impl::make_room(std::uint64_t need) {
     return Status::limit_exceeded("batch of " + std::to_string(need) +
                                   " bytes is larger than max-bytes " + std::to_string(opt.max_bytes));
   }
-  if (disk_bytes() + need <= opt.max_bytes) return {};
+  if (reserved_bytes() + need <= opt.max_bytes) return {};
   if (opt.when_full == WhenFull::kBlock) {
     full_flag = true;
     full_need = need;
     ++st.rejected_full;
-    return Status::limit_exceeded("spool full: " + std::to_string(disk_bytes()) + " of " +
+    return Status::limit_exceeded("spool full: " + std::to_string(reserved_bytes()) + " of " +
                                   std::to_string(opt.max_bytes) + " bytes used");
   }
-  while (disk_bytes() + need > opt.max_bytes) {
+  while (reserved_bytes() + need > opt.max_bytes) {
     if (segments.size() == 1) {
       if (segments.back().batches == 0) break;
       if (Status s = roll(); !s) return s;
@@ -588,12 +905,21 @@ Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const
                                   " bytes is over the limit of " +
                                   std::to_string(opt.max_frame_bytes));
   }
-  auto it = producers.find(meta.producer_id);
-  if (it != producers.end() && meta.seq <= it->second) {
-    ++st.duplicates;
-    return AppendResult{AppendResult::Outcome::kDuplicate, appended, {}};
+  // A duplicate is a seq at most duplicate_window below the highest stored in its (scope,
+  // producer): a resend. A seq further below restarts the producer's sequence, so that one forged
+  // high seq cannot make the real producer's batches look like duplicates (docs/spool.md).
+  const ProducerKey key{meta.scope, meta.producer_id};
+  const bool dedupe = meta.scope != kNoDedupe;
+  bool restart = false;
+  if (const ProducerTable::Entry* e = dedupe ? producers.find(key) : nullptr;
+      e && meta.seq <= e->seq) {
+    if (e->seq - meta.seq < opt.duplicate_window) {
+      ++st.duplicates;
+      return AppendResult{AppendResult::Outcome::kDuplicate, appended, {}};
+    }
+    restart = true;
   }
-  const std::uint64_t need = log::max_framed_size(frame.size());
+  const std::uint64_t need = log::max_framed_size(frame.size() + format::kScopeSize);
   const std::uint64_t now = meta.arrival_ns;
   if (opt.max_age.count() > 0) {
     if (opt.when_full == WhenFull::kDropOldest) {
@@ -611,9 +937,14 @@ Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const
     if (Status s = roll(); !s) return s;
     seg = &segments.back();
   }
-  log::RecordHeader h{format::kBatch, meta.message_count, meta.producer_id, meta.seq, meta.arrival_ns};
+  // Scope 0 keeps the version-0.1 record kind; any other scope is written before the frame.
+  log::RecordHeader h{meta.scope == 0 ? format::kBatch : format::kScopedBatch, meta.message_count,
+                      meta.producer_id, meta.seq, meta.arrival_ns};
+  std::byte scope[format::kScopeSize];
+  format::put_u64(scope, meta.scope);
   std::uint64_t before = writer.offset();
-  writer.add(h, frame, pending);
+  writer.add(h, meta.scope == 0 ? std::span<const std::byte>() : std::span<const std::byte>(scope),
+             frame, pending);
   std::uint64_t start = before;
   if (format::kBlockSize - before % format::kBlockSize < format::kFragmentHeaderSize) {
     start = before + (format::kBlockSize - before % format::kBlockSize);
@@ -624,7 +955,8 @@ Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const
   ++seg->batches;
   seg->messages += meta.message_count;
   seg->bytes += frame.size();
-  producers[meta.producer_id] = meta.seq;
+  if (dedupe) producers.set(key, meta.seq, seg->number);
+  if (restart) ++st.seq_restarts;
   ++st.stored;
   st.stored_messages += meta.message_count;
   ++st.backlog_batches;
@@ -715,12 +1047,13 @@ Result<std::optional<StoredRecord>> Store::Impl::read_raw() {
     }
     read_pos = {seg->number, reader->record_end()};
     auto v = log::decode_record(rec);
-    if (!v || v.value().header.kind != format::kBatch) continue;
+    if (!v || !v.value().is_batch()) continue;
     const auto& h = v.value().header;
-    return std::optional<StoredRecord>(StoredRecord{{seg->number, reader->record_offset()},
-                                                    read_pos,
-                                                    {h.producer_id, h.seq, h.arrival_ns, h.count},
-                                                    v.value().body});
+    return std::optional<StoredRecord>(StoredRecord{
+        {seg->number, reader->record_offset()},
+        read_pos,
+        {h.producer_id, h.seq, h.arrival_ns, h.count, v.value().scope},
+        v.value().body});
   }
 }
 
@@ -752,17 +1085,9 @@ Status Store::Impl::advance(Position next) {
     reset_reader();
   }
   Status s = delete_acked_segments();
-  // At a byte limit with everything acknowledged, the active segment itself must go.
-  const Segment& back = segments.back();
-  if (full_flag && segments.size() == 1 && back.batches > 0 && cursor.segment == back.number &&
-      cursor.offset >= back.size) {
-    if (Status r = roll(); r) {
-      cursor = {segments.back().number, format::kSegmentHeaderSize};
-      read_pos = std::max(read_pos, cursor);
-      highest_read = std::max(highest_read, cursor);
-      s = delete_acked_segments();
-    }
-  }
+  // At a byte limit or on a failing disk, with everything acknowledged, the active segment itself
+  // must go (whatever segment_bytes and max_bytes are).
+  if (full_flag || failing) (void)recycle_acked_active();
   if (Status w = maybe_write_cursor(); !w && s) s = w;
   return s;
 }
@@ -786,10 +1111,15 @@ Result<Store> Store::open(Options options) {
   if (options.fsync.mode == FsyncPolicy::Mode::kInterval && options.fsync.interval.count() <= 0) {
     return Status::invalid_argument("fsync interval must be positive");
   }
+  if (options.max_producers == 0) return Status::invalid_argument("max-producers must be at least 1");
+  if (options.duplicate_window == 0) {
+    return Status::invalid_argument("duplicate-window must be at least 1");
+  }
   auto impl = std::make_unique<Impl>();
   impl->opt = std::move(options);
   impl->env = impl->opt.env ? impl->opt.env : &Env::posix();
   impl->reporter = impl->opt.reporter;
+  impl->producers.max = impl->opt.max_producers;
   impl->segment_bytes = impl->opt.segment_bytes;
   if (impl->opt.max_bytes > 0) {
     // Space comes back a segment at a time, so a segment must be small beside the limit.
@@ -804,8 +1134,10 @@ Result<AppendResult> Store::append(std::span<const std::byte> frame) {
   auto h = envelope::peek(frame);
   if (!h) return h.status();
   RecordMeta meta{h.value().producer_id, h.value().seq, envelope::unix_now_ns(),
-                  h.value().record_count};
+                  h.value().record_count, 0};
   if (h.value().compression() != envelope::Compression::kNone) {
+    // peek cannot count the records of a compressed batch; decode does (and checks the header
+    // again, which is O(1)). The node never comes here: it passes the meta it decoded.
     auto batch = envelope::decode(frame);
     if (!batch) return batch.status();
     meta.message_count = static_cast<std::uint32_t>(batch.value().size());
@@ -825,10 +1157,20 @@ std::uint64_t Store::appended_ticket() const noexcept { return impl_->appended; 
 std::uint64_t Store::committed_ticket() const noexcept { return impl_->committed; }
 
 std::optional<Clock::time_point> Store::next_sync_due() const {
-  if (impl_->opt.fsync.mode != FsyncPolicy::Mode::kInterval || impl_->synced >= impl_->written) {
-    return std::nullopt;
+  const Impl& i = *impl_;
+  std::optional<Clock::time_point> due;
+  if (i.opt.fsync.mode == FsyncPolicy::Mode::kInterval && i.synced < i.written) {
+    due = i.last_sync + i.opt.fsync.interval;
   }
-  return impl_->last_sync + impl_->opt.fsync.interval;
+  if (i.cursor != i.persisted_cursor || i.pfile_stale) {  // a rate-limited or failed write
+    // A failing disk is retried at most every 100 ms, whatever cursor_interval, not in a spin.
+    const auto wait = i.failing ? std::max<std::chrono::milliseconds>(i.opt.cursor_interval,
+                                                                      std::chrono::milliseconds(100))
+                                : i.opt.cursor_interval;
+    const auto at = i.last_cursor_write + wait;
+    due = due ? std::min(*due, at) : at;
+  }
+  return due;
 }
 
 Result<std::optional<StoredRecord>> Store::read_next() { return impl_->read_next(); }
@@ -842,16 +1184,17 @@ Status Store::advance_cursor(Position next) { return impl_->advance(next); }
 Position Store::cursor() const noexcept { return impl_->cursor; }
 Status Store::persist_cursor() { return impl_->write_cursor(); }
 
-std::optional<std::uint64_t> Store::highest_seq(std::uint64_t producer_id) const {
-  auto it = impl_->producers.find(producer_id);
-  if (it == impl_->producers.end()) return std::nullopt;
-  return it->second;
+std::optional<std::uint64_t> Store::highest_seq(std::uint64_t producer_id,
+                                                std::uint64_t scope) const {
+  const ProducerTable::Entry* e = impl_->producers.find({scope, producer_id});
+  if (e == nullptr) return std::nullopt;
+  return e->seq;
 }
 
 bool Store::full() {
   Impl& i = *impl_;
   if (!i.full_flag) return false;
-  bool bytes_ok = i.opt.max_bytes == 0 || i.disk_bytes() + i.full_need <= i.opt.max_bytes;
+  bool bytes_ok = i.opt.max_bytes == 0 || i.reserved_bytes() + i.full_need <= i.opt.max_bytes;
   bool age_ok = !i.over_age(envelope::unix_now_ns());
   if (bytes_ok && age_ok) i.full_flag = false;
   return i.full_flag;
@@ -867,6 +1210,8 @@ Stats Store::stats() {
   Stats s = i.st;
   s.accepted = s.stored + s.duplicates;
   s.segments = i.segments.size();
+  s.producers = i.producers.size();
+  s.producers_forgotten = i.producers.forgotten;
   s.disk_bytes = i.disk_bytes();
   if (auto free = i.env->free_bytes(i.opt.dir)) s.disk_free_bytes = free.value();
   if (auto oldest = i.oldest_unacked_arrival()) {
@@ -885,9 +1230,16 @@ Status Store::close() {
     s = i.sync_active();
   }
   if (i.cursor != i.persisted_cursor) {
-    if (Status c = i.write_cursor(); !c && s) s = c;
+    Status c = i.write_cursor();
+    if (!c && i.recycle_acked_active()) {
+      // The acknowledged segment is gone, so a restart resends nothing even without the file.
+      (void)i.commit();
+      c = i.write_cursor();
+    }
+    if (!c && s) s = c;
   }
   i.reset_reader();
+  i.pfile.reset();
   if (i.active) {
     if (Status c = i.active->close(); !c && s) s = c;
     i.active.reset();
