@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
 #include "zkit/envelope.hpp"
 
 using namespace zkit;
@@ -19,27 +20,9 @@ namespace fs = std::filesystem;
 using Bytes = std::vector<std::byte>;
 using Json = nlohmann::json;
 
+using zkit::test::TempDir;
+
 namespace {
-
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "zkit-interop-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // Runs the python peer; returns its exit status (its output goes to the test log).
 int run_peer(const std::string& command, const fs::path& dir) {
@@ -78,14 +61,14 @@ Bytes text(const std::string& s) {
 TEST_CASE("zkit decodes batches a python msgpack peer built from the docs", "[interop]") {
   TempDir dir;
   REQUIRE(run_peer("write", dir.path()) == 0);
-  std::ifstream in(dir.path() / "py_manifest.json");
+  std::ifstream in(fs::path(dir.path()) / "py_manifest.json");
   const Json manifest = Json::parse(in);
   REQUIRE(manifest["batches"].size() >= 5);
   int compressed = 0;
   for (const Json& want : manifest["batches"]) {
     const std::string file = want["file"];
     INFO(file);
-    Bytes frame = read_file(dir.path() / file);
+    Bytes frame = read_file(fs::path(dir.path()) / file);
     auto h = envelope::peek(frame);
     REQUIRE(h.is_ok());
     CHECK(h->seq == want["seq"].get<std::uint64_t>());
@@ -138,7 +121,7 @@ TEST_CASE("A python msgpack peer decodes batches zkit encoded", "[interop]") {
     zmq::message_t frame = enc.finish(c.seq, c.created);
     auto h = envelope::peek(std::span(static_cast<const std::byte*>(frame.data()), frame.size()));
     REQUIRE(h.is_ok());
-    std::ofstream(dir.path() / c.file, std::ios::binary)
+    std::ofstream(fs::path(dir.path()) / c.file, std::ios::binary)
         .write(static_cast<const char*>(frame.data()), static_cast<std::streamsize>(frame.size()));
     Json recs = Json::array();
     for (const Bytes& r : c.records) recs.push_back(hex(r));
@@ -150,6 +133,6 @@ TEST_CASE("A python msgpack peer decodes batches zkit encoded", "[interop]") {
                                    {"records", recs}});
   }
   CHECK(manifest["batches"][2]["flags"] == 1);  // the zstd case really compressed
-  std::ofstream(dir.path() / "zkit_manifest.json") << manifest.dump();
+  std::ofstream(fs::path(dir.path()) / "zkit_manifest.json") << manifest.dump();
   CHECK(run_peer("check", dir.path()) == 0);
 }

@@ -14,25 +14,15 @@
 #include <vector>
 #include <zmq.hpp>
 
-namespace zkit::test {
+#include "temp_dir.hpp"
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/zkit-patterns-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-};
+namespace zkit::test {
 
 // A bindable endpoint for a transport ("inproc", "ipc", "tcp"); bind() resolves tcp's port.
 inline std::string endpoint_for(const std::string& transport, const TempDir& dir,
                                 const std::string& name = "s") {
-  if (transport == "inproc") return "inproc://" + name + "-" + dir.path.substr(dir.path.size() - 6);
-  if (transport == "ipc") return "ipc://" + dir.path + "/" + name + ".sock";
+  if (transport == "inproc") return "inproc://" + name + "-" + dir.path().substr(dir.path().size() - 6);
+  if (transport == "ipc") return "ipc://" + dir.path() + "/" + name + ".sock";
   return "tcp://127.0.0.1:*";
 }
 
@@ -41,7 +31,7 @@ inline std::string endpoint_for(const std::string& transport, const TempDir& dir
 class PyPeer {
  public:
   PyPeer(const TempDir& dir, const std::string& script, const std::string& args) {
-    std::string file = dir.path + "/peer" + std::to_string(++serial_) + ".py";
+    std::string file = dir.path() + "/peer" + std::to_string(++serial_) + ".py";
     std::ofstream(file) << script;
     std::string cmd = std::string(ZKIT_PYTHON) + " " + file + " " + args;
     pipe_ = popen(cmd.c_str(), "r");

@@ -236,7 +236,7 @@ TEST_CASE("close() reports the messages no peer took within the linger", "[pipel
 TEST_CASE("A restarted receiver gets the messages sent after it came back", "[pipeline]") {
   TempDir dir;
   zmq::context_t ctx;
-  std::string ep = "ipc://" + dir.path + "/restart.sock";
+  std::string ep = "ipc://" + dir.path() + "/restart.sock";
   PatternOptions o;
   o.socket.reconnect_ivl = 10ms;
   Pusher pusher(ctx, o);
@@ -296,7 +296,7 @@ print("done", flush=True)
 
 TEST_CASE("A raw Pusher feeds a pyzmq PULL socket", "[pipeline][interop]") {
   TempDir dir;
-  std::string ep = "ipc://" + dir.path + "/py.sock";
+  std::string ep = "ipc://" + dir.path() + "/py.sock";
   zkit::test::PyPeer peer(dir, kPyPull, ep + " 5");
   REQUIRE(peer.line() == "ready");
   zmq::context_t ctx;

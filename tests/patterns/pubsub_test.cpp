@@ -288,7 +288,7 @@ TEST_CASE("A pyzmq SUB receives a raw Publisher's topic frames", "[pubsub][inter
 TEST_CASE("A raw Subscriber reads a pyzmq PUB, one-frame and two-frame messages",
           "[pubsub][interop]") {
   TempDir dir;
-  std::string ep = "ipc://" + dir.path + "/pub.sock";
+  std::string ep = "ipc://" + dir.path() + "/pub.sock";
   zkit::test::PyPeer peer(dir, kPyPub, ep);
   REQUIRE(peer.line() == ep);
   zmq::context_t ctx;

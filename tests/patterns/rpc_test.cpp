@@ -284,7 +284,7 @@ TEST_CASE("A reply to a client that has gone is dropped and counted", "[rpc]") {
 TEST_CASE("A client reaches a restarted server and gets replies again", "[rpc]") {
   TempDir dir;
   zmq::context_t ctx;
-  std::string ep = "ipc://" + dir.path + "/restart.sock";
+  std::string ep = "ipc://" + dir.path() + "/restart.sock";
   PatternOptions o;
   o.socket.reconnect_ivl = 10ms;
   Client client(ctx, o);
@@ -361,7 +361,7 @@ TEST_CASE("A raw Server answers a pyzmq REQ client", "[rpc][interop]") {
 
 TEST_CASE("A raw Client talks to a pyzmq REP server, replies matched in order", "[rpc][interop]") {
   TempDir dir;
-  std::string ep = "ipc://" + dir.path + "/rep.sock";
+  std::string ep = "ipc://" + dir.path() + "/rep.sock";
   zkit::test::PyPeer peer(dir, kPyRep, ep + " 4");
   REQUIRE(peer.line() == "ready");
   zmq::context_t ctx;

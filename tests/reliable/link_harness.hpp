@@ -16,29 +16,12 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "temp_dir.hpp"
 #include "zkit/reliable.hpp"
 
 namespace zkit::test {
 
 using std::chrono::milliseconds;
-
-// A fresh directory for ipc endpoints, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "zkit-reliable-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string ipc(const std::string& name) const { return "ipc://" + (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Options with short timers so that recovery happens within a test's time.
 inline ReliableSenderOptions fast_sender(std::size_t window = 8) {

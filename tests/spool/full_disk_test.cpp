@@ -29,7 +29,7 @@ zkit::spool::Options small_disk(const std::string& dir, FaultInjectionEnv& env) 
 
 TEST_CASE("A disk smaller than one segment is left once the reader acknowledged what it holds",
           "[spool][full]") {
-  TempDir dir(true);
+  TempDir dir("zkit-spool", memory_base());
   FaultInjectionEnv env;
   Store store = open_store(small_disk(dir.path(), env));
   std::vector<Bytes> frames;
@@ -66,7 +66,7 @@ TEST_CASE("A disk smaller than one segment is left once the reader acknowledged 
 
 TEST_CASE("A cursor write that failed on a full disk is retried; a restart resends nothing acked",
           "[spool][full]") {
-  TempDir dir(true);
+  TempDir dir("zkit-spool", memory_base());
   FaultInjectionEnv env;
   auto opt = small_disk(dir.path(), env);
   std::vector<Bytes> frames;
@@ -109,7 +109,7 @@ TEST_CASE("A cursor write that failed on a full disk is retried; a restart resen
 }
 
 TEST_CASE("With max_bytes over the disk size, the full disk is left the same way", "[spool][full]") {
-  TempDir dir(true);
+  TempDir dir("zkit-spool", memory_base());
   FaultInjectionEnv env;
   auto opt = small_disk(dir.path(), env);
   opt.max_bytes = std::uint64_t{1} << 30;  // far beyond the disk: segments of 64 MiB still

@@ -49,7 +49,7 @@ TEST_CASE("Records round-trip across block and segment boundaries", "[spool][log
 
 TEST_CASE("A torn tail at every byte of the last record reads as end of log and is cut on open",
           "[spool][log]") {
-  TempDir dir(/*memory=*/true);
+  TempDir dir("zkit-spool", memory_base());
   auto opt = options(dir.path());
   zkit::spool::Position last_start;
   Bytes original;

@@ -35,7 +35,7 @@ bool stored(Store& store, const Bytes& f, std::uint64_t scope = 0) {
 
 TEST_CASE("100000 distinct producers: files and bytes follow the data, the table its bound",
           "[spool][producers]") {
-  TempDir dir(true);
+  TempDir dir("zkit-spool", memory_base());
   auto opt = options(dir.path());  // 64 KiB segments
   opt.max_producers = 1000;
   std::uint64_t data = 0;

@@ -13,36 +13,21 @@
 #include <catch2/catch.hpp>
 
 #include "zkit/envelope.hpp"
+#include "temp_dir.hpp"
 #include "zkit/spool/store.hpp"
 
 namespace spool_test {
 
 using Bytes = std::vector<std::byte>;
 
-class TempDir {
- public:
-  // memory: under /dev/shm when it exists (for loops over many reopen/truncate cycles, which
-  // ext4 makes wait on writeback), else the temp directory.
-  explicit TempDir(bool memory = false) {
-    std::filesystem::path base = std::filesystem::temp_directory_path();
-    if (memory && std::filesystem::is_directory("/dev/shm")) base = "/dev/shm";
-    std::string tmpl = (base / "zkit-spool-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    if (p == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
+using zkit::test::TempDir;
 
- private:
-  std::string path_;
-};
+// For loops over many reopen/truncate cycles, which ext4 makes wait on writeback: /dev/shm when it
+// exists, else the temp directory. Use as TempDir dir("zkit-spool", memory_base()).
+inline std::filesystem::path memory_base() {
+  return std::filesystem::is_directory("/dev/shm") ? std::filesystem::path("/dev/shm")
+                                                   : std::filesystem::temp_directory_path();
+}
 
 // A batch frame from `producer` with `count` messages of `size` bytes each; message i of the
 // batch reads "p<producer>s<seq>m<i>" padded with '.'.

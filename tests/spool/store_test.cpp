@@ -317,7 +317,7 @@ TEST_CASE("Interval policy: commit writes at once and syncs when the interval ha
 }
 
 TEST_CASE("A batch of about 60 MiB round-trips through its own segment", "[spool][store]") {
-  TempDir dir(/*memory=*/true);
+  TempDir dir("zkit-spool", memory_base());
   auto opt = options(dir.path());
   opt.fsync = zkit::spool::FsyncPolicy::never();
   Bytes small = frame(77, 1);
