@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "zkit/control.hpp"
 #include "zkit/envelope.hpp"
 #include "zkit/reliable.hpp"
 
@@ -22,10 +23,6 @@ using std::chrono::milliseconds;
 
 std::span<const std::byte> bytes_of(const zmq::message_t& m) {
   return {static_cast<const std::byte*>(m.data()), m.size()};
-}
-
-bool command_is(const zmq::message_t& m, std::string_view name) {
-  return m.to_string_view() == name;
 }
 
 // How often limits are enforced and the store's full state is looked at without traffic.
@@ -307,20 +304,13 @@ struct SpoolNode::Impl {
   // ---- control ----------------------------------------------------------------------------------
 
   void handle_control(bool& stop) {
-    zmq::message_t cmd;
-    if (!control.recv(cmd, zmq::recv_flags::dontwait)) return;
-    while (cmd.more()) {
-      zmq::message_t rest;
-      (void)control.recv(rest, zmq::recv_flags::none);
-      if (!rest.more()) break;
-    }
-    ++st.control_commands;
-    if (command_is(cmd, "STATS")) {
-      control.send(zmq::buffer(to_json(snapshot(), state())), zmq::send_flags::none);
-      return;
-    }
-    control.send(zmq::message_t(), zmq::send_flags::none);
-    if (command_is(cmd, "TERMINATE")) stop = true;
+    // TERMINATE is the node's one command of its own; STATS as every device.
+    auto command = control.serve([this] { return to_json(snapshot(), state()); },
+                                 [](std::string_view cmd) -> std::optional<ControlSocket::Reply> {
+                                   if (cmd == "TERMINATE") return ControlSocket::Reply{};
+                                   return std::nullopt;
+                                 });
+    if (command && *command == "TERMINATE") stop = true;
   }
 
   std::string state() const {
@@ -337,6 +327,7 @@ struct SpoolNode::Impl {
     s.parked = parked;
     s.disk_failing = disk_failing;
     s.in_flight = outq.size();
+    s.control_commands = control.commands() + control_commands_closed;
     if (!shut) {
       s.store = store.stats();
       const ReliableReceiverStats r = receiver.stats();
@@ -356,7 +347,9 @@ struct SpoolNode::Impl {
   spool::Store store;
   ReliableReceiver receiver;
   ReliableSender sender;
-  zmq::socket_t pull, control;
+  zmq::socket_t pull;
+  ControlSocket control;
+  std::uint64_t control_commands_closed = 0;
   envelope::Limits pull_limits;
   std::string listen_ep, forward_ep, pull_ep, control_ep;
   Clock::time_point started;
@@ -389,9 +382,9 @@ SpoolNode::SpoolNode(zmq::context_t& context, SpoolNodeOptions o) {
   // Parse every endpoint before opening anything, so a typo fails without side effects.
   const Endpoint le = parse_endpoint(o.listen, true);
   const Endpoint fe = parse_endpoint(o.forward, false);
-  std::optional<Endpoint> pe, ce;
+  std::optional<Endpoint> pe;
   if (!o.pull.empty()) pe = parse_endpoint(o.pull, true);
-  if (!o.control.empty()) ce = parse_endpoint(o.control, true);
+  if (!o.control.empty()) (void)parse_endpoint(o.control, true);
 
   auto store = spool::Store::open(o.store);
   if (!store) {
@@ -406,10 +399,9 @@ SpoolNode::SpoolNode(zmq::context_t& context, SpoolNodeOptions o) {
     apply(i.pull, i.opt.pull_socket);
     i.pull_ep = attach(i.pull, *pe);
   }
-  if (ce) {
-    i.control = zmq::socket_t(context, zmq::socket_type::rep);
-    apply(i.control, i.opt.control_socket);
-    i.control_ep = attach(i.control, *ce);
+  if (!i.opt.control.empty()) {
+    i.control = ControlSocket(context, i.opt.control, i.opt.control_socket);
+    i.control_ep = i.control.endpoint();
   }
   i.sender.on_acked([&i](const AckedBatch& a) { i.on_acked(a); });
   const spool::Stats s = i.store.stats();
@@ -439,10 +431,7 @@ bool SpoolNode::poll_once(milliseconds timeout) {
   const std::size_t acked = i.sender.poll_once(milliseconds{0});
   const std::size_t pulled = i.read_pull();
   bool terminate = false;
-  if (i.control) {
-    zmq_pollitem_t item{i.control.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, milliseconds{0}) > 0) i.handle_control(terminate);
-  }
+  if (i.control) i.handle_control(terminate);
   const auto now = Clock::now();
   if (now >= i.next_housekeeping) {
     i.next_housekeeping = now + kHousekeeping;
@@ -495,7 +484,8 @@ Status SpoolNode::shutdown() {
   i.final_store = i.store.stats();
   i.sender.close();
   note(i.store.close());
-  if (i.control) i.control.close();
+  i.control_commands_closed += i.control.commands();
+  i.control = ControlSocket();
   i.shut = true;
   i.shut_status = first;
   return first;
