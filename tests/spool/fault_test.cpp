@@ -5,7 +5,7 @@
 #include <thread>
 
 #include "spool_test_util.hpp"
-#include "zkit/spool/fault_env.hpp"
+#include "fault_env.hpp"
 
 using namespace spool_test;
 using zkit::spool::FaultInjectionEnv;

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "node_harness.hpp"
-#include "zkit/spool/fault_env.hpp"
+#include "fault_env.hpp"
 
 using namespace spool_node_test;
 using zkit::SpoolNode;

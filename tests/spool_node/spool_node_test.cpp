@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "node_harness.hpp"
-#include "zkit/spool/fault_env.hpp"
+#include "fault_env.hpp"
 #include "zkit/spool/inspect.hpp"
 
 using namespace spool_node_test;

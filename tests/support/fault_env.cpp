@@ -1,6 +1,6 @@
 // FaultInjectionEnv: tracks synced sizes and unsynced directory operations so a test can throw
 // away exactly what a power loss would, and injects ENOSPC/EIO on demand.
-#include "zkit/spool/fault_env.hpp"
+#include "fault_env.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -2,6 +2,7 @@
 // not synced, and every create, rename and remove not yet synced in its directory, is undone; and
 // (b) fail writes, syncs and creates with an errno (ENOSPC, EIO) on demand. After LevelDB's
 // fault_injection_test.cc. One thread; files opened through it must not outlive it.
+// Test-only: built as the static library zkit_test_fault_env (tests/support), never installed.
 #pragma once
 
 #include <cerrno>

@@ -45,7 +45,8 @@ class FileLock {
 };
 
 // File-system operations. Paths are plain strings; directories are not created implicitly.
-// The posix Env is stateless and thread-safe; a FaultInjectionEnv is one-thread.
+// The posix Env is stateless and thread-safe. (The tests' FaultInjectionEnv, tests/support, wraps
+// one to inject power loss and write failures.)
 class Env {
  public:
   virtual ~Env() = default;
