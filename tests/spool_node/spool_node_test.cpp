@@ -61,7 +61,7 @@ TEST_CASE("Sender to spool to receiver delivers every message once and in order 
   CHECK(s.duplicates == 0);
   CHECK(s.store.fsyncs > 0);
   CHECK(s.store.fsyncs <= 450);  // group commit may share one fsync among several batches
-  CHECK(node.stats_json().find("\"device\":\"spool\"") != std::string::npos);
+  CHECK(node.stats().to_json().find("\"device\":\"spool\"") != std::string::npos);
 }
 
 TEST_CASE("Chain of two spools delivers every message once and in order", "[spool_node]") {
@@ -204,7 +204,7 @@ TEST_CASE("At max-bytes with block the node withholds credit, loses nothing and 
   }));
   const bool drained =
       pump_until(step, [&] { return p.all_acked() && sink->messages() == p.sent(); });
-  INFO(node.stats_json() << "\nsender " << p.sender().stats_json() << " sent " << p.sent()
+  INFO(node.stats().to_json() << "\nsender " << p.sender().stats_json() << " sent " << p.sent()
                          << " acked " << p.acked() << " sink " << sink->messages());
   REQUIRE(drained);
   check_exactly_once(*sink, 51, p.sent());

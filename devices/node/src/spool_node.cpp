@@ -7,11 +7,11 @@
 #include <optional>
 #include <stdexcept>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "zkit/control.hpp"
 #include "zkit/envelope.hpp"
+#include "zkit/json.hpp"
 #include "zkit/reliable.hpp"
 
 namespace zkit {
@@ -305,7 +305,7 @@ struct SpoolNode::Impl {
 
   void handle_control(bool& stop) {
     // TERMINATE is the node's one command of its own; STATS as every device.
-    auto command = control.serve([this] { return to_json(snapshot(), state()); },
+    auto command = control.serve([this] { return snapshot().to_json(); },
                                  [](std::string_view cmd) -> std::optional<ControlSocket::Reply> {
                                    if (cmd == "TERMINATE") return ControlSocket::Reply{};
                                    return std::nullopt;
@@ -322,6 +322,7 @@ struct SpoolNode::Impl {
 
   SpoolNodeStats snapshot() {
     SpoolNodeStats s = st;
+    s.state = state();
     s.uptime_ms = static_cast<std::uint64_t>(
         std::chrono::duration_cast<milliseconds>(Clock::now() - started).count());
     s.parked = parked;
@@ -492,51 +493,53 @@ Status SpoolNode::shutdown() {
 }
 
 SpoolNodeStats SpoolNode::stats() { return impl_->snapshot(); }
-std::string SpoolNode::stats_json() { return to_json(impl_->snapshot(), impl_->state()); }
 const std::string& SpoolNode::listen_endpoint() const noexcept { return impl_->listen_ep; }
 const std::string& SpoolNode::forward_endpoint() const noexcept { return impl_->forward_ep; }
 const std::string& SpoolNode::pull_endpoint() const noexcept { return impl_->pull_ep; }
 const std::string& SpoolNode::control_endpoint() const noexcept { return impl_->control_ep; }
 
-std::string to_json(const SpoolNodeStats& s, const std::string& state) {
-  const spool::Stats& d = s.store;
-  nlohmann::json j = {
-      {"device", "spool"},
-      {"state", state},
-      {"uptime_s", static_cast<double>(s.uptime_ms) / 1000.0},
-      {"accepted", {{"batches", s.accepted_batches}, {"messages", s.accepted_messages}}},
-      {"pull",
-       {{"batches", s.pull_batches}, {"messages", s.pull_messages},
-        {"malformed", s.pull_malformed}}},
-      {"stored", {{"batches", d.stored}, {"messages", d.stored_messages}}},
-      {"duplicates", s.duplicates},
-      {"acknowledged_upstream", s.acknowledged_upstream},
-      {"forwarded", {{"batches", s.forwarded_batches}, {"messages", s.forwarded_messages}}},
-      {"acknowledged",
-       {{"batches", s.acknowledged_batches}, {"messages", s.acknowledged_messages}}},
-      {"backlog",
-       {{"batches", d.backlog_batches}, {"messages", d.backlog_messages},
-        {"bytes", d.backlog_bytes}, {"oldest_age_ms", d.oldest_age_ms}}},
-      {"fsync",
-       {{"count", d.fsyncs},
-        {"avg_us", d.fsyncs ? d.fsync_ns_total / d.fsyncs / 1000 : 0},
-        {"max_us", d.fsync_ns_max / 1000}}},
-      {"disk",
-       {{"bytes", d.disk_bytes}, {"free_bytes", d.disk_free_bytes}, {"segments", d.segments},
-        {"full", d.full}, {"write_errors", s.write_errors}, {"failing", s.disk_failing},
-        {"io_errors", d.io_errors}}},
-      {"corrupt_skipped", d.corrupt_skipped},
-      {"dropped", {{"batches", d.dropped_batches}, {"messages", d.dropped_messages}}},
-      {"rejected_full", d.rejected_full},
-      {"bad_batches", s.bad_batches},
-      {"link_decode_errors", s.link_decode_errors},
-      {"unforwardable", s.unforwardable},
-      {"upstream",
-       {{"peers", s.upstream_peers}, {"credit_paused", s.credit_paused}, {"parked", s.parked}}},
-      {"downstream", {{"connected", s.downstream_connected}, {"in_flight", s.in_flight}}},
-      {"control_commands", s.control_commands},
+std::string SpoolNodeStats::to_json() const {
+  const spool::Stats& d = store;
+  JsonWriter w;
+  auto pair = [&w](std::string_view name, std::uint64_t batches, std::uint64_t messages) {
+    w.key(name).begin_object().field("batches", batches).field("messages", messages).end_object();
   };
-  return j.dump();
+  w.begin_object();
+  w.field("device", "spool").field("state", state);
+  w.field("uptime_s", static_cast<double>(uptime_ms) / 1000.0);
+  pair("accepted", accepted_batches, accepted_messages);
+  w.key("pull").begin_object();
+  w.field("batches", pull_batches).field("messages", pull_messages);
+  w.field("malformed", pull_malformed).end_object();
+  pair("stored", d.stored, d.stored_messages);
+  w.field("duplicates", duplicates).field("acknowledged_upstream", acknowledged_upstream);
+  pair("forwarded", forwarded_batches, forwarded_messages);
+  pair("acknowledged", acknowledged_batches, acknowledged_messages);
+  w.key("backlog").begin_object();
+  w.field("batches", d.backlog_batches).field("messages", d.backlog_messages);
+  w.field("bytes", d.backlog_bytes).field("oldest_age_ms", d.oldest_age_ms).end_object();
+  w.key("fsync").begin_object();
+  w.field("count", d.fsyncs);
+  w.field("avg_us", d.fsyncs ? d.fsync_ns_total / d.fsyncs / 1000 : std::uint64_t{0});
+  w.field("max_us", d.fsync_ns_max / 1000).end_object();
+  w.key("disk").begin_object();
+  w.field("bytes", d.disk_bytes).field("free_bytes", d.disk_free_bytes);
+  w.field("segments", d.segments).field("full", d.full);
+  w.field("write_errors", write_errors).field("failing", disk_failing);
+  w.field("io_errors", d.io_errors).end_object();
+  w.field("corrupt_skipped", d.corrupt_skipped);
+  pair("dropped", d.dropped_batches, d.dropped_messages);
+  w.field("rejected_full", d.rejected_full);
+  w.field("bad_batches", bad_batches).field("link_decode_errors", link_decode_errors);
+  w.field("unforwardable", unforwardable);
+  w.key("upstream").begin_object();
+  w.field("peers", upstream_peers).field("credit_paused", credit_paused);
+  w.field("parked", parked).end_object();
+  w.key("downstream").begin_object();
+  w.field("connected", downstream_connected).field("in_flight", in_flight).end_object();
+  w.field("control_commands", control_commands);
+  w.end_object();
+  return std::move(w).str();
 }
 
 }  // namespace zkit

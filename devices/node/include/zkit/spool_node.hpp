@@ -52,6 +52,8 @@ struct SpoolNodeOptions {
 };
 
 struct SpoolNodeStats {
+  // "running", "blocked: full", "blocked: write error" or "stopped".
+  std::string state;
   std::uint64_t uptime_ms = 0;
   // Upstream.
   std::uint64_t accepted_batches = 0;   // from reliable senders, delivered by the link
@@ -79,12 +81,12 @@ struct SpoolNodeStats {
   std::uint64_t in_flight = 0;          // now
   bool downstream_connected = false;    // now
   std::uint64_t control_commands = 0;
-};
 
-// One JSON document (what STATS answers): {"device":"spool", "state", "uptime_s", "accepted",
-// "stored", "forwarded", "acknowledged", "duplicates", "backlog", "fsync", "disk", ...}.
-// docs/spool-node.md describes every field.
-std::string to_json(const SpoolNodeStats& stats, const std::string& state);
+  // One JSON document (what STATS answers): {"device":"spool", "state", "uptime_s", "accepted",
+  // "stored", "forwarded", "acknowledged", "duplicates", "backlog", "fsync", "disk", ...}.
+  // docs/spool-node.md describes every field.
+  std::string to_json() const;
+};
 
 class SpoolNode {
  public:
@@ -112,7 +114,6 @@ class SpoolNode {
   Status shutdown();
 
   SpoolNodeStats stats();
-  std::string stats_json();
   // Endpoints as bound or connected ("*" ports resolved); empty for an absent socket.
   const std::string& listen_endpoint() const noexcept;
   const std::string& forward_endpoint() const noexcept;
