@@ -80,7 +80,7 @@ Status scan(Env& env, const std::string& dir, const std::function<void(const Rec
                     v.status().message()});
         continue;
       }
-      if (v.value().header.kind == format::kBatch) {
+      if (v.value().is_batch()) {
         ++info.batches;
         info.messages += v.value().header.count;
       }
@@ -154,7 +154,7 @@ Result<VerifyReport> verify(const std::string& dir, Env* env_in) {
       env, dir,
       [&](const RecordAt& r) {
         const auto& h = r.view.header;
-        if (h.kind != format::kBatch) return;
+        if (!r.view.is_batch()) return;
         ++report.batches;
         report.messages += h.count;
         auto number = files::parse_segment_name(r.file).value_or(0);
@@ -216,26 +216,27 @@ Status dump(const std::string& dir, std::ostream& out, const DumpOptions& opt, E
       env, dir,
       [&](const RecordAt& r) {
         const auto& h = r.view.header;
-        if (opt.producer_id && (h.kind != format::kBatch || h.producer_id != *opt.producer_id)) {
+        if (opt.producer_id && (!r.view.is_batch() || h.producer_id != *opt.producer_id)) {
           return;
         }
         if (opt.payloads == P::kJson) {
           nlohmann::json j;
           j["file"] = r.file;
           j["offset"] = r.offset;
-          if (h.kind == format::kProducers) {
+          if (r.view.is_producers()) {
             j["kind"] = "producers";
             nlohmann::json list = nlohmann::json::array();
             for (std::uint32_t i = 0; i < h.count; ++i) {
-              const std::byte* e = r.view.body.data() + i * format::kProducerEntrySize;
-              list.push_back({{"producer_id", format::get_u64(e)},
-                              {"highest_seq", format::get_u64(e + 8)}});
+              const log::ProducerEntry e = log::producer_entry(r.view, i);
+              list.push_back({{"scope", e.scope}, {"producer_id", e.producer},
+                              {"highest_seq", e.seq}});
             }
             j["producers"] = list;
           } else {
             j["kind"] = "batch";
             j["producer_id"] = h.producer_id;
             j["seq"] = h.seq;
+            j["scope"] = r.view.scope;
             j["arrival_ns"] = h.arrival_ns;
             j["messages"] = h.count;
             j["frame_bytes"] = r.view.body.size();
@@ -258,11 +259,13 @@ Status dump(const std::string& dir, std::ostream& out, const DumpOptions& opt, E
           return;
         }
         out << r.file << "@" << r.offset;
-        if (h.kind == format::kProducers) {
+        if (r.view.is_producers()) {
           out << " producers-snapshot entries=" << h.count << "\n";
           return;
         }
-        out << " batch producer=" << h.producer_id << " seq=" << h.seq
+        out << " batch producer=" << h.producer_id << " seq=" << h.seq;
+        if (r.view.scope != 0) out << " scope=" << r.view.scope;
+        out
             << " arrival_ns=" << h.arrival_ns << " messages=" << h.count
             << " frame_bytes=" << r.view.body.size() << "\n";
         if (opt.payloads == P::kNone) return;

@@ -29,7 +29,8 @@ void Buffer::release() {
   size_ = capacity_ = 0;
 }
 
-void Writer::add(const RecordHeader& h, std::span<const std::byte> body, Buffer& out) {
+void Writer::add(const RecordHeader& h, std::span<const std::byte> prefix,
+                 std::span<const std::byte> body, Buffer& out) {
   std::byte head[kRecordHeaderSize] = {};
   head[kKindOffset] = static_cast<std::byte>(h.kind);
   put_u32(head + kCountOffset, h.count);
@@ -37,7 +38,22 @@ void Writer::add(const RecordHeader& h, std::span<const std::byte> body, Buffer&
   put_u64(head + kSeqOffset, h.seq);
   put_u64(head + kArrivalOffset, h.arrival_ns);
 
-  const std::size_t total = kRecordHeaderSize + body.size();
+  // The payload is head + prefix + body; copy(dst, from, n) takes n bytes of it from `from`.
+  const std::size_t total = kRecordHeaderSize + prefix.size() + body.size();
+  auto copy = [&](std::byte* dst, std::size_t from, std::size_t n) {
+    for (std::span<const std::byte> part : {std::span<const std::byte>(head), prefix, body}) {
+      if (n == 0) return;
+      if (from >= part.size()) {
+        from -= part.size();
+        continue;
+      }
+      const std::size_t k = std::min(n, part.size() - from);
+      std::memcpy(dst, part.data() + from, k);
+      dst += k;
+      n -= k;
+      from = 0;
+    }
+  };
   std::size_t done = 0;
   bool begin = true;
   do {
@@ -54,14 +70,7 @@ void Writer::add(const RecordHeader& h, std::span<const std::byte> body, Buffer&
 
     std::byte* p = out.grow(kFragmentHeaderSize + len);
     std::byte* payload = p + kFragmentHeaderSize;
-    std::size_t copied = 0;
-    if (done < kRecordHeaderSize) {
-      copied = std::min(len, kRecordHeaderSize - done);
-      std::memcpy(payload, head + done, copied);
-    }
-    if (copied < len) {
-      std::memcpy(payload + copied, body.data() + (done + copied - kRecordHeaderSize), len - copied);
-    }
+    copy(payload, done, len);
     p[6] = static_cast<std::byte>(type);
     std::uint32_t crc = crc32({p + 6, 1 + len});
     put_u32(p, mask(crc));
@@ -115,15 +124,60 @@ Result<RecordView> decode_record(std::span<const std::byte> r) {
   v.header.seq = get_u64(r.data() + kSeqOffset);
   v.header.arrival_ns = get_u64(r.data() + kArrivalOffset);
   v.body = r.subspan(kRecordHeaderSize);
-  if (v.header.kind == kProducers) {
-    if (v.body.size() != std::uint64_t{v.header.count} * kProducerEntrySize) {
-      return Status::corruption("producers record body of " + std::to_string(v.body.size()) +
-                                " bytes for " + std::to_string(v.header.count) + " entries");
+  switch (v.header.kind) {
+    case kBatch:
+      return v;
+    case kScopedBatch:
+      if (v.body.size() < kScopeSize) return Status::corruption("scoped batch record without a scope");
+      v.scope = get_u64(v.body.data());
+      v.body = v.body.subspan(kScopeSize);
+      return v;
+    case kProducers:
+    case kScopedProducers: {
+      const std::size_t entry = v.header.kind == kProducers ? kProducerEntrySize
+                                                            : kScopedProducerEntrySize;
+      if (v.body.size() != std::uint64_t{v.header.count} * entry) {
+        return Status::corruption("producers record body of " + std::to_string(v.body.size()) +
+                                  " bytes for " + std::to_string(v.header.count) + " entries");
+      }
+      return v;
     }
-  } else if (v.header.kind != kBatch) {
-    return Status::corruption("unknown record kind " + std::to_string(v.header.kind));
+    default:
+      return Status::corruption("unknown record kind " + std::to_string(v.header.kind));
   }
-  return v;
+}
+
+bool RecordView::is_batch() const noexcept {
+  return header.kind == kBatch || header.kind == kScopedBatch;
+}
+bool RecordView::is_producers() const noexcept {
+  return header.kind == kProducers || header.kind == kScopedProducers;
+}
+
+ProducerEntry producer_entry(const RecordView& v, std::uint32_t i) {
+  if (v.header.kind == kProducers) {
+    const std::byte* e = v.body.data() + std::size_t{i} * kProducerEntrySize;
+    return {0, get_u64(e), get_u64(e + 8)};
+  }
+  const std::byte* e = v.body.data() + std::size_t{i} * kScopedProducerEntrySize;
+  return {get_u64(e), get_u64(e + 8), get_u64(e + 16)};
+}
+
+void add_producers(Writer& w, std::span<const ProducerEntry> entries, std::uint64_t arrival_ns,
+                   Buffer& out) {
+  std::vector<std::byte> body(entries.size() * kScopedProducerEntrySize);
+  std::byte* p = body.data();
+  for (const ProducerEntry& e : entries) {
+    put_u64(p, e.scope);
+    put_u64(p + 8, e.producer);
+    put_u64(p + 16, e.seq);
+    p += kScopedProducerEntrySize;
+  }
+  RecordHeader h;
+  h.kind = kScopedProducers;
+  h.count = static_cast<std::uint32_t>(entries.size());
+  h.arrival_ns = arrival_ns;
+  w.add(h, body, out);
 }
 
 Reader::Reader(RandomAccessFile& file, std::uint64_t start, std::uint64_t limit, Reporter reporter)

@@ -44,8 +44,12 @@ struct RecordHeader {
 class Writer {
  public:
   explicit Writer(std::uint64_t offset) : offset_(offset) {}
-  // Appends the fragments of one logical record (header + body) to out.
-  void add(const RecordHeader& header, std::span<const std::byte> body, Buffer& out);
+  // Appends the fragments of one logical record (header + prefix + body) to out.
+  void add(const RecordHeader& header, std::span<const std::byte> body, Buffer& out) {
+    add(header, {}, body, out);
+  }
+  void add(const RecordHeader& header, std::span<const std::byte> prefix,
+           std::span<const std::byte> body, Buffer& out);
   std::uint64_t offset() const noexcept { return offset_; }
   void reset(std::uint64_t offset) noexcept { offset_ = offset; }
 
@@ -69,9 +73,22 @@ struct Corruption {
 
 struct RecordView {
   RecordHeader header;
-  std::span<const std::byte> body;
+  std::uint64_t scope = 0;          // a batch's duplicate-suppression scope
+  std::span<const std::byte> body;  // a batch: the frame (after the scope of a kScopedBatch)
+  bool is_batch() const noexcept;
+  bool is_producers() const noexcept;
 };
-// Splits a logical record; Corruption when it is shorter than its header or of an unknown kind.
+// One entry of a producers record.
+struct ProducerEntry {
+  std::uint64_t scope, producer, seq;
+};
+// The i-th entry (i < header.count) of a kProducers or kScopedProducers record.
+ProducerEntry producer_entry(const RecordView& v, std::uint32_t i);
+// A kScopedProducers record of entries.
+void add_producers(Writer& w, std::span<const ProducerEntry> entries, std::uint64_t arrival_ns,
+                   Buffer& out);
+// Splits a logical record; Corruption when it is shorter than its header, of an unknown kind, or
+// its body does not match its kind.
 Result<RecordView> decode_record(std::span<const std::byte> record);
 
 // Reads logical records from one segment file between `start` and `limit`. A record cut by the

@@ -21,9 +21,19 @@
 //   +---------+---------+-----------+---------------+---------+---------------+----------------+
 //   | kind u8 | 0 u8 x3 | count u32 | producer u64  | seq u64 | arrival_ns u64| body           |
 //   +---------+---------+-----------+---------------+---------+---------------+----------------+
-//   kind kBatch: body = the batch frame exactly as received; count = messages in it.
-//   kind kProducers: body = count x (producer u64, highest seq u64); the first record of every
-//   segment, so the oldest kept segment always knows every producer's high-water mark.
+//   kind kBatch: body = the batch frame exactly as received; count = messages in it (scope 0).
+//   kind kScopedBatch: body = scope u64 + the batch frame; for a duplicate-suppression scope
+//   other than 0 (kNoDedupe = 2^64-1 included).
+//   kind kProducers: body = count x (producer u64, highest seq u64), scope 0. Written by version
+//   0.1 at the start of every segment; still read, no longer written.
+//   kind kScopedProducers: body = count x (scope u64, producer u64, highest seq u64). The records
+//   of the PRODUCERS file (below).
+//
+//   producers file PRODUCERS: a segment header naming segment 0, then kScopedProducers records in
+//   the block framing above. It holds the highest seq of producers whose last batch was in a
+//   segment since deleted; a later record overrides an earlier one. Appended to (and synced)
+//   before segment files are removed; rewritten whole (PRODUCERS.tmp, sync, rename, directory
+//   sync) on open and when it has grown to twice what it must hold.
 //
 //   cursor file CURSOR (written to CURSOR.tmp, synced, renamed over CURSOR, directory synced)
 //   +----------+---------+---------+---------+------------+---------+
@@ -55,7 +65,7 @@ inline constexpr std::size_t kSegmentHeaderSize = 32;
 inline constexpr std::size_t kSegmentHeaderCrcOffset = 28;
 inline constexpr std::size_t kSegmentNumberOffset = 16;
 
-enum RecordKind : std::uint8_t { kBatch = 1, kProducers = 2 };
+enum RecordKind : std::uint8_t { kBatch = 1, kProducers = 2, kScopedBatch = 3, kScopedProducers = 4 };
 inline constexpr std::size_t kRecordHeaderSize = 32;
 inline constexpr std::size_t kKindOffset = 0;
 inline constexpr std::size_t kCountOffset = 4;
@@ -63,6 +73,8 @@ inline constexpr std::size_t kProducerOffset = 8;
 inline constexpr std::size_t kSeqOffset = 16;
 inline constexpr std::size_t kArrivalOffset = 24;
 inline constexpr std::size_t kProducerEntrySize = 16;  // in a kProducers body
+inline constexpr std::size_t kScopedProducerEntrySize = 24;  // in a kScopedProducers body
+inline constexpr std::size_t kScopeSize = 8;  // the scope before the frame of a kScopedBatch
 
 inline constexpr std::array<char, 8> kCursorMagic = {'Z', 'K', 'S', 'P', 'O', 'O', 'L', 'C'};
 inline constexpr std::uint32_t kCursorVersion = 1;
@@ -72,6 +84,8 @@ inline constexpr std::size_t kCursorCrcOffset = 32;
 inline constexpr const char* kSegmentSuffix = ".seg";
 inline constexpr const char* kCursorName = "CURSOR";
 inline constexpr const char* kCursorTempName = "CURSOR.tmp";
+inline constexpr const char* kProducersName = "PRODUCERS";
+inline constexpr const char* kProducersTempName = "PRODUCERS.tmp";
 inline constexpr const char* kLockName = "LOCK";  // flock'ed by the Store that has the directory
 
 inline void put_u16(std::byte* p, std::uint16_t v) {

@@ -300,11 +300,10 @@ Status Store::Impl::recover_segment(std::uint64_t number, bool last) {
       continue;
     }
     const auto& h = v.value().header;
-    if (h.kind == format::kProducers) {
+    if (v.value().is_producers()) {
       for (std::uint32_t i = 0; i < h.count; ++i) {
-        const std::byte* e = v.value().body.data() + i * format::kProducerEntrySize;
-        auto& high = producers[format::get_u64(e)];
-        high = std::max(high, format::get_u64(e + 8));
+        auto& high = producers[log::producer_entry(v.value(), i).producer];
+        high = std::max(high, log::producer_entry(v.value(), i).seq);
       }
       continue;
     }
@@ -593,7 +592,7 @@ Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const
     ++st.duplicates;
     return AppendResult{AppendResult::Outcome::kDuplicate, appended, {}};
   }
-  const std::uint64_t need = log::max_framed_size(frame.size());
+  const std::uint64_t need = log::max_framed_size(frame.size() + format::kScopeSize);
   const std::uint64_t now = meta.arrival_ns;
   if (opt.max_age.count() > 0) {
     if (opt.when_full == WhenFull::kDropOldest) {
@@ -611,9 +610,14 @@ Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const
     if (Status s = roll(); !s) return s;
     seg = &segments.back();
   }
-  log::RecordHeader h{format::kBatch, meta.message_count, meta.producer_id, meta.seq, meta.arrival_ns};
+  // Scope 0 keeps the version-0.1 record kind; any other scope is written before the frame.
+  log::RecordHeader h{meta.scope == 0 ? format::kBatch : format::kScopedBatch, meta.message_count,
+                      meta.producer_id, meta.seq, meta.arrival_ns};
+  std::byte scope[format::kScopeSize];
+  format::put_u64(scope, meta.scope);
   std::uint64_t before = writer.offset();
-  writer.add(h, frame, pending);
+  writer.add(h, meta.scope == 0 ? std::span<const std::byte>() : std::span<const std::byte>(scope),
+             frame, pending);
   std::uint64_t start = before;
   if (format::kBlockSize - before % format::kBlockSize < format::kFragmentHeaderSize) {
     start = before + (format::kBlockSize - before % format::kBlockSize);
@@ -715,12 +719,13 @@ Result<std::optional<StoredRecord>> Store::Impl::read_raw() {
     }
     read_pos = {seg->number, reader->record_end()};
     auto v = log::decode_record(rec);
-    if (!v || v.value().header.kind != format::kBatch) continue;
+    if (!v || !v.value().is_batch()) continue;
     const auto& h = v.value().header;
-    return std::optional<StoredRecord>(StoredRecord{{seg->number, reader->record_offset()},
-                                                    read_pos,
-                                                    {h.producer_id, h.seq, h.arrival_ns, h.count},
-                                                    v.value().body});
+    return std::optional<StoredRecord>(StoredRecord{
+        {seg->number, reader->record_offset()},
+        read_pos,
+        {h.producer_id, h.seq, h.arrival_ns, h.count, v.value().scope},
+        v.value().body});
   }
 }
 
@@ -804,8 +809,10 @@ Result<AppendResult> Store::append(std::span<const std::byte> frame) {
   auto h = envelope::peek(frame);
   if (!h) return h.status();
   RecordMeta meta{h.value().producer_id, h.value().seq, envelope::unix_now_ns(),
-                  h.value().record_count};
+                  h.value().record_count, 0};
   if (h.value().compression() != envelope::Compression::kNone) {
+    // peek cannot count the records of a compressed batch; decode does (and checks the header
+    // again, which is O(1)). The node never comes here: it passes the meta it decoded.
     auto batch = envelope::decode(frame);
     if (!batch) return batch.status();
     meta.message_count = static_cast<std::uint32_t>(batch.value().size());

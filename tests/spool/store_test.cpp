@@ -404,3 +404,44 @@ TEST_CASE("A reader stopped mid-segment reads the rest of it after the segment r
   require_ok(store.advance_cursor(last));
   CHECK(store.stats().backlog_batches == 0);
 }
+
+TEST_CASE("append(frame, meta) trusts the meta and never reads the frame", "[spool][store]") {
+  TempDir dir;
+  Store store = open_store(options(dir.path()));
+  // Not an envelope at all: the two-argument path stores it as given (the node validated it).
+  Bytes opaque = {std::byte{0xff}, std::byte{0x00}, std::byte{0x42}};
+  zkit::spool::RecordMeta meta{77, 9, 123456789, 5, 42};
+  auto r = store.append(opaque, meta);
+  INFO(r.status().to_string());
+  REQUIRE(r.is_ok());
+  CHECK(r.value().outcome == AppendResult::Outcome::kStored);
+  require_ok(store.commit());
+  auto rec = store.read_next();
+  REQUIRE(rec.is_ok());
+  REQUIRE(rec.value());
+  CHECK(rec.value()->meta.producer_id == 77);
+  CHECK(rec.value()->meta.seq == 9);
+  CHECK(rec.value()->meta.arrival_ns == 123456789);
+  CHECK(rec.value()->meta.message_count == 5);
+  CHECK(rec.value()->meta.scope == 42);
+  CHECK(Bytes(rec.value()->frame.begin(), rec.value()->frame.end()) == opaque);
+  CHECK(store.stats().stored_messages == 5);
+}
+
+TEST_CASE("append(frame) counts the messages of a zstd batch and refuses a frame that is not one",
+          "[spool][store]") {
+  TempDir dir;
+  Store store = open_store(options(dir.path()));
+  zkit::envelope::Encoder enc({zkit::envelope::Compression::kZstd, 1, 0});
+  enc.begin(5);
+  for (int i = 0; i < 40; ++i) enc.add(std::string(100, 'a'));
+  zmq::message_t msg = enc.finish(1, 1);
+  std::span<const std::byte> z(static_cast<const std::byte*>(msg.data()), msg.size());
+  REQUIRE(zkit::envelope::peek(z).value().compression() == zkit::envelope::Compression::kZstd);
+  REQUIRE(store.append(z).is_ok());
+  CHECK(store.stats().stored_messages == 40);
+  Bytes cut(z.begin(), z.end() - 3);  // a zstd batch whose records section is cut short
+  auto bad = store.append(cut);
+  REQUIRE_FALSE(bad.is_ok());
+  CHECK(store.stats().stored == 1);
+}

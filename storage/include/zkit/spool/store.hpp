@@ -91,12 +91,19 @@ struct Options {
                                   // empty: logged with spdlog at warning level
 };
 
+// RecordMeta::scope of frames that are never suppressed as duplicates and never update the
+// producer table (the node's --pull frames: unauthenticated and unacknowledged).
+inline constexpr std::uint64_t kNoDedupe = ~std::uint64_t{0};
+
 // What recovery needs about a batch besides its frame. append(frame) fills it from the envelope.
 struct RecordMeta {
   std::uint64_t producer_id = 0;
   std::uint64_t seq = 0;
   std::uint64_t arrival_ns = 0;      // unix ns when the spool received the batch
   std::uint32_t message_count = 0;  // messages in the batch
+  // Duplicate suppression is per (scope, producer_id): 0 for unauthenticated peers, a hash of
+  // the peer's CURVE key otherwise, kNoDedupe for frames never suppressed. Stored with the record.
+  std::uint64_t scope = 0;
 };
 
 struct AppendResult {
@@ -163,9 +170,14 @@ class Store {
   Store& operator=(const Store&) = delete;
   ~Store();  // close(), errors logged
 
-  // Appends a received batch frame; producer_id, seq and the message count come from its
-  // envelope header (zkit::envelope::peek), arrival_ns is now. The bytes are copied; the record
-  // is durable only after commit().
+  // Appends a received batch frame. The bytes are copied; the record is durable only after
+  // commit(). Errors besides IOError/LimitExceeded: none; the frame itself is not examined.
+  //
+  // append(frame, meta) is the node's path: it trusts meta (the caller validated the frame when
+  // it decoded it) and never reads the frame. append(frame) is for tools and tests: it parses
+  // the frame once — envelope::peek for an uncompressed batch, envelope::decode for a compressed
+  // one, whose message count is known only after decompression — with arrival_ns now, scope 0,
+  // and returns the codec's Corruption/Unsupported/LimitExceeded for a frame that is not a batch.
   Result<AppendResult> append(std::span<const std::byte> frame);
   Result<AppendResult> append(std::span<const std::byte> frame, const RecordMeta& meta);
 
