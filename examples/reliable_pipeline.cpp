@@ -69,7 +69,7 @@ std::string receiver_life(zmq::context_t& ctx, const std::string& endpoint, Stor
   } catch (const Crash&) {
     store.stored_at_crash = store.stored;
   }
-  return receiver.stats_json();
+  return receiver.stats().to_json();
 }
 
 }  // namespace
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   sender.connect(endpoint);
   for (std::uint64_t i = 0; i < total; ++i) sender.send("message " + std::to_string(i));
   bool all_acked = sender.wait_all_acked(30s);
-  std::string sender_stats = sender.stats_json();
+  std::string sender_stats = sender.stats().to_json();
   sender_done = true;
   receiver_thread.join();
 

@@ -18,7 +18,7 @@ namespace zkit {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using reliable::Message;
+using LinkMessage = reliable::Message;
 using reliable::MessageType;
 using std::chrono::milliseconds;
 
@@ -46,10 +46,26 @@ void wait_input(zmq::socket_t& socket, std::optional<Clock::time_point> deadline
   zmq::poll(&item, 1, t);
 }
 
+// The pollitem of a moved-from object: no socket, no fd, nothing to wait for.
+constexpr zmq_pollitem_t kNoItem{nullptr, -1, 0, 0};
+
+std::uint64_t records_of(const zmq::message_t& frame) {
+  Result<envelope::Header> h = envelope::peek(
+      {static_cast<const std::byte*>(frame.data()), frame.size()});
+  return h ? h->record_count : 0;
+}
+
 void drain_more(zmq::socket_t& socket, zmq::message_t& part) {
   while (part.more()) {
     if (!socket.recv(part, zmq::recv_flags::none)) break;
   }
+}
+
+// The ZAP User-Id a message carries (zkit's ZapHandler: the peer's Z85 CURVE key); empty when
+// there is none. Valid while `m` lives.
+std::string_view user_id(zmq::message_t& m) noexcept {
+  const char* v = zmq_msg_gets(m.handle(), "User-Id");
+  return v ? std::string_view(v) : std::string_view();
 }
 
 // A tiny JSON object writer for flat counters.
@@ -81,6 +97,7 @@ struct ReliableSender::State {
     std::uint64_t id = 0;
     std::uint64_t producer_id = 0;
     std::uint64_t seq = 0;
+    std::uint64_t records = 0;  // 0: unknown (a trusted or compressed frame; close() peeks it)
   };
 
   State(zmq::context_t& context, ReliableSenderOptions options)
@@ -105,6 +122,8 @@ struct ReliableSender::State {
   std::uint64_t highest_sent = 0;
   std::uint64_t credit = 0;  // highest link seq the receiver allows
   bool stalled = false;
+  bool hello_blocked = false;  // the last HELLO found no room (a bound DEALER with no peer yet)
+  bool data_blocked = false;   // DATA found no room (high-water mark)
   bool closed = false;
   Clock::time_point last_heard{};
   Clock::time_point last_ping{};
@@ -125,15 +144,20 @@ struct ReliableSender::State {
   }
 
   bool send_control(MessageType type, std::uint64_t seq, std::uint64_t value) {
-    zmq::message_t m = reliable::encode(Message{type, session, seq, value});
+    zmq::message_t m = reliable::encode(LinkMessage{type, session, seq, value});
     return socket.send(m, zmq::send_flags::dontwait).has_value();
   }
 
   void send_hello(Clock::time_point now) {
-    // A bound DEALER with no peer yet refuses at once: try again soon, not an interval later.
-    bool sent = send_control(MessageType::kHello, acked, o.window);
-    hello_due = now + (sent ? o.heartbeat_interval : std::min(o.heartbeat_interval, kHelloRetry));
-    ++st.hellos;
+    // A bound DEALER with no peer yet refuses at once: poll_item() then asks for POLLOUT, which
+    // fires when a peer connects, and the blocking calls retry every kHelloRetry.
+    hello_blocked = !send_control(MessageType::kHello, acked, o.window);
+    hello_due = now + o.heartbeat_interval;
+    if (!hello_blocked) ++st.hellos;
+  }
+
+  bool out_blocked() const noexcept {
+    return (phase == Phase::kConnecting && hello_blocked) || (data_blocked && waiting());
   }
 
   // Moves sealed batches from the batcher into the held queue while there is room.
@@ -144,6 +168,7 @@ struct ReliableSender::State {
       h.producer_id = batcher.producer_id();
       h.seq = b.seq;
       h.id = b.seq;
+      h.records = b.records;
       h.frame = std::move(b.frame);
       enqueue(std::move(h));
     }
@@ -157,10 +182,14 @@ struct ReliableSender::State {
 
   // Sends what credit and window allow.
   void transmit(Clock::time_point now) {
+    data_blocked = false;
     while (waiting() && credit_ok()) {
       Held& h = held[next_send - acked - 1];
-      zmq::message_t header = reliable::encode(Message{MessageType::kData, session, h.link_seq, 0});
-      if (!socket.send(header, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) break;
+      zmq::message_t header = reliable::encode(LinkMessage{MessageType::kData, session, h.link_seq, 0});
+      if (!socket.send(header, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        data_blocked = true;
+        break;
+      }
       zmq::message_t body;
       body.copy(h.frame);  // shares the buffer (reference counted), no byte copy
       // Parts after the first of a multipart message are not subject to the high-water mark.
@@ -201,7 +230,7 @@ struct ReliableSender::State {
     return n;
   }
 
-  std::size_t handle(const Message& m, const AckCallback& callback, Clock::time_point now) {
+  std::size_t handle(const LinkMessage& m, const AckCallback& callback, Clock::time_point now) {
     if (m.session != session) {
       reject(Status::corruption(std::string(reliable::message_type_name(m.type)) +
                                 " for another session " + std::to_string(m.session)));
@@ -260,7 +289,7 @@ struct ReliableSender::State {
         reject(Status::corruption("a multipart message from the receiver"));
         continue;
       }
-      Result<Message> m = reliable::decode(part);
+      Result<LinkMessage> m = reliable::decode(part);
       if (!m) {
         reject(m.status());
         continue;
@@ -272,7 +301,7 @@ struct ReliableSender::State {
       ++st.peer_lost;
       phase = Phase::kConnecting;
       send_hello(now);
-    } else if (phase == Phase::kConnecting && now >= hello_due) {
+    } else if (phase == Phase::kConnecting && (now >= hello_due || hello_blocked)) {
       send_hello(now);
     }
     if (phase == Phase::kReady) {
@@ -295,8 +324,8 @@ struct ReliableSender::State {
     return acks;
   }
 
-  // The earliest moment service() has work to do without input.
-  Clock::time_point next_deadline() const {
+  // The earliest moment service() has work to do without input (room to send aside).
+  Clock::time_point next_deadline() const noexcept {
     Clock::time_point d;
     if (phase == Phase::kConnecting) {
       d = hello_due;
@@ -308,8 +337,40 @@ struct ReliableSender::State {
     return d;
   }
 
+  // What the blocking calls wait for: next_deadline(), sooner while a send waits for room
+  // (they poll for input only).
+  Clock::time_point wait_deadline(Clock::time_point now) const noexcept {
+    Clock::time_point d = next_deadline();
+    return out_blocked() ? std::min(d, now + kHelloRetry) : d;
+  }
+
   bool all_acked() const noexcept {
     return held.empty() && !batcher.has_sealed() && batcher.held_records() == 0;
+  }
+
+  Status queue_frame(zmq::message_t&& frame, std::uint64_t id, std::uint64_t producer_id,
+                     std::uint64_t seq, std::uint64_t records) {
+    pump_batcher();
+    if (held.size() >= o.max_queued) {
+      ++st.send_would_block;
+      return Status::limit_exceeded("sender backlog full (" + std::to_string(o.max_queued) +
+                                    " batches)");
+    }
+    Held h;
+    h.frame = std::move(frame);
+    h.id = id;
+    h.producer_id = producer_id;
+    h.seq = seq;
+    h.records = records;
+    enqueue(std::move(h));
+    transmit(Clock::now());
+    return {};
+  }
+
+  Status check_size(const zmq::message_t& frame) const {
+    if (frame.size() <= o.limits.max_batch_bytes) return {};
+    return Status::limit_exceeded("batch frame is " + std::to_string(frame.size()) +
+                                  " bytes, limit " + std::to_string(o.limits.max_batch_bytes));
   }
 };
 
@@ -337,23 +398,31 @@ ReliableSender& ReliableSender::operator=(ReliableSender&& other) noexcept {
   return *this;
 }
 
-std::string ReliableSender::bind(const std::string& endpoint) {
-  return attach(s_->socket, Endpoint{endpoint, true});
+ReliableSender::State& ReliableSender::live() const {
+  if (!s_) throw std::logic_error("zkit::ReliableSender: used after move");
+  return *s_;
 }
-void ReliableSender::connect(const std::string& endpoint) {
-  (void)attach(s_->socket, Endpoint{endpoint, false});
+
+std::string ReliableSender::bind(const std::string& endpoint) {
+  return attach(live().socket, Endpoint{endpoint, true});
+}
+std::string ReliableSender::connect(const std::string& endpoint) {
+  return attach(live().socket, Endpoint{endpoint, false});
 }
 
 bool ReliableSender::send(std::span<const std::byte> message, milliseconds timeout) {
-  State& s = *s_;
+  State& s = live();
   s.pump_batcher();
   if (s.batcher.has_sealed()) {
     std::optional<Clock::time_point> deadline;
     if (timeout.count() >= 0) deadline = Clock::now() + timeout;
     while (s.batcher.has_sealed()) {
       Clock::time_point now = Clock::now();
-      if (deadline && now >= *deadline) return false;
-      Clock::time_point until_t = s.next_deadline();
+      if (deadline && now >= *deadline) {
+        ++s.st.send_would_block;
+        return false;
+      }
+      Clock::time_point until_t = s.wait_deadline(now);
       if (deadline) until_t = std::min(until_t, *deadline);
       wait_input(s.socket, until_t);
       s.service(on_acked_);
@@ -365,56 +434,65 @@ bool ReliableSender::send(std::span<const std::byte> message, milliseconds timeo
   return true;
 }
 
-void ReliableSender::on_error(ErrorCallback callback) { s_->on_error = std::move(callback); }
+void ReliableSender::on_error(ErrorCallback callback) { live().on_error = std::move(callback); }
+void ReliableSender::on_acked(AckCallback callback) {
+  (void)live();
+  on_acked_ = std::move(callback);
+}
 
 void ReliableSender::flush() {
-  s_->batcher.flush();
-  s_->service(on_acked_);
+  State& s = live();
+  s.batcher.flush();
+  s.service(on_acked_);
 }
 
 Status ReliableSender::send_batch(zmq::message_t&& frame, std::uint64_t id) {
-  State& s = *s_;
-  if (frame.size() > s.o.limits.max_batch_bytes) {
-    return Status::limit_exceeded("batch frame is " + std::to_string(frame.size()) +
-                                  " bytes, limit " + std::to_string(s.o.limits.max_batch_bytes));
-  }
+  State& s = live();
+  if (Status size = s.check_size(frame); !size.is_ok()) return size;
   Result<envelope::Header> h = envelope::peek(bytes_of(frame));
   if (!h) return h.status();
-  s.pump_batcher();
-  if (s.held.size() >= s.o.max_queued) {
-    return Status::limit_exceeded("sender backlog full (" + std::to_string(s.o.max_queued) +
-                                  " batches)");
-  }
-  State::Held held;
-  held.frame = std::move(frame);
-  held.id = id;
-  held.producer_id = h->producer_id;
-  held.seq = h->seq;
-  s.enqueue(std::move(held));
-  s.transmit(Clock::now());
-  return {};
+  return s.queue_frame(std::move(frame), id, h->producer_id, h->seq, h->record_count);
 }
 
-bool ReliableSender::has_credit() const noexcept { return s_->credit_ok(); }
-bool ReliableSender::can_send() const noexcept {
-  return s_->credit_ok() && !s_->waiting() && !s_->batcher.has_sealed() &&
-         s_->held.size() < s_->o.max_queued;
+Status ReliableSender::send_batch(zmq::message_t&& frame, std::uint64_t id,
+                                  std::uint64_t producer_id, std::uint64_t seq) {
+  State& s = live();
+  if (Status size = s.check_size(frame); !size.is_ok()) return size;
+  return s.queue_frame(std::move(frame), id, producer_id, seq, 0);
+}
+
+bool ReliableSender::has_credit() const { return live().credit_ok(); }
+bool ReliableSender::can_send() const {
+  const State& s = live();
+  return s.credit_ok() && !s.waiting() && !s.batcher.has_sealed() && s.held.size() < s.o.max_queued;
+}
+
+zmq_pollitem_t ReliableSender::poll_item() noexcept {
+  if (!s_ || s_->closed) return kNoItem;
+  short events = ZMQ_POLLIN;
+  if (s_->out_blocked()) events |= ZMQ_POLLOUT;
+  return {s_->socket.handle(), 0, events, 0};
+}
+
+std::optional<Clock::time_point> ReliableSender::next_deadline() const noexcept {
+  if (!s_ || s_->closed) return std::nullopt;
+  return s_->next_deadline();
 }
 
 std::size_t ReliableSender::poll_once(milliseconds timeout) {
-  State& s = *s_;
+  State& s = live();
   Clock::time_point now = Clock::now();
   // Work due now (a sealed batch, an expired timer) runs first without waiting.
   std::size_t acks = s.service(on_acked_);
   if (acks > 0 || timeout.count() == 0) return acks;
-  std::optional<Clock::time_point> until_t = s.next_deadline();
+  std::optional<Clock::time_point> until_t = s.wait_deadline(now);
   if (timeout.count() > 0) until_t = std::min(*until_t, now + timeout);
   wait_input(s.socket, until_t);
   return acks + s.service(on_acked_);
 }
 
 bool ReliableSender::wait_all_acked(milliseconds timeout) {
-  State& s = *s_;
+  State& s = live();
   s.batcher.flush();
   std::optional<Clock::time_point> deadline;
   if (timeout.count() >= 0) deadline = Clock::now() + timeout;
@@ -422,7 +500,7 @@ bool ReliableSender::wait_all_acked(milliseconds timeout) {
   while (!s.all_acked()) {
     Clock::time_point now = Clock::now();
     if (deadline && now >= *deadline) return false;
-    Clock::time_point until_t = s.next_deadline();
+    Clock::time_point until_t = s.wait_deadline(now);
     if (deadline) until_t = std::min(until_t, *deadline);
     wait_input(s.socket, until_t);
     s.service(on_acked_);
@@ -430,25 +508,26 @@ bool ReliableSender::wait_all_acked(milliseconds timeout) {
   return true;
 }
 
-std::size_t ReliableSender::in_flight() const noexcept { return s_->in_flight(); }
-std::size_t ReliableSender::unacked() const noexcept { return s_->held.size(); }
-bool ReliableSender::connected() const noexcept {
-  return s_->phase == State::Phase::kReady &&
-         Clock::now() - s_->last_heard < s_->o.heartbeat_timeout;
+std::size_t ReliableSender::in_flight() const { return live().in_flight(); }
+std::size_t ReliableSender::unacked() const { return live().held.size(); }
+bool ReliableSender::connected() const {
+  const State& s = live();
+  return s.phase == State::Phase::kReady && Clock::now() - s.last_heard < s.o.heartbeat_timeout;
 }
-std::uint64_t ReliableSender::session_id() const noexcept { return s_->session; }
-std::uint64_t ReliableSender::producer_id() const noexcept { return s_->batcher.producer_id(); }
+std::uint64_t ReliableSender::session_id() const { return live().session; }
+std::uint64_t ReliableSender::producer_id() const { return live().batcher.producer_id(); }
 
-ReliableSenderStats ReliableSender::stats() const noexcept {
-  ReliableSenderStats st = s_->st;
-  st.in_flight = s_->in_flight();
-  st.queued = s_->held.size();
+ReliableSenderStats ReliableSender::stats() const {
+  const State& s = live();
+  ReliableSenderStats st = s.st;
+  st.in_flight = s.in_flight();
+  st.queued = s.held.size();
   st.peers = connected() ? 1 : 0;
   return st;
 }
 
-std::string ReliableSender::stats_json() const {
-  ReliableSenderStats st = stats();
+std::string ReliableSenderStats::to_json() const {
+  const ReliableSenderStats& st = *this;
   return JsonObject()
       .add("messages", st.messages)
       .add("batches_queued", st.batches_queued)
@@ -462,22 +541,35 @@ std::string ReliableSender::stats_json() const {
       .add("resets", st.resets)
       .add("peer_lost", st.peer_lost)
       .add("decode_errors", st.decode_errors)
+      .add("send_would_block", st.send_would_block)
       .add("in_flight", st.in_flight)
       .add("queued", st.queued)
       .add("peers", st.peers)
       .str();
 }
 
-std::size_t ReliableSender::close() {
-  if (!s_ || s_->closed) return 0;
+CloseReport ReliableSender::close() {
+  CloseReport r;
+  if (!s_ || s_->closed) return r;
   State& s = *s_;
   s.closed = true;
-  std::size_t lost = s.held.size();
-  while (s.batcher.take()) ++lost;
-  if (s.batcher.held_records() > 0) ++lost;
+  for (const State::Held& h : s.held) {
+    ++r.unsent_batches;
+    r.unsent_messages += h.records != 0 ? h.records : records_of(h.frame);
+  }
+  while (std::optional<SealedBatch> b = s.batcher.take()) {
+    ++r.unsent_batches;
+    r.unsent_messages += b->records;
+  }
+  if (s.batcher.held_records() > 0) {
+    ++r.unsent_batches;
+    r.unsent_messages += s.batcher.held_records();
+  }
+  s.held.clear();
   s.socket.close();
-  return lost;
+  return r;
 }
+
 
 // ==== ReliableReceiver ===========================================================================
 
@@ -504,6 +596,7 @@ struct ReliableReceiver::State {
     bool reply_due = false;       // an ACK is owed even if nothing changed (PING, resend)
     std::deque<Pending> pending;  // link seqs acked+1 .. received
     Clock::time_point last_heard{};
+    std::uint64_t incarnation = 0;  // AckToken::incarnation of its deliveries
   };
 
   struct Producer {
@@ -525,6 +618,8 @@ struct ReliableReceiver::State {
   std::size_t waiting_duplicates = 0;  // pending duplicates whose original is not yet acked
   bool paused = false;
   bool closed = false;
+  bool acks_due = false;  // ack() or resume_credit() made acknowledgements that wait for a poll
+  std::uint64_t incarnations = 0;
   std::atomic<bool> stop{false};
   ReliableReceiverStats st;
   ErrorCallback on_error;
@@ -542,7 +637,7 @@ struct ReliableReceiver::State {
                std::uint64_t seq, std::uint64_t value) {
     zmq::message_t id(routing_id.data(), routing_id.size());
     if (!socket.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return;
-    zmq::message_t m = reliable::encode(Message{type, session, seq, value});
+    zmq::message_t m = reliable::encode(LinkMessage{type, session, seq, value});
     (void)socket.send(m, zmq::send_flags::none);
   }
 
@@ -556,6 +651,7 @@ struct ReliableReceiver::State {
   }
 
   void flush_acks() {
+    acks_due = false;
     for (auto& [id, s] : sessions) {
       if (s.reply_due || s.acked != s.sent_acked || grant(s) != s.sent_credit) {
         send_ack(id, s, MessageType::kAck);
@@ -623,13 +719,14 @@ struct ReliableReceiver::State {
     sessions.erase(oldest);
   }
 
-  void on_hello(const std::string& rid, const Message& m, Clock::time_point now) {
+  void on_hello(const std::string& rid, const LinkMessage& m, Clock::time_point now) {
     auto it = sessions.find(m.session);
     if (it == sessions.end()) {
       if (sessions.size() >= o.max_sessions) evict_session();
       it = sessions.try_emplace(m.session).first;
       Session& s = it->second;
       s.received = s.acked = s.app_acked = s.credit = m.seq;
+      s.incarnation = ++incarnations;
     }
     Session& s = it->second;
     s.routing_id = rid;
@@ -646,8 +743,8 @@ struct ReliableReceiver::State {
   }
 
   // DATA: `body` is the batch frame. Returns 1 when delivered.
-  std::size_t on_data(const std::string& rid, const Message& m, zmq::message_t&& body,
-                      const Handler& handler, Clock::time_point now) {
+  std::size_t on_data(const std::string& rid, const LinkMessage& m, zmq::message_t&& body,
+                      std::string_view peer_key, const Handler& handler, Clock::time_point now) {
     ++st.batches_received;
     auto it = sessions.find(m.session);
     if (it == sessions.end()) {
@@ -707,7 +804,8 @@ struct ReliableReceiver::State {
     s.received = m.seq;
     s.pending.push_back(p);
     std::size_t records = batch->size();
-    Delivery d{p.producer_id, p.seq, m.session, *batch, AckToken{m.session, m.seq}};
+    Delivery d{p.producer_id, p.seq, m.session, peer_key, *batch,
+               AckToken{m.session, m.seq, s.incarnation}};
     try {
       handler(d);
     } catch (...) {
@@ -738,7 +836,7 @@ struct ReliableReceiver::State {
     advance(s);
   }
 
-  void on_ping(const std::string& rid, const Message& m, Clock::time_point now) {
+  void on_ping(const std::string& rid, const LinkMessage& m, Clock::time_point now) {
     auto it = sessions.find(m.session);
     if (it == sessions.end()) {
       send_to(rid, MessageType::kReset, m.session, 0, 0);
@@ -776,7 +874,7 @@ struct ReliableReceiver::State {
       reject(Status::corruption("a message of more than two frames"));
       return true;
     }
-    Result<Message> m = reliable::decode(head);
+    Result<LinkMessage> m = reliable::decode(head);
     if (!m) {
       reject(m.status());
       return true;
@@ -793,7 +891,7 @@ struct ReliableReceiver::State {
         on_hello(rid, *m, now);
         break;
       case MessageType::kData:
-        delivered += on_data(rid, *m, std::move(body), handler, now);
+        delivered += on_data(rid, *m, std::move(body), user_id(head), handler, now);
         break;
       case MessageType::kPing:
         on_ping(rid, *m, now);
@@ -848,22 +946,38 @@ ReliableReceiver& ReliableReceiver::operator=(ReliableReceiver&& other) noexcept
   return *this;
 }
 
-std::string ReliableReceiver::bind(const std::string& endpoint) {
-  return attach(s_->socket, Endpoint{endpoint, true});
+ReliableReceiver::State& ReliableReceiver::live() const {
+  if (!s_) throw std::logic_error("zkit::ReliableReceiver: used after move");
+  return *s_;
 }
-void ReliableReceiver::connect(const std::string& endpoint) {
-  (void)attach(s_->socket, Endpoint{endpoint, false});
+
+std::string ReliableReceiver::bind(const std::string& endpoint) {
+  return attach(live().socket, Endpoint{endpoint, true});
+}
+std::string ReliableReceiver::connect(const std::string& endpoint) {
+  return attach(live().socket, Endpoint{endpoint, false});
 }
 
 void ReliableReceiver::seed(std::uint64_t producer_id, std::uint64_t highest_seq) {
-  State::Producer& p = s_->producer(producer_id, Clock::now());
+  State& s = live();
+  State::Producer& p = s.producer(producer_id, Clock::now());
   p.delivered = std::max(p.delivered, highest_seq);
   p.durable = std::max(p.durable, highest_seq);
-  if (s_->waiting_duplicates > 0) s_->advance_all();
+  if (s.waiting_duplicates > 0) s.advance_all();
+}
+
+zmq_pollitem_t ReliableReceiver::poll_item() noexcept {
+  if (!s_ || s_->closed) return kNoItem;
+  return {s_->socket.handle(), 0, ZMQ_POLLIN, 0};
+}
+
+std::optional<Clock::time_point> ReliableReceiver::next_deadline() const noexcept {
+  if (!s_ || s_->closed || !s_->acks_due) return std::nullopt;
+  return Clock::now();
 }
 
 std::size_t ReliableReceiver::poll_once(const Handler& handler, milliseconds timeout) {
-  State& s = *s_;
+  State& s = live();
   s.flush_acks();  // acks made by ack() since the last poll go out before waiting
   zmq::pollitem_t item{s.socket.handle(), 0, ZMQ_POLLIN, 0};
   zmq::poll(&item, 1, timeout);
@@ -876,8 +990,9 @@ std::size_t ReliableReceiver::poll_once(const Handler& handler, milliseconds tim
 }
 
 void ReliableReceiver::run(const Handler& handler) {
-  while (!s_->stop.load(std::memory_order_relaxed)) poll_once(handler, kRunSlice);
-  s_->stop.store(false, std::memory_order_relaxed);
+  State& s = live();
+  while (!s.stop.load(std::memory_order_relaxed)) poll_once(handler, kRunSlice);
+  s.stop.store(false, std::memory_order_relaxed);
 }
 
 void ReliableReceiver::stop() noexcept {
@@ -885,10 +1000,13 @@ void ReliableReceiver::stop() noexcept {
 }
 
 void ReliableReceiver::ack(const AckToken& token) {
-  State& s = *s_;
+  State& s = live();
   if (!s.o.manual_ack) throw std::invalid_argument("ReliableReceiver::ack: manual_ack is off");
   auto it = s.sessions.find(token.session);
-  if (it == s.sessions.end()) return;
+  if (it == s.sessions.end() || it->second.incarnation != token.incarnation) {
+    ++s.st.acks_for_forgotten_sessions;
+    return;
+  }
   State::Session& sess = it->second;
   if (token.link_seq > sess.received) {
     throw std::invalid_argument("ReliableReceiver::ack: token " + std::to_string(token.link_seq) +
@@ -904,6 +1022,7 @@ void ReliableReceiver::ack(const AckToken& token) {
     }
   }
   sess.app_acked = token.link_seq;
+  s.acks_due = true;
   if (s.waiting_duplicates > 0) {
     s.advance_all();
   } else {
@@ -911,31 +1030,33 @@ void ReliableReceiver::ack(const AckToken& token) {
   }
 }
 
-void ReliableReceiver::on_error(ErrorCallback callback) { s_->on_error = std::move(callback); }
+void ReliableReceiver::on_error(ErrorCallback callback) { live().on_error = std::move(callback); }
 
-void ReliableReceiver::pause_credit() { s_->paused = true; }
+void ReliableReceiver::pause_credit() { live().paused = true; }
 void ReliableReceiver::resume_credit() {
-  if (!s_->paused) return;
-  s_->paused = false;
-  s_->flush_acks();
+  State& s = live();
+  if (!s.paused) return;
+  s.paused = false;
+  s.flush_acks();
 }
-bool ReliableReceiver::credit_paused() const noexcept { return s_->paused; }
+bool ReliableReceiver::credit_paused() const { return live().paused; }
 
-std::size_t ReliableReceiver::peers() const noexcept { return s_->live_sessions(); }
-std::size_t ReliableReceiver::unacked() const noexcept { return s_->pending_delivered(); }
+std::size_t ReliableReceiver::peers() const { return live().live_sessions(); }
+std::size_t ReliableReceiver::unacked() const { return live().pending_delivered(); }
 
-ReliableReceiverStats ReliableReceiver::stats() const noexcept {
-  ReliableReceiverStats st = s_->st;
-  st.credit_paused = s_->paused ? 1 : 0;
-  st.unacked = s_->pending_delivered();
-  st.sessions = s_->sessions.size();
-  st.peers = s_->live_sessions();
-  st.producers = s_->producers.size();
+ReliableReceiverStats ReliableReceiver::stats() const {
+  const State& s = live();
+  ReliableReceiverStats st = s.st;
+  st.credit_paused = s.paused ? 1 : 0;
+  st.unacked = s.pending_delivered();
+  st.sessions = s.sessions.size();
+  st.peers = s.live_sessions();
+  st.producers = s.producers.size();
   return st;
 }
 
-std::string ReliableReceiver::stats_json() const {
-  ReliableReceiverStats st = stats();
+std::string ReliableReceiverStats::to_json() const {
+  const ReliableReceiverStats& st = *this;
   return JsonObject()
       .add("batches_received", st.batches_received)
       .add("batches_delivered", st.batches_delivered)
@@ -947,6 +1068,9 @@ std::string ReliableReceiver::stats_json() const {
       .add("acks_sent", st.acks_sent)
       .add("nacks_sent", st.nacks_sent)
       .add("resets_sent", st.resets_sent)
+      .add("sessions_refused", st.sessions_refused)
+      .add("sessions_evicted", st.sessions_evicted)
+      .add("acks_for_forgotten_sessions", st.acks_for_forgotten_sessions)
       .add("credit_paused", st.credit_paused)
       .add("unacked", st.unacked)
       .add("sessions", st.sessions)
@@ -955,11 +1079,12 @@ std::string ReliableReceiver::stats_json() const {
       .str();
 }
 
-void ReliableReceiver::close() {
-  if (!s_ || s_->closed) return;
+CloseReport ReliableReceiver::close() {
+  if (!s_ || s_->closed) return {};
   s_->closed = true;
   s_->flush_acks();
   s_->socket.close();
+  return {};
 }
 
 }  // namespace zkit

@@ -70,7 +70,7 @@ double reliable(zmq::context_t& ctx, const std::string& endpoint, std::uint64_t 
     sender.connect(ep);
     for (std::uint64_t i = 0; i < n; ++i) sender.send(msg);
     if (!sender.wait_all_acked(std::chrono::milliseconds(60000))) std::abort();
-    stats = sender.stats_json();
+    stats = sender.stats().to_json();
   });
   std::uint64_t got = 0;
   ReliableReceiver::Handler handler = [&](Delivery& d) {

@@ -116,7 +116,7 @@ TEST_CASE("A link that drops and reorders frames loses and duplicates nothing", 
     CHECK(proxy.dropped() > 0);
     CHECK(proxy.reordered() > 0);
     CHECK(sender.stats().batches_resent > 0);
-    INFO(sender.stats_json() << "\n" << receiver.stats_json());
+    INFO(sender.stats().to_json() << "\n" << receiver.stats().to_json());
     CHECK(receiver.stats().duplicates + receiver.stats().out_of_order > 0);
   }
 }
@@ -258,14 +258,17 @@ TEST_CASE("Held manual acks fill the window and stall the sender until acked",
   REQUIRE(drive([&] { return acked_ids.size() >= 4; }, step));
   CHECK(acked_ids[0] == 1);
   CHECK(acked_ids[3] == 4);
+  AckToken last{};
   auto finish = [&] {
     for (const AckToken& t : tokens) receiver.ack(t);
+    if (!tokens.empty()) last = tokens.back();
     tokens.clear();
     return sink.count(0) == 40 && sender.unacked() == 0;
   };
   REQUIRE(drive(finish, step));
   CHECK(sink.duplicates() == 0);
-  CHECK_THROWS_AS(receiver.ack(AckToken{sender.session_id(), 1000}), std::invalid_argument);
+  last.link_seq = 1000;  // beyond what the session delivered: misuse
+  CHECK_THROWS_AS(receiver.ack(last), std::invalid_argument);
 }
 
 TEST_CASE("Withheld credit stalls the sender and nothing is lost", "[reliable][credit]") {
@@ -523,7 +526,10 @@ TEST_CASE("wait_all_acked reports failure when no receiver answers", "[reliable]
   CHECK(sender.send("0:0"));
   CHECK_FALSE(sender.wait_all_acked(milliseconds(100)));
   CHECK(sender.unacked() == 1);
-  CHECK(sender.close() == 1);
+  CloseReport report = sender.close();
+  CHECK(report.unsent_batches == 1);
+  CHECK(report.unsent_messages == 1);
+  CHECK(sender.close().unsent_batches == 0);  // idempotent
 }
 
 namespace {

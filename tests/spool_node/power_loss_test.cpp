@@ -80,7 +80,7 @@ Outcome run_power_losses(FsyncPolicy policy, int rounds, unsigned seed) {
       INFO(node->stats().to_json());
       for (auto& p : producers) {
         INFO("producer " << p->id() << " sent " << p->sent() << " acked " << p->acked() << " "
-                         << p->sender().stats_json());
+                         << p->sender().stats().to_json());
       }
       REQUIRE(drained);
       for (int i = 0; i < 20; ++i) step();

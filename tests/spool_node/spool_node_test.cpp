@@ -204,7 +204,7 @@ TEST_CASE("At max-bytes with block the node withholds credit, loses nothing and 
   }));
   const bool drained =
       pump_until(step, [&] { return p.all_acked() && sink->messages() == p.sent(); });
-  INFO(node.stats().to_json() << "\nsender " << p.sender().stats_json() << " sent " << p.sent()
+  INFO(node.stats().to_json() << "\nsender " << p.sender().stats().to_json() << " sent " << p.sent()
                          << " acked " << p.acked() << " sink " << sink->messages());
   REQUIRE(drained);
   check_exactly_once(*sink, 51, p.sent());

@@ -22,10 +22,17 @@
 //     and resends what is unacknowledged).
 //
 // Threads: each object owns one socket and belongs to the thread that drives it (no hidden
-// threads); only ReliableReceiver::stop() may be called from another thread. Objects are move-only.
+// threads); only ReliableReceiver::stop() may be called from another thread. Objects are move-only;
+// a moved-from object throws std::logic_error("zkit::<Type>: used after move") from every member
+// except the destructor, move-assignment and close() (a no-op), and poll_item()/next_deadline(),
+// which are noexcept and report nothing to wait for ({nullptr, -1, 0, 0}; empty).
 // Blocking: poll_once(timeout), run(), wait_all_acked(timeout), and send() while the sender's
 // backlog is full, block the calling thread (driving the protocol meanwhile); everything else
 // returns at once.
+//
+// Poll loops (zkit/pattern.hpp): poll_item() is what to wait on and next_deadline() when the
+// non-blocking step (poll_once(0ms), on either side) must run even without an event. The timers are
+// real ones only: an idle sender wakes for its heartbeat, an idle receiver not at all.
 #pragma once
 
 #include <chrono>
@@ -33,6 +40,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -41,6 +49,7 @@
 #include "zkit/batcher.hpp"
 #include "zkit/envelope.hpp"
 #include "zkit/options.hpp"
+#include "zkit/pattern.hpp"
 #include "zkit/status.hpp"
 
 namespace zkit {
@@ -82,9 +91,12 @@ struct ReliableSenderStats {
   std::uint64_t resets = 0;         // RESETs received (the receiver lost our session)
   std::uint64_t peer_lost = 0;      // heartbeat timeouts
   std::uint64_t decode_errors = 0;  // malformed or foreign frames received and dropped
+  std::uint64_t send_would_block = 0;  // send() timeouts and send_batch() refusals: backlog full
   std::uint64_t in_flight = 0;      // now
   std::uint64_t queued = 0;         // now: held batches (in flight + waiting)
   std::uint64_t peers = 0;          // now: 1 when the receiver is alive, else 0
+
+  std::string to_json() const;  // every field above, as one flat JSON object
 };
 
 class ReliableSender {
@@ -101,15 +113,15 @@ class ReliableSender {
   ReliableSender(const ReliableSender&) = delete;
   ReliableSender& operator=(const ReliableSender&) = delete;
 
-  // Returns the bound endpoint (resolving "*"). zmq::error_t propagates. The usual topology is the
+  // Return the endpoint (bind resolves "*"). zmq::error_t propagates. The usual topology is the
   // receiver binding and senders connecting; either side may bind.
   std::string bind(const std::string& endpoint);
-  void connect(const std::string& endpoint);
+  std::string connect(const std::string& endpoint);
 
   // Buffers one message in the batcher. Returns true when accepted. While the backlog holds
   // max_queued batches it drives the protocol (as poll_once) up to `timeout` (negative: without
-  // limit) and returns false if the backlog stayed full. Throws std::length_error when the message
-  // alone exceeds batch.max_bytes.
+  // limit) and returns false (counted in send_would_block) if the backlog stayed full. Throws
+  // std::length_error when the message alone exceeds batch.max_bytes.
   bool send(std::span<const std::byte> message,
             std::chrono::milliseconds timeout = std::chrono::milliseconds(-1));
   bool send(std::string_view message,
@@ -122,21 +134,34 @@ class ReliableSender {
   // Queues a pre-encoded batch frame unchanged (its producer_id and seq are the original
   // producer's; the spool forwards stored frames this way). `id` comes back in AckedBatch.
   // Returns Corruption/Unsupported when the frame is not a valid batch header, LimitExceeded when
-  // it is over limits.max_batch_bytes or the backlog is full (max_queued); the frame is then left
-  // untouched with the caller. Never blocks.
+  // it is over limits.max_batch_bytes or the backlog is full (max_queued, also counted in
+  // send_would_block); the frame is then left untouched with the caller. Never blocks.
   [[nodiscard]] Status send_batch(zmq::message_t&& frame, std::uint64_t id);
+  // The same for a trusted frame (read back from a checksummed store): the caller vouches that it
+  // is a valid batch whose envelope names producer_id and seq; it is not peeked. Only the size
+  // limit and the backlog are checked.
+  [[nodiscard]] Status send_batch(zmq::message_t&& frame, std::uint64_t id,
+                                  std::uint64_t producer_id, std::uint64_t seq);
 
   // True when the receiver is alive and credit and window allow one more batch in flight.
-  bool has_credit() const noexcept;
+  bool has_credit() const;
   // True when a batch handed over now would go on the wire at once: has_credit() and nothing
   // waiting ahead of it.
-  bool can_send() const noexcept;
+  bool can_send() const;
 
   // Called during poll_once() (and the calls that drive it) for each acknowledged batch, in order.
-  void on_acked(AckCallback callback) { on_acked_ = std::move(callback); }
+  void on_acked(AckCallback callback);
   // Called for every malformed or unexpected message from the receiver, which is then counted
   // (decode_errors) and dropped; the Status says what was wrong (and where, for decode errors).
   void on_error(ErrorCallback callback);
+
+  // The DEALER to poll: ZMQ_POLLIN, plus ZMQ_POLLOUT while a HELLO or DATA waits for room (no peer
+  // yet, or the high-water mark).
+  zmq_pollitem_t poll_item() noexcept;
+  // When poll_once(0ms) must run without an event: the batcher's flush, the heartbeat (PING, and
+  // the peer's heartbeat_timeout), the resend probe while batches are in flight, the HELLO retry.
+  // Never empty while open: a live link always has its heartbeat.
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const noexcept;
 
   // Waits up to `timeout` (0: not at all, negative: without limit) for a message or the next timer,
   // then handles everything that arrived, runs the timers and sends what credit allows. Returns the
@@ -145,22 +170,23 @@ class ReliableSender {
   // Flushes, then polls until every batch is acknowledged (true) or `timeout` passed (false).
   bool wait_all_acked(std::chrono::milliseconds timeout);
 
-  std::size_t in_flight() const noexcept;
-  std::size_t unacked() const noexcept;  // held batches (in flight + waiting), sealed ones only
-  bool connected() const noexcept;       // the receiver answered and is alive
-  std::uint64_t session_id() const noexcept;
-  std::uint64_t producer_id() const noexcept;
-  ReliableSenderStats stats() const noexcept;
-  std::string stats_json() const;  // the same figures as one JSON object
+  std::size_t in_flight() const;
+  std::size_t unacked() const;  // held batches (in flight + waiting), sealed ones only
+  bool connected() const;       // the receiver answered and is alive
+  std::uint64_t session_id() const;
+  std::uint64_t producer_id() const;
+  ReliableSenderStats stats() const;
 
   // Closes the socket without waiting (as in ZeroMQ, socket.linger then bounds how long the
-  // context's termination waits for frames already handed over). Returns the number of batches
-  // never acknowledged, the unsealed batcher content counted as one; they are dropped. Call
-  // wait_all_acked() first to lose nothing. Idempotent; the destructor calls it.
-  std::size_t close();
+  // context's termination waits for frames already handed over). Every batch never acknowledged
+  // is dropped and reported: unsent_batches (the unsealed batcher content counts as one) and
+  // unsent_messages (their records). Call wait_all_acked() first to lose nothing. Idempotent (a
+  // second call reports nothing); the destructor calls it.
+  CloseReport close();
 
  private:
   struct State;
+  State& live() const;  // throws std::logic_error when moved from
   std::unique_ptr<State> s_;
   AckCallback on_acked_;
 };
@@ -176,7 +202,10 @@ struct ReliableReceiverOptions {
                             // handler returning
   std::chrono::milliseconds heartbeat_timeout{5000};  // a session silent this long is dead
   std::size_t max_sessions = 1024;    // session states kept (keep it above the live senders);
-                                      // beyond, the longest-silent one is forgotten
+                                      // beyond, the longest-silent session that is dead (silent
+                                      // for heartbeat_timeout) and holds nothing unacknowledged
+                                      // is forgotten; when none is, the new session is refused
+                                      // (RESET, counted in sessions_refused)
   std::size_t max_producers = 65536;  // (producer_id -> highest seq) entries kept for duplicate
                                       // suppression; beyond, the longest-unseen eighth is forgotten
   std::size_t max_drain = 256;        // messages handled per poll_once before acks go out
@@ -186,6 +215,7 @@ struct ReliableReceiverOptions {
 struct AckToken {
   std::uint64_t session = 0;
   std::uint64_t link_seq = 0;
+  std::uint64_t incarnation = 0;  // which state of the session (a forgotten one may come back)
 };
 
 // What the handler receives for each new batch.
@@ -193,6 +223,9 @@ struct Delivery {
   std::uint64_t producer_id = 0;  // from the envelope
   std::uint64_t seq = 0;          // from the envelope
   std::uint64_t session = 0;      // the sender session it came over
+  // The ZAP User-Id of the DATA message (with zkit's ZapHandler: the sender's Z85 CURVE public
+  // key); empty without authentication. Valid while the handler runs.
+  std::string_view peer_key;
   // The decoded, validated batch; batch.frame() holds the frame bytes exactly as received. The
   // handler may take the frame (std::move(batch).release_frame()); the receiver does not touch the
   // batch after the handler returns.
@@ -212,11 +245,17 @@ struct ReliableReceiverStats {
   std::uint64_t acks_sent = 0;
   std::uint64_t nacks_sent = 0;
   std::uint64_t resets_sent = 0;
+  std::uint64_t sessions_refused = 0;  // HELLOs refused (RESET) because max_sessions were all
+                                       // alive or held unacknowledged batches
+  std::uint64_t sessions_evicted = 0;  // dead, idle session states forgotten for a new one
+  std::uint64_t acks_for_forgotten_sessions = 0;  // ack() tokens of sessions no longer kept
   std::uint64_t credit_paused = 0;  // now: 1 while credit is withheld
   std::uint64_t unacked = 0;        // now: delivered, not yet acknowledged (manual mode)
   std::uint64_t sessions = 0;       // now: session states kept
   std::uint64_t peers = 0;          // now: sessions heard within heartbeat_timeout
   std::uint64_t producers = 0;      // now: duplicate-suppression entries
+
+  std::string to_json() const;  // every field above, as one flat JSON object
 };
 
 class ReliableReceiver {
@@ -234,12 +273,18 @@ class ReliableReceiver {
   ReliableReceiver& operator=(const ReliableReceiver&) = delete;
 
   std::string bind(const std::string& endpoint);
-  void connect(const std::string& endpoint);
+  std::string connect(const std::string& endpoint);
 
   // Declares that batches of `producer_id` up to `highest_seq` were already delivered and made
   // durable (recovered from disk after a restart): they are acknowledged but not delivered again.
   // Never lowers what the receiver already knows. Call before or between polls.
   void seed(std::uint64_t producer_id, std::uint64_t highest_seq);
+
+  // The ROUTER to poll (ZMQ_POLLIN).
+  zmq_pollitem_t poll_item() noexcept;
+  // Now while acknowledgements made by ack() or resume_credit() wait to go out (poll_once(0ms)
+  // sends them); otherwise empty: the receiver has no timer of its own (it answers PINGs).
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const noexcept;
 
   // Waits up to `timeout` (0: not at all, negative: without limit) for messages, handles up to
   // max_drain of them (calling `handler` for each new batch, in link order per session), then
@@ -249,12 +294,15 @@ class ReliableReceiver {
   std::size_t poll_once(const Handler& handler, std::chrono::milliseconds timeout);
   // Polls until stop().
   void run(const Handler& handler);
-  // Makes run() return after the current poll (within about 100 ms). Any thread, also the handler.
+  // Makes run() (or a poll_once waiting) return at once; a stop requested while neither runs ends
+  // the next one. Any thread, also the handler.
   void stop() noexcept;
 
-  // Manual mode: acknowledges the batch `token` names and every earlier batch of its session.
-  // Tokens of a session the receiver no longer keeps are ignored. Throws std::invalid_argument for
-  // a token that was never delivered, or when manual_ack is off.
+  // Manual mode: acknowledges the batch `token` names and every earlier batch of its session; the
+  // acknowledgement goes out on the next poll_once. Never throws for a token of a session the
+  // receiver no longer keeps (counted in acks_for_forgotten_sessions; the sender resends, and the
+  // resend is acknowledged as a duplicate) or a token already acknowledged. Throws
+  // std::invalid_argument for a token beyond what its session delivered, or when manual_ack is off.
   void ack(const AckToken& token);
 
   // Called for every message that is counted and dropped (decode_errors) and for every batch that
@@ -266,18 +314,20 @@ class ReliableReceiver {
   void pause_credit();
   // Grants credit again (at once, to every live session).
   void resume_credit();
-  bool credit_paused() const noexcept;
+  bool credit_paused() const;
 
-  std::size_t peers() const noexcept;
-  std::size_t unacked() const noexcept;
-  ReliableReceiverStats stats() const noexcept;
-  std::string stats_json() const;
+  std::size_t peers() const;
+  std::size_t unacked() const;
+  ReliableReceiverStats stats() const;
 
-  // Sends the acknowledgements due, then closes the socket. Idempotent; the destructor calls it.
-  void close();
+  // Sends the acknowledgements due, then closes the socket. A receiver holds no data of its own,
+  // so the report is always clean (batches delivered but not acknowledged are resent by their
+  // senders). Idempotent; the destructor calls it.
+  CloseReport close();
 
  private:
   struct State;
+  State& live() const;  // throws std::logic_error when moved from
   std::unique_ptr<State> s_;
 };
 
