@@ -175,7 +175,8 @@ Result<VerifyReport> verify(const std::string& dir, Env* env_in) {
   if (!names) return names.status();
   for (const auto& name : names.value()) {
     if (!files::parse_segment_name(name) && name != format::kCursorName &&
-        name != format::kCursorTempName && name != format::kLockName) {
+        name != format::kCursorTempName && name != format::kLockName &&
+        name != format::kProducersName && name != format::kProducersTempName) {
       report.foreign.push_back(name);
     }
   }

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <list>
 #include <unordered_map>
 
 #include "log.hpp"
@@ -80,6 +81,99 @@ struct InFlight {
   std::uint64_t arrival;
 };
 
+struct ProducerKey {
+  std::uint64_t scope = 0;
+  std::uint64_t producer = 0;
+  bool operator==(const ProducerKey&) const = default;
+};
+struct ProducerKeyHash {
+  std::size_t operator()(const ProducerKey& k) const noexcept {
+    return std::hash<std::uint64_t>{}(k.producer * 0x9e3779b97f4a7c15ull ^ k.scope);
+  }
+};
+
+// The highest seq stored per (scope, producer), at most `max` entries: a new one beyond that makes
+// the store forget the longest-unseen one (peers choose producer ids, so the table must be bounded).
+// Each entry remembers where its last mention is on disk: a segment, or 0 for the PRODUCERS file.
+class ProducerTable {
+ public:
+  struct Entry {
+    std::uint64_t seq = 0;
+    std::uint64_t segment = 0;  // 0: held by the PRODUCERS file
+    std::list<ProducerKey>::iterator age;
+  };
+  std::size_t max = 65536;
+  std::uint64_t forgotten = 0;
+
+  const Entry* find(const ProducerKey& k) const {
+    auto it = map_.find(k);
+    return it == map_.end() ? nullptr : &it->second;
+  }
+  // k's highest seq is now seq, last written in segment; k becomes the most recently seen.
+  void set(const ProducerKey& k, std::uint64_t seq, std::uint64_t segment) {
+    auto [it, fresh] = map_.try_emplace(k);
+    if (fresh) {
+      order_.push_front(k);
+      it->second.age = order_.begin();
+    } else {
+      order_.splice(order_.begin(), order_, it->second.age);
+    }
+    it->second.seq = seq;
+    it->second.segment = segment;
+    while (map_.size() > max) {
+      map_.erase(order_.back());
+      order_.pop_back();
+      ++forgotten;
+    }
+  }
+  // The entries last written in segments before `below`: they are now held by the PRODUCERS file
+  // alone. `idle` gets the number of entries the file holds afterwards.
+  std::vector<log::ProducerEntry> retire(std::uint64_t below, std::size_t& idle) {
+    std::vector<log::ProducerEntry> out;
+    idle = 0;
+    for (auto& [k, e] : map_) {
+      if (e.segment != 0 && e.segment < below) {
+        out.push_back({k.scope, k.producer, e.seq});
+        e.segment = 0;
+      }
+      if (e.segment == 0) ++idle;
+    }
+    return out;
+  }
+  std::vector<log::ProducerEntry> idle() const {
+    std::vector<log::ProducerEntry> out;
+    for (const auto& [k, e] : map_) {
+      if (e.segment == 0) out.push_back({k.scope, k.producer, e.seq});
+    }
+    return out;
+  }
+  std::size_t size() const noexcept { return map_.size(); }
+
+ private:
+  std::unordered_map<ProducerKey, Entry, ProducerKeyHash> map_;
+  std::list<ProducerKey> order_;  // most recently seen first
+};
+
+// A RandomAccessFile over bytes in memory (the PRODUCERS file read at open, pending records).
+class MemoryFile final : public RandomAccessFile {
+ public:
+  // The bytes of `data` sit at file offset `base`; the bytes before base read as zeros.
+  MemoryFile(std::span<const std::byte> data, std::uint64_t base) : data_(data), base_(base) {}
+  Result<std::size_t> read(std::uint64_t offset, std::span<std::byte> out) override {
+    const std::uint64_t end = base_ + data_.size();
+    if (offset >= end) return std::size_t{0};
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), end - offset));
+    for (std::size_t i = 0; i < n; ++i) {
+      out[i] = offset + i < base_ ? std::byte{0} : data_[offset + i - base_];
+    }
+    return n;
+  }
+
+ private:
+  std::span<const std::byte> data_;
+  std::uint64_t base_;
+};
+
 }  // namespace
 
 struct Store::Impl {
@@ -102,7 +196,10 @@ struct Store::Impl {
   std::uint64_t appended = 0;       // tickets
   std::uint64_t committed = 0;
 
-  std::unordered_map<std::uint64_t, std::uint64_t> producers;
+  ProducerTable producers;
+  std::unique_ptr<WritableFile> pfile;  // PRODUCERS, open for appends once written
+  log::Writer pwriter{0};
+  bool pfile_stale = false;             // an append failed: rewrite it whole at the next chance
 
   Position cursor;
   Position persisted_cursor;
@@ -178,6 +275,9 @@ struct Store::Impl {
   Status write_cursor();
   Status maybe_write_cursor();
   Status delete_acked_segments();
+  Status read_producers_file();
+  Status rewrite_producers_file();
+  Status retire_producers(std::uint64_t below);
   Status drop_front_segment();
   Status make_room(std::uint64_t need);
   Status enforce_age(std::uint64_t now);
@@ -221,6 +321,7 @@ Status Store::Impl::open_dir() {
   }
   std::erase_if(numbers.value(), [&](std::uint64_t n) { return n < cursor.segment; });
 
+  if (Status s = read_producers_file(); !s) return s;
   for (std::size_t i = 0; i < numbers.value().size(); ++i) {
     const std::uint64_t number = numbers.value()[i];
     if (i > 0 && number != numbers.value()[i - 1] + 1) {
@@ -250,6 +351,100 @@ Status Store::Impl::open_dir() {
     if (Status s = write_cursor(); !s) return s;
   }
   read_pos = highest_read = cursor;
+  if (env->exists(opt.dir + "/" + format::kProducersName)) {
+    // Compacted once per open; a failure (a full disk) only postpones it: the old file stays.
+    if (Status s = rewrite_producers_file(); !s) pfile_stale = true;
+  }
+  return {};
+}
+
+// The PRODUCERS file: entries of producers whose segments were deleted (log_format.hpp). Damage
+// is reported and skipped like a segment's; the file is rewritten after recovery.
+Status Store::Impl::read_producers_file() {
+  const std::string path = opt.dir + "/" + format::kProducersName;
+  if (!env->exists(path)) return {};
+  auto size = env->file_size(path);
+  if (!size) return size.status();
+  auto file = env->open_readable(path);
+  if (!file) return file.status();
+  std::vector<std::byte> header(format::kSegmentHeaderSize);
+  auto n = file.value()->read(0, header);
+  if (!n) return n.status();
+  header.resize(n.value());
+  auto hdr = log::decode_segment_header(header);
+  if (!hdr || hdr.value() != 0) {
+    report(format::kProducersName, {0, size.value(), "bad header; file ignored"});
+    return {};
+  }
+  log::Reader scan(*file.value(), format::kSegmentHeaderSize, size.value(),
+                   [&](const log::Corruption& c) { report(format::kProducersName, c); });
+  std::span<const std::byte> rec;
+  while (true) {
+    auto got = scan.next(rec);
+    if (!got) return got.status();
+    if (!got.value()) return {};
+    auto v = log::decode_record(rec);
+    if (!v || !v.value().is_producers()) {
+      report(format::kProducersName, {scan.record_offset(), scan.record_end() - scan.record_offset(),
+                                      v ? "not a producers record" : v.status().message()});
+      continue;
+    }
+    for (std::uint32_t i = 0; i < v.value().header.count; ++i) {
+      const log::ProducerEntry e = log::producer_entry(v.value(), i);
+      producers.set({e.scope, e.producer}, e.seq, 0);
+    }
+  }
+}
+
+// Writes the entries the PRODUCERS file must hold to PRODUCERS.tmp, syncs it and renames it over
+// PRODUCERS; the file then stays open for appends.
+Status Store::Impl::rewrite_producers_file() {
+  const bool sync = opt.fsync.mode != FsyncPolicy::Mode::kNever;
+  const std::string tmp = opt.dir + "/" + format::kProducersTempName;
+  pfile.reset();
+  auto f = env->new_writable(tmp);
+  if (!f) return io_failed(f.status());
+  log::Buffer buf;
+  auto header = log::encode_segment_header(0);
+  std::memcpy(buf.grow(header.size()), header.data(), header.size());
+  pwriter.reset(header.size());
+  const auto entries = producers.idle();
+  log::add_producers(pwriter, entries, now_ns(), buf);
+  Status s = f.value()->append(buf.bytes());
+  if (s && sync) s = f.value()->sync();
+  if (s) s = env->rename(tmp, opt.dir + "/" + format::kProducersName);
+  if (s && sync) s = env->sync_dir(opt.dir);
+  if (!s) {
+    (void)env->remove(tmp);
+    return io_failed(s);
+  }
+  pfile = std::move(f.value());
+  pfile_stale = false;
+  return {};
+}
+
+// Before segments below `below` are removed: the producers last seen in them go to the PRODUCERS
+// file (appended and synced), so that duplicates are still recognised after a restart. When that
+// fails the segments are removed all the same (space first: a full disk must be left); the file is
+// rewritten at the next deletion, and a crash before then may store a resend of those producers
+// again (a duplicate downstream, never a loss).
+Status Store::Impl::retire_producers(std::uint64_t below) {
+  std::size_t idle = 0;
+  const auto entries = producers.retire(below, idle);
+  if (entries.empty() && !pfile_stale) return {};
+  const std::uint64_t live = format::kSegmentHeaderSize + idle * format::kScopedProducerEntrySize;
+  if (!pfile || pfile_stale || pfile->size() > 2 * live + (std::uint64_t{64} << 10)) {
+    return rewrite_producers_file();
+  }
+  log::Buffer buf;
+  pwriter.reset(pfile->size());
+  log::add_producers(pwriter, entries, now_ns(), buf);
+  Status s = pfile->append(buf.bytes());
+  if (s && opt.fsync.mode != FsyncPolicy::Mode::kNever) s = pfile->sync();
+  if (!s) {
+    pfile_stale = true;
+    return io_failed(s);
+  }
   return {};
 }
 
@@ -300,15 +495,16 @@ Status Store::Impl::recover_segment(std::uint64_t number, bool last) {
       continue;
     }
     const auto& h = v.value().header;
-    if (v.value().is_producers()) {
+    // The last mention of a producer in log order is its current highest seq (a seq far below it
+    // restarted the producer's sequence, see append()).
+    if (v.value().is_producers()) {  // version 0.1's snapshot at the start of each segment
       for (std::uint32_t i = 0; i < h.count; ++i) {
-        auto& high = producers[log::producer_entry(v.value(), i).producer];
-        high = std::max(high, log::producer_entry(v.value(), i).seq);
+        const log::ProducerEntry e = log::producer_entry(v.value(), i);
+        producers.set({e.scope, e.producer}, e.seq, number);
       }
       continue;
     }
-    auto& high = producers[h.producer_id];
-    high = std::max(high, h.seq);
+    if (v.value().scope != kNoDedupe) producers.set({v.value().scope, h.producer_id}, h.seq, number);
     if (seg.batches == 0) seg.first_arrival = h.arrival_ns;
     seg.last_arrival = h.arrival_ns;
     ++seg.batches;
@@ -351,7 +547,7 @@ Status Store::Impl::recover_segment(std::uint64_t number, bool last) {
 
 // ---- writing -------------------------------------------------------------------------------
 
-// Creates segment `number` as the active one; its header and a producers snapshot go to pending.
+// Creates segment `number` as the active one; its header goes to pending.
 Status Store::Impl::start_segment(std::uint64_t number) {
   auto f = env->new_writable(path(number));
   if (!f) return io_failed(f.status());
@@ -361,18 +557,6 @@ Status Store::Impl::start_segment(std::uint64_t number) {
   auto header = log::encode_segment_header(number);
   std::memcpy(pending.grow(header.size()), header.data(), header.size());
   writer.reset(header.size());
-  std::vector<std::byte> body(producers.size() * format::kProducerEntrySize);
-  std::size_t i = 0;
-  for (const auto& [id, seq] : producers) {
-    format::put_u64(body.data() + i, id);
-    format::put_u64(body.data() + i + 8, seq);
-    i += format::kProducerEntrySize;
-  }
-  log::RecordHeader h;
-  h.kind = format::kProducers;
-  h.count = static_cast<std::uint32_t>(producers.size());
-  h.arrival_ns = now_ns();
-  writer.add(h, body, pending);
   written = synced = 0;
   needs_repair = false;
   dir_dirty = true;
@@ -479,6 +663,16 @@ Status Store::Impl::delete_acked_segments() {
     cursor = {segments[1].number, format::kSegmentHeaderSize};
   }
   Status result;
+  if (segments.size() > 1 && segments.front().number < cursor.segment) {
+    std::uint64_t keep = segments.back().number;
+    for (const auto& s : segments) {
+      if (s.number >= cursor.segment) {
+        keep = s.number;
+        break;
+      }
+    }
+    result = retire_producers(keep);
+  }
   while (segments.size() > 1 && segments.front().number < cursor.segment) {
     const std::uint64_t number = segments.front().number;
     if (reader_segment == number) reset_reader();
@@ -587,10 +781,19 @@ Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const
                                   " bytes is over the limit of " +
                                   std::to_string(opt.max_frame_bytes));
   }
-  auto it = producers.find(meta.producer_id);
-  if (it != producers.end() && meta.seq <= it->second) {
-    ++st.duplicates;
-    return AppendResult{AppendResult::Outcome::kDuplicate, appended, {}};
+  // A duplicate is a seq at most duplicate_window below the highest stored in its (scope,
+  // producer): a resend. A seq further below restarts the producer's sequence, so that one forged
+  // high seq cannot make the real producer's batches look like duplicates (docs/spool.md).
+  const ProducerKey key{meta.scope, meta.producer_id};
+  const bool dedupe = meta.scope != kNoDedupe;
+  bool restart = false;
+  if (const ProducerTable::Entry* e = dedupe ? producers.find(key) : nullptr;
+      e && meta.seq <= e->seq) {
+    if (e->seq - meta.seq < opt.duplicate_window) {
+      ++st.duplicates;
+      return AppendResult{AppendResult::Outcome::kDuplicate, appended, {}};
+    }
+    restart = true;
   }
   const std::uint64_t need = log::max_framed_size(frame.size() + format::kScopeSize);
   const std::uint64_t now = meta.arrival_ns;
@@ -628,7 +831,8 @@ Result<AppendResult> Store::Impl::append(std::span<const std::byte> frame, const
   ++seg->batches;
   seg->messages += meta.message_count;
   seg->bytes += frame.size();
-  producers[meta.producer_id] = meta.seq;
+  if (dedupe) producers.set(key, meta.seq, seg->number);
+  if (restart) ++st.seq_restarts;
   ++st.stored;
   st.stored_messages += meta.message_count;
   ++st.backlog_batches;
@@ -791,10 +995,15 @@ Result<Store> Store::open(Options options) {
   if (options.fsync.mode == FsyncPolicy::Mode::kInterval && options.fsync.interval.count() <= 0) {
     return Status::invalid_argument("fsync interval must be positive");
   }
+  if (options.max_producers == 0) return Status::invalid_argument("max-producers must be at least 1");
+  if (options.duplicate_window == 0) {
+    return Status::invalid_argument("duplicate-window must be at least 1");
+  }
   auto impl = std::make_unique<Impl>();
   impl->opt = std::move(options);
   impl->env = impl->opt.env ? impl->opt.env : &Env::posix();
   impl->reporter = impl->opt.reporter;
+  impl->producers.max = impl->opt.max_producers;
   impl->segment_bytes = impl->opt.segment_bytes;
   if (impl->opt.max_bytes > 0) {
     // Space comes back a segment at a time, so a segment must be small beside the limit.
@@ -849,10 +1058,11 @@ Status Store::advance_cursor(Position next) { return impl_->advance(next); }
 Position Store::cursor() const noexcept { return impl_->cursor; }
 Status Store::persist_cursor() { return impl_->write_cursor(); }
 
-std::optional<std::uint64_t> Store::highest_seq(std::uint64_t producer_id) const {
-  auto it = impl_->producers.find(producer_id);
-  if (it == impl_->producers.end()) return std::nullopt;
-  return it->second;
+std::optional<std::uint64_t> Store::highest_seq(std::uint64_t producer_id,
+                                                std::uint64_t scope) const {
+  const ProducerTable::Entry* e = impl_->producers.find({scope, producer_id});
+  if (e == nullptr) return std::nullopt;
+  return e->seq;
 }
 
 bool Store::full() {
@@ -874,6 +1084,8 @@ Stats Store::stats() {
   Stats s = i.st;
   s.accepted = s.stored + s.duplicates;
   s.segments = i.segments.size();
+  s.producers = i.producers.size();
+  s.producers_forgotten = i.producers.forgotten;
   s.disk_bytes = i.disk_bytes();
   if (auto free = i.env->free_bytes(i.opt.dir)) s.disk_free_bytes = free.value();
   if (auto oldest = i.oldest_unacked_arrival()) {
@@ -895,6 +1107,7 @@ Status Store::close() {
     if (Status c = i.write_cursor(); !c && s) s = c;
   }
   i.reset_reader();
+  i.pfile.reset();
   if (i.active) {
     if (Status c = i.active->close(); !c && s) s = c;
     i.active.reset();

@@ -33,7 +33,8 @@ struct VerifyReport {
   std::optional<Position> cursor;  // nullopt: no cursor file (or a damaged one, in corrupt)
   std::vector<ProducerBacklog> backlog;  // by producer id
   std::vector<CorruptRecord> corrupt;    // every corrupt stretch, in file order
-  // Other entries in the directory (not a segment name in range, CURSOR, CURSOR.tmp or LOCK),
+  // Other entries in the directory (not a segment name in range, CURSOR, CURSOR.tmp, PRODUCERS,
+  // PRODUCERS.tmp or LOCK),
   // sorted; the store ignores them and never deletes them. Not damage: clean() ignores them.
   std::vector<std::string> foreign;
   std::uint64_t batches = 0;

@@ -85,6 +85,14 @@ struct Options {
   // may then resend up to this much already-acknowledged data downstream, where (producer, seq)
   // suppresses it. close() always writes it.
   std::chrono::milliseconds cursor_interval{200};
+  // Duplicate suppression (docs/spool.md, "Duplicates"): the highest seq stored per (scope,
+  // producer) is kept for at most max_producers pairs; a new pair beyond that makes the store
+  // forget the longest-unseen one (Stats::producers_forgotten). A batch is a duplicate only if
+  // highest - duplicate_window < seq <= highest; a seq further below restarts the producer's
+  // sequence (stored, Stats::seq_restarts). A sender's resends after its restart are at most its
+  // backlog, so the window need not be larger than that.
+  std::size_t max_producers = 65536;
+  std::uint64_t duplicate_window = 65536;  // batches
   bool create_if_missing = true;  // create dir when missing (else NotFound)
   Env* env = nullptr;             // nullptr: Env::posix(); must outlive the Store
   Reporter reporter;              // corrupt records found on open or while reading;
@@ -109,8 +117,9 @@ struct RecordMeta {
 struct AppendResult {
   enum class Outcome {
     kStored,     // appended; acknowledge once committed_ticket() >= ticket
-    kDuplicate,  // seq <= highest_seq(producer): not stored again; acknowledge (again) once
-                 // committed_ticket() >= ticket, which covers the earlier copy
+    kDuplicate,  // highest - duplicate_window < seq <= highest_seq(producer, scope): not stored
+                 // again; acknowledge (again) once committed_ticket() >= ticket, which covers
+                 // the earlier copy
   };
   Outcome outcome = Outcome::kStored;
   std::uint64_t ticket = 0;  // rises by one per stored record; a duplicate gets the latest one
@@ -130,6 +139,10 @@ struct Stats {
   std::uint64_t stored = 0;            // batches stored
   std::uint64_t stored_messages = 0;
   std::uint64_t duplicates = 0;        // batches not stored again
+  std::uint64_t seq_restarts = 0;      // stored with a seq more than duplicate_window below the
+                                       // producer's highest (a restarted or forged sequence)
+  std::uint64_t producers = 0;         // (scope, producer) pairs in the duplicate table
+  std::uint64_t producers_forgotten = 0;  // pairs forgotten at max_producers (longest unseen)
   std::uint64_t rejected_full = 0;     // appends refused by the block policy
   std::uint64_t forwarded = 0;         // batches handed out by read_next (resends included)
   std::uint64_t acked = 0;             // batches acknowledged downstream (advance_cursor)
@@ -159,7 +172,7 @@ class Store {
  public:
   // Opens or creates the spool in options.dir and recovers it: a torn tail of the last segment
   // is cut, corrupt records are skipped and reported, the cursor, each producer's highest
-  // stored seq and the backlog counts are rebuilt from the files. The directory is locked
+  // stored seq (from the segments and the PRODUCERS file) and the backlog counts are rebuilt. The directory is locked
   // (dir/LOCK, flock) until close(): a second Store on it fails with IOError. Fails (NotFound,
   // IOError, InvalidArgument) only when the directory cannot be used at all.
   static Result<Store> open(Options options);
@@ -206,8 +219,8 @@ class Store {
   // Writes the cursor file now (temp file, sync, rename, directory sync).
   Status persist_cursor();
 
-  // The highest seq stored from producer (nullopt: none known).
-  std::optional<std::uint64_t> highest_seq(std::uint64_t producer_id) const;
+  // The highest seq stored from producer in scope (nullopt: none known, or forgotten).
+  std::optional<std::uint64_t> highest_seq(std::uint64_t producer_id, std::uint64_t scope = 0) const;
 
   // True while the block policy refuses appends; re-evaluated on each call, so it turns false
   // once acknowledgements (or time, for drop-oldest) made room for the refused batch.
