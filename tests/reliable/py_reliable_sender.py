@@ -17,10 +17,21 @@ SESSION, PRODUCER, WINDOW = 12345, 777, 8
 
 def main():
     endpoint, batches, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.linger = 0
+    # Our own context, closed and terminated before we exit: pyzmq skips termination at
+    # interpreter exit, and the process could then end before queued frames are written.
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
     sock.connect(endpoint)
+    try:
+        return run(sock, batches, per)
+    finally:
+        # Nothing unacknowledged is left when run() succeeds; a bounded linger keeps a dead
+        # receiver from holding the exit.
+        sock.close(linger=1000)
+        ctx.term()
 
+
+def run(sock, batches, per):
     def control(*fields):
         sock.send(msgpack.packb([VERSION, *fields]))
 

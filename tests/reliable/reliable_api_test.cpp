@@ -2,10 +2,12 @@
 // next_deadline() drive both ends from one zmq::poll, connect() returns the endpoint, close()
 // reports, moved-from objects throw, full backlogs report, Delivery::peer_key, trusted send_batch.
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "link_harness.hpp"
@@ -49,8 +51,7 @@ std::string curve_public(const std::string& secret) {
 
 }  // namespace
 
-TEST_CASE("One poll over poll_item() and next_deadline() drives a whole link",
-          "[reliable][poll]") {
+TEST_CASE("One poll over poll_item() and next_deadline() drives a whole link", "[reliable][poll]") {
   zmq::context_t ctx;
   ReliableReceiverOptions ro = fast_receiver();
   ro.manual_ack = true;
@@ -104,8 +105,8 @@ TEST_CASE("A bound sender with no peer asks for POLLOUT instead of retrying on a
   CHECK(receiver.connect(ep) == ep);
   Sink sink;
   auto handler = sink.handler();
-  REQUIRE(drive([&] { return sender.connected(); },
-                [&] { poll_both(sender, receiver, handler); }, 2000));
+  REQUIRE(drive([&] { return sender.connected(); }, [&] { poll_both(sender, receiver, handler); },
+                2000));
   CHECK((sender.poll_item().events & ZMQ_POLLOUT) == 0);
   CHECK(sender.stats().hellos >= 1);
 }
@@ -179,8 +180,8 @@ TEST_CASE("A trusted send_batch is not peeked: its ack names the ids the caller 
   REQUIRE(sender.send_batch(one_batch(31, 5, "0:0"), 1000, 31, 5).is_ok());
   Sink sink;
   auto handler = sink.handler();
-  REQUIRE(drive([&] { return acked.size() == 1; },
-                [&] { poll_both(sender, receiver, handler); }, 2000));
+  REQUIRE(drive([&] { return acked.size() == 1; }, [&] { poll_both(sender, receiver, handler); },
+                2000));
   CHECK(acked[0].id == 1000);
   CHECK(acked[0].producer_id == 31);
   CHECK(acked[0].seq == 5);
@@ -230,4 +231,31 @@ TEST_CASE("Delivery::peer_key is the sender's CURVE key under ZAP, empty without
   std::sort(keys.begin(), keys.end());
   CHECK(keys[0].empty());
   CHECK(keys[1] == client_pub);
+}
+
+TEST_CASE("stop() from another thread ends a run() or poll_once(-1) waiting with no traffic",
+          "[reliable][run]") {
+  zmq::context_t ctx;
+  ReliableReceiver receiver(ctx, fast_receiver());
+  receiver.bind("tcp://127.0.0.1:*");
+  auto nothing = [](Delivery&) { FAIL("no traffic expected"); };
+  for (int round = 0; round < 2; ++round) {
+    std::atomic<bool> started{false};
+    std::atomic<bool> returned{false};
+    std::thread waiter([&] {
+      started = true;
+      if (round == 0) {
+        receiver.run(nothing);
+      } else {
+        receiver.poll_once(nothing, milliseconds(-1));  // no timeout: only stop() ends it
+      }
+      returned = true;
+    });
+    while (!started) std::this_thread::yield();
+    receiver.stop();  // before or during the wait: either way the call returns
+    waiter.join();
+    CHECK(returned);
+  }
+  // The request was consumed: a later poll waits for its timeout again, and returns.
+  CHECK(receiver.poll_once(nothing, milliseconds(1)) == 0);
 }
