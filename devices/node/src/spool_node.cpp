@@ -1,11 +1,20 @@
 // The spool node's loop: reliable link in -> Store (group commit) -> acks up; Store reader ->
-// reliable link out -> cursor. One thread; every disk or peer failure becomes backpressure.
+// reliable link out -> cursor. One thread, one zmq::poll; every disk or peer failure becomes
+// backpressure. A batch is validated once, by the link that received it (or here for --pull):
+// the store and the downstream link are handed its header and trust it.
 #include "zkit/spool_node.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <deque>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
+#include <system_error>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -25,13 +34,26 @@ std::span<const std::byte> bytes_of(const zmq::message_t& m) {
   return {static_cast<const std::byte*>(m.data()), m.size()};
 }
 
-// How often limits are enforced and the store's full state is looked at without traffic.
+// How often max_age is enforced while there is a backlog it could apply to.
 constexpr milliseconds kHousekeeping{250};
-// Longest single wait of a round: the control socket and the links are looked at this often.
-constexpr milliseconds kIdleWait{10};
-// Wait while batches are in flight downstream and nothing else happens (acks arrive on the
-// sender's socket, which this loop cannot poll together with the receiver's; see poll_once).
-constexpr milliseconds kInFlightWait{1};
+
+using TimePoint = Clock::time_point;
+
+void earliest(std::optional<TimePoint>& d, std::optional<TimePoint> t) {
+  if (t && (!d || *t < *d)) d = t;
+}
+
+// The duplicate-suppression scope of an authenticated peer: FNV-1a of its CURVE key (stable
+// across runs and builds, as it is stored with the records), never 0 or spool::kNoDedupe.
+std::uint64_t scope_of(std::string_view peer_key) {
+  if (peer_key.empty()) return 0;
+  std::uint64_t h = 14695981039346656037ull;
+  for (char c : peer_key) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return h == 0 || h == spool::kNoDedupe ? 1 : h;
+}
 
 }  // namespace
 
@@ -41,6 +63,7 @@ struct SpoolNode::Impl {
   // or the disk failed); a parked entry keeps its frame.
   struct Entry {
     std::optional<AckToken> token;  // none for --pull frames
+    spool::RecordMeta meta;         // from the header the link (or read_pull) validated
     bool appended = false;
     std::uint64_t ticket = 0;
     zmq::message_t frame;  // parked entries only
@@ -93,11 +116,23 @@ struct SpoolNode::Impl {
 
   // ---- upstream ---------------------------------------------------------------------------------
 
+  static spool::RecordMeta meta_of(const envelope::Batch& b, std::uint64_t scope) {
+    spool::RecordMeta m;
+    m.producer_id = b.header().producer_id;
+    m.seq = b.header().seq;
+    m.arrival_ns = envelope::unix_now_ns();
+    m.message_count = static_cast<std::uint32_t>(b.size());
+    m.scope = scope;
+    return m;
+  }
+
+  // The link decoded and validated the batch: its header goes to the store as it is.
   void on_delivery(Delivery& d) {
     ++st.accepted_batches;
     st.accepted_messages += d.batch.size();
     Entry e;
     e.token = d.token;
+    e.meta = meta_of(d.batch, scope_of(d.peer_key));
     if (parked == 0 && !blocked()) {
       if (try_append(e, bytes_of(d.batch.frame())) == Outcome::kDone) {
         inbox.push_back(std::move(e));
@@ -128,6 +163,9 @@ struct SpoolNode::Impl {
       ++st.pull_batches;
       st.pull_messages += batch.value().size();
       Entry e;
+      // Unauthenticated and unacknowledged: never suppressed, and never able to make the store
+      // discard another peer's batches as duplicates.
+      e.meta = meta_of(batch.value(), spool::kNoDedupe);
       if (try_append(e, bytes_of(frame)) == Outcome::kPark) {
         e.frame = std::move(frame);
         ++parked;
@@ -140,7 +178,7 @@ struct SpoolNode::Impl {
   bool blocked() const { return full || disk_failing; }
 
   Outcome try_append(Entry& e, std::span<const std::byte> frame) {
-    auto r = store.append(frame);
+    auto r = store.append(frame, e.meta);
     if (r) {
       e.appended = true;
       e.ticket = r.value().ticket;
@@ -220,9 +258,15 @@ struct SpoolNode::Impl {
     std::size_t n = 0;
     while (!inbox.empty() && inbox.front().appended && inbox.front().ticket <= committed) {
       if (inbox.front().token) {
-        receiver.ack(*inbox.front().token);
-        ++st.acknowledged_upstream;
-        ++n;
+        // The batch is stored whatever happens here: a session the link no longer knows resends
+        // it, and the store answers the resend as a duplicate.
+        try {
+          receiver.ack(*inbox.front().token);
+          ++st.acknowledged_upstream;
+          ++n;
+        } catch (const std::exception& ex) {
+          loop_error("acknowledging upstream", ex);
+        }
       }
       inbox.pop_front();
     }
@@ -249,7 +293,8 @@ struct SpoolNode::Impl {
 
   std::size_t forward() {
     std::size_t n = 0;
-    if (Clock::now() < read_retry_at) return 0;
+    if (read_retry_at && Clock::now() < *read_retry_at) return 0;
+    read_retry_at.reset();
     while (true) {
       if (outq.size() >= opt.forward_window || sender.unacked() >= opt.forward_window) break;
       auto r = store.read_next();
@@ -258,10 +303,15 @@ struct SpoolNode::Impl {
         read_retry_at = Clock::now() + opt.retry_max;
         break;
       }
-      if (!r.value()) break;
+      if (!r.value()) {
+        caught_up = true;
+        break;
+      }
       const spool::StoredRecord& rec = *r.value();
       Out o{++next_id, rec.next, rec.meta.message_count, false};
-      Status s = sender.send_batch(zmq::message_t(rec.frame.data(), rec.frame.size()), o.id);
+      // Read back from the checksummed log with the header it was stored with: not peeked again.
+      Status s = sender.send_batch(zmq::message_t(rec.frame.data(), rec.frame.size()), o.id,
+                                   rec.meta.producer_id, rec.meta.seq);
       if (s) {
         ++st.forwarded_batches;
         st.forwarded_messages += o.messages;
@@ -295,10 +345,118 @@ struct SpoolNode::Impl {
       next = outq.front().next;
       outq.pop_front();
     }
-    if (!next) return;
-    if (Status s = store.advance_cursor(*next); !s) {
+    if (next) cursor_pending = next;
+    if (!cursor_pending || (cursor_retry_at && Clock::now() < *cursor_retry_at)) return;
+    if (Status s = store.advance_cursor(*cursor_pending); !s) {
       spdlog::warn("spool: cursor not persisted ({}); will retry", s.to_string());
+      cursor_retry_at = Clock::now() + opt.retry_max;
+      return;
     }
+    cursor_pending.reset();
+    cursor_retry_at.reset();
+  }
+
+  // ---- the loop ---------------------------------------------------------------------------------
+
+  // A peer's behaviour (or a bug) must never take the node down: counted, logged (the first, then
+  // one in a thousand), and the loop carries on.
+  void loop_error(const char* where, const std::exception& e) {
+    if (st.loop_errors++ % 1000 == 0) {
+      spdlog::error("spool: {}: {} ({} so far); carrying on", where, e.what(), st.loop_errors);
+    }
+  }
+
+  bool accepting() const { return parked == 0 && !blocked(); }
+
+  // The earliest time something must run without a socket event.
+  std::optional<TimePoint> next_deadline() const {
+    std::optional<TimePoint> d;
+    earliest(d, receiver.next_deadline());
+    earliest(d, sender.next_deadline());
+    if (disk_failing) {
+      earliest(d, retry_at);
+    } else {
+      earliest(d, store.next_sync_due());
+    }
+    earliest(d, read_retry_at);
+    if (cursor_pending) earliest(d, cursor_retry_at);
+    // max_age applies only to records not yet acknowledged downstream.
+    if (opt.store.max_age.count() > 0 && !(caught_up && outq.empty())) {
+      earliest(d, next_housekeeping);
+    }
+    return d;
+  }
+
+  // One round; sets terminate on TERMINATE.
+  void round(milliseconds timeout, int wake_fd, bool& terminate) {
+    std::vector<zmq_pollitem_t>& items = poll_items;
+    items.clear();
+    items.push_back({nullptr, wake_fd, ZMQ_POLLIN, 0});
+    items.push_back(receiver.poll_item());
+    items.push_back(sender.poll_item());
+    std::size_t pull_at = 0, control_at = 0;
+    // --pull is left unread while batches wait for room: ZeroMQ holds the rest (and pushes back).
+    if (pull && accepting()) {
+      pull_at = items.size();
+      items.push_back({pull.handle(), 0, ZMQ_POLLIN, 0});
+    }
+    if (control) {
+      control_at = items.size();
+      items.push_back(control.poll_item());
+    }
+    milliseconds wait = timeout;
+    if (const auto d = next_deadline()) {
+      const auto until = std::chrono::ceil<milliseconds>(*d - Clock::now());
+      wait = std::max(milliseconds{0}, wait.count() < 0 ? until : std::min(wait, until));
+    }
+    try {
+      zmq::poll(items.data(), items.size(), wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      std::uint64_t n = 0;
+      while (::read(wake_fd, &n, sizeof n) < 0 && errno == EINTR) {
+      }
+    }
+    // The links' steps are non-blocking and cheap: run on every wake, they cover both "its item
+    // fired" and "its deadline passed".
+    try {
+      (void)receiver.poll_once([this](Delivery& d) { on_delivery(d); }, milliseconds{0});
+    } catch (const zmq::error_t&) {
+      throw;
+    } catch (const std::exception& e) {
+      loop_error("upstream link", e);
+    }
+    try {
+      (void)sender.poll_once(milliseconds{0});
+    } catch (const zmq::error_t&) {
+      throw;
+    } catch (const std::exception& e) {
+      loop_error("downstream link", e);
+    }
+    if (pull_at && (items[pull_at].revents & ZMQ_POLLIN)) {
+      caught_up = false;
+      (void)read_pull();
+    }
+    if (control_at && (items[control_at].revents & ZMQ_POLLIN)) handle_control(terminate);
+    const auto now = Clock::now();
+    if (opt.store.max_age.count() > 0 && now >= next_housekeeping) {
+      next_housekeeping = now + kHousekeeping;
+      if (Status s = store.enforce_limits(); !s) {
+        spdlog::warn("spool: enforcing limits: {}", s.to_string());
+      }
+    }
+    retry_disk();
+    if (store.appended_ticket() != appended_seen) {
+      appended_seen = store.appended_ticket();
+      caught_up = false;  // something new to read
+    }
+    commit();
+    (void)release_acks();
+    update_credit();
+    advance();
+    (void)forward();
   }
 
   // ---- control ----------------------------------------------------------------------------------
@@ -362,10 +520,14 @@ struct SpoolNode::Impl {
   bool full = false;
   bool disk_failing = false;
   milliseconds backoff{0};
-  Clock::time_point retry_at{};
-  Clock::time_point read_retry_at{};
-  Clock::time_point next_housekeeping{};
-  bool busy = false;
+  TimePoint retry_at{};
+  std::optional<TimePoint> read_retry_at;    // a failed read is retried then
+  std::optional<spool::Position> cursor_pending;  // acknowledged downstream, cursor not moved yet
+  std::optional<TimePoint> cursor_retry_at;  // after a failed cursor write
+  TimePoint next_housekeeping{};
+  bool caught_up = false;  // the reader found nothing more to read since the last append
+  std::uint64_t appended_seen = 0;
+  std::vector<zmq_pollitem_t> poll_items;
   bool shut = false;
   Status shut_status;
   spool::Stats final_store;
@@ -405,6 +567,8 @@ SpoolNode::SpoolNode(zmq::context_t& context, SpoolNodeOptions o) {
     i.control_ep = i.control.endpoint();
   }
   i.sender.on_acked([&i](const AckedBatch& a) { i.on_acked(a); });
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "spool node: eventfd");
   const spool::Stats s = i.store.stats();
   spdlog::info("spool: {} opened: {} segments, backlog {} batches ({} messages, {} B){}",
                i.opt.store.dir, s.segments, s.backlog_batches, s.backlog_messages,
@@ -414,50 +578,46 @@ SpoolNode::SpoolNode(zmq::context_t& context, SpoolNodeOptions o) {
 }
 
 SpoolNode::~SpoolNode() {
-  if (!impl_) return;
-  if (Status s = shutdown(); !s) spdlog::error("spool: shutdown: {}", s.to_string());
+  if (impl_) {
+    try {
+      if (Status s = shutdown(); !s) spdlog::error("spool: shutdown: {}", s.to_string());
+    } catch (const std::exception& e) {
+      spdlog::error("spool: shutdown: {}", e.what());
+    }
+  }
+  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 bool SpoolNode::poll_once(milliseconds timeout) {
   Impl& i = *impl_;
-  if (i.shut) return false;
-  // The receiver and the sender each poll their own socket; the loop waits on the receiver
-  // (upstream traffic wakes it at once) and looks at the sender without waiting, so the wait is
-  // short while batches are in flight downstream and zero while there is work.
-  milliseconds wait = i.busy ? milliseconds{0} : std::min(timeout, i.outq.empty() ? kIdleWait
-                                                                                  : kInFlightWait);
-  if (wait.count() < 0) wait = i.outq.empty() ? kIdleWait : kInFlightWait;
-  const std::size_t delivered =
-      i.receiver.poll_once([&i](Delivery& d) { i.on_delivery(d); }, wait);
-  const std::size_t acked = i.sender.poll_once(milliseconds{0});
-  const std::size_t pulled = i.read_pull();
+  if (i.shut || stopping()) return false;
   bool terminate = false;
-  if (i.control) i.handle_control(terminate);
-  const auto now = Clock::now();
-  if (now >= i.next_housekeeping) {
-    i.next_housekeeping = now + kHousekeeping;
-    if (Status s = i.store.enforce_limits(); !s) {
-      spdlog::warn("spool: enforcing limits: {}", s.to_string());
+  try {
+    i.round(timeout, wake_fd_, terminate);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == ETERM) {
+      stop();  // the context is being closed: nothing more can be sent or received
+    } else {
+      i.loop_error("ZeroMQ", e);
     }
+  } catch (const std::exception& e) {
+    i.loop_error("loop", e);
   }
-  i.retry_disk();
-  i.commit();
-  const std::size_t acks_up = i.release_acks();
-  i.update_credit();
-  i.advance();
-  const std::size_t forwarded = i.forward();
-  i.busy = delivered + acked + pulled + acks_up + forwarded > 0;
   if (terminate) stop();
   return !stopping();
 }
 
 void SpoolNode::run() {
-  while (poll_once(milliseconds{100})) {
+  while (poll_once(milliseconds{-1})) {
   }
   if (Status s = shutdown(); !s) spdlog::error("spool: shutdown: {}", s.to_string());
 }
 
-void SpoolNode::stop() noexcept { stop_.store(true, std::memory_order_release); }
+void SpoolNode::stop() noexcept {
+  stop_.store(true, std::memory_order_release);
+  const std::uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+}
 
 Status SpoolNode::shutdown() {
   Impl& i = *impl_;
