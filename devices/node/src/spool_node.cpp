@@ -697,7 +697,7 @@ std::string SpoolNodeStats::to_json() const {
   w.field("parked", parked).end_object();
   w.key("downstream").begin_object();
   w.field("connected", downstream_connected).field("in_flight", in_flight).end_object();
-  w.field("control_commands", control_commands);
+  w.field("control_commands", control_commands).field("loop_errors", loop_errors);
   w.end_object();
   return std::move(w).str();
 }
