@@ -111,7 +111,7 @@ TEST_CASE("A bound sender with no peer asks for POLLOUT instead of retrying on a
   CHECK(sender.stats().hellos >= 1);
 }
 
-TEST_CASE("A moved-from sender or receiver throws std::logic_error; close() is a no-op",
+TEST_CASE("A moved-from sender or receiver throws std::logic_error, and close() is a no-op",
           "[reliable][api]") {
   zmq::context_t ctx;
   ReliableSender a(ctx, fast_sender());
@@ -258,4 +258,45 @@ TEST_CASE("stop() from another thread ends a run() or poll_once(-1) waiting with
   }
   // The request was consumed: a later poll waits for its timeout again, and returns.
   CHECK(receiver.poll_once(nothing, milliseconds(1)) == 0);
+}
+
+TEST_CASE("The docs/patterns.md reliable snippet runs in one thread as written",
+          "[reliable][docs]") {
+  std::vector<std::string> got;
+  auto store = [&](std::span<const std::byte> r) {
+    got.emplace_back(reinterpret_cast<const char*>(r.data()), r.size());
+  };
+  // ---- from docs/patterns.md, "Reliable link" ----
+  zmq::context_t ctx;
+  zkit::ReliableReceiverOptions ro;
+  ro.manual_ack = true;  // acknowledge once stored, not when the handler returns
+  zkit::ReliableReceiver receiver(ctx, ro);
+  std::string ep = receiver.bind("tcp://127.0.0.1:*");
+
+  zkit::ReliableSender sender(ctx);  // keeps every batch until the receiver acks it
+  sender.connect(ep);
+  for (int i = 0; i < 10; ++i) sender.send("Hello World " + std::to_string(i));
+  sender.flush();
+
+  std::vector<zkit::AckToken> held;
+  auto handler = [&](zkit::Delivery& d) {  // each batch once, in order per sender
+    for (auto record : d.batch) store(record);
+    held.push_back(d.token);
+  };
+  while (sender.unacked() > 0) {  // one thread, one poll for both ends
+    zmq_pollitem_t items[] = {sender.poll_item(), receiver.poll_item()};
+    auto wake = *sender.next_deadline();  // never empty: the heartbeat
+    if (auto r = receiver.next_deadline()) wake = std::min(wake, *r);
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake - std::chrono::steady_clock::now());
+    zmq::poll(items, 2, std::max(ms, std::chrono::milliseconds(0)));
+    sender.poll_once(std::chrono::milliseconds(0));  // acks, timers, resends
+    receiver.poll_once(handler, std::chrono::milliseconds(0));
+    for (const zkit::AckToken& t : held) receiver.ack(t);  // once durable
+    held.clear();
+  }
+  zkit::CloseReport r = sender.close();  // r.unsent_batches: never acknowledged
+  // ---- end of the snippet ----
+  CHECK(r.clean());
+  REQUIRE(got.size() == 10);
+  CHECK(got[9] == "Hello World 9");
 }

@@ -24,8 +24,8 @@
 // Threads: each object owns one socket and belongs to the thread that drives it (no hidden
 // threads); only ReliableReceiver::stop() may be called from another thread. Objects are move-only;
 // a moved-from object throws std::logic_error("zkit::<Type>: used after move") from every member
-// except the destructor, move-assignment and close() (a no-op), and poll_item()/next_deadline(),
-// which are noexcept and report nothing to wait for ({nullptr, -1, 0, 0}; empty).
+// except the destructor, move-assignment, close() and stop() (no-ops), and poll_item() and
+// next_deadline(), which are noexcept and report nothing to wait for ({nullptr, -1, 0, 0}; empty).
 // Blocking: poll_once(timeout), run(), wait_all_acked(timeout), and send() while the sender's
 // backlog is full, block the calling thread (driving the protocol meanwhile); everything else
 // returns at once.
