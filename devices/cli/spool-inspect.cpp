@@ -88,5 +88,6 @@ extern const zkit::cli::Subcommand spool_inspect_subcommand = {
     "  zkit spool-inspect verify --dir DIR [--format text|json]\n"
     "  zkit spool-inspect dump --dir DIR [--format text|hex|json|none]\n"
     "verify exits 1 when any record is corrupt (each is listed with file, offset and reason).\n"
+    "A --dir that is not a spool (no segment file, CURSOR, PRODUCERS or LOCK) exits 2.\n"
     "Nothing in DIR changes: a torn tail is reported, not cut; the cursor is not written.",
     declare, run, "action"};

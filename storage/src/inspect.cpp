@@ -92,6 +92,38 @@ Status scan(Env& env, const std::string& dir, const std::function<void(const Rec
   return {};
 }
 
+// The PRODUCERS file's damage (a bad header, corrupt or foreign records); a torn tail is none.
+void check_producers_file(Env& env, const std::string& dir,
+                          const std::function<void(const CorruptRecord&)>& on_corrupt) {
+  const std::string name = format::kProducersName;
+  const std::string path = dir + "/" + name;
+  if (!env.exists(path)) return;
+  auto size = env.file_size(path);
+  auto file = size ? env.open_readable(path) : Result<std::unique_ptr<RandomAccessFile>>(size.status());
+  if (!file) return on_corrupt({name, 0, 0, file.status().to_string()});
+  std::vector<std::byte> header(format::kSegmentHeaderSize);
+  auto n = file.value()->read(0, header);
+  header.resize(n ? n.value() : 0);
+  auto hdr = log::decode_segment_header(header);
+  if (!hdr || hdr.value() != 0) {
+    return on_corrupt({name, 0, size.value(), hdr ? "header names segment " +
+                       std::to_string(hdr.value()) : hdr.status().message()});
+  }
+  log::Reader reader(*file.value(), format::kSegmentHeaderSize, size.value(),
+                     [&](const log::Corruption& c) { on_corrupt({name, c.offset, c.bytes, c.reason}); });
+  std::span<const std::byte> rec;
+  while (true) {
+    auto got = reader.next(rec);
+    if (!got) return on_corrupt({name, reader.record_end(), 0, got.status().to_string()});
+    if (!got.value()) return;
+    auto v = log::decode_record(rec);
+    if (!v || !v.value().is_producers()) {
+      on_corrupt({name, reader.record_offset(), reader.record_end() - reader.record_offset(),
+                  v ? "not a producers record" : v.status().message()});
+    }
+  }
+}
+
 std::string text_of(std::span<const std::byte> b, std::size_t max) {
   std::string s;
   std::size_t n = max == 0 ? b.size() : std::min(b.size(), max);
@@ -121,26 +153,41 @@ std::string hex_of(std::span<const std::byte> b, std::size_t max) {
   return s;
 }
 
-bool is_utf8_text(std::span<const std::byte> b) {
-  std::size_t i = 0;
-  while (i < b.size()) {
-    auto c = std::to_integer<unsigned char>(b[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (len == 0 || i + len > b.size()) return false;
-    if (len == 1 && c < 0x20 && c != '\n' && c != '\t') return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((std::to_integer<unsigned char>(b[i + k]) >> 6) != 2) return false;
-    }
-    i += len;
+// A message as a JSON string when it is UTF-8, else {"hex": ...}. The JSON library decides what
+// UTF-8 is (overlong forms and surrogates are not), as `zkit recv` does.
+nlohmann::json payload_json(std::span<const std::byte> m) {
+  nlohmann::json text = std::string(reinterpret_cast<const char*>(m.data()), m.size());
+  try {
+    (void)text.dump();
+    return text;
+  } catch (const nlohmann::json::type_error&) {  // 316: invalid UTF-8
+    return {{"hex", hex_of(m, 0)}};
   }
-  return true;
+}
+
+// Whether dir looks like a spool: a segment file, CURSOR, PRODUCERS or LOCK (Store::open makes
+// LOCK and the first segment at once). A directory with none of them is another directory given by
+// mistake, not an empty spool.
+Status check_spool_dir(Env& env, const std::string& dir) {
+  if (!env.exists(dir)) return Status::not_found("spool directory " + dir + " does not exist");
+  auto names = env.list_dir(dir);
+  if (!names) return names.status();
+  for (const auto& n : names.value()) {
+    if (files::parse_segment_name(n) || n == format::kCursorName || n == format::kLockName ||
+        n == format::kProducersName) {
+      return {};
+    }
+  }
+  return Status::invalid_argument(dir + " is not a spool directory (no segment file, " +
+                                  format::kCursorName + ", " + format::kProducersName + " or " +
+                                  format::kLockName + ")");
 }
 
 }  // namespace
 
 Result<VerifyReport> verify(const std::string& dir, Env* env_in) {
   Env& env = env_in ? *env_in : Env::posix();
-  if (!env.exists(dir)) return Status::not_found("spool directory " + dir + " does not exist");
+  if (Status s = check_spool_dir(env, dir); !s) return s;
   VerifyReport report;
   auto cursor = files::read_cursor(env, dir);
   if (cursor) {
@@ -170,6 +217,7 @@ Result<VerifyReport> verify(const std::string& dir, Env* env_in) {
       [&](const CorruptRecord& c) { report.corrupt.push_back(c); },
       [&](const VerifyReport::SegmentInfo& i) { report.segments.push_back(i); });
   if (!s) return s;
+  check_producers_file(env, dir, [&](const CorruptRecord& c) { report.corrupt.push_back(c); });
   for (auto& [id, p] : backlog) report.backlog.push_back(p);
   auto names = env.list_dir(dir);
   if (!names) return names.status();
@@ -211,7 +259,7 @@ void print(const VerifyReport& r, std::ostream& out) {
 
 Status dump(const std::string& dir, std::ostream& out, const DumpOptions& opt, Env* env_in) {
   Env& env = env_in ? *env_in : Env::posix();
-  if (!env.exists(dir)) return Status::not_found("spool directory " + dir + " does not exist");
+  if (Status s = check_spool_dir(env, dir); !s) return s;
   using P = DumpOptions::Payloads;
   return scan(
       env, dir,
@@ -246,17 +294,12 @@ Status dump(const std::string& dir, std::ostream& out, const DumpOptions& opt, E
               j["error"] = batch.status().to_string();
             } else {
               nlohmann::json list = nlohmann::json::array();
-              for (auto m : batch.value()) {
-                if (is_utf8_text(m)) {
-                  list.push_back(std::string(reinterpret_cast<const char*>(m.data()), m.size()));
-                } else {
-                  list.push_back({{"hex", hex_of(m, 0)}});
-                }
-              }
+              for (auto m : batch.value()) list.push_back(payload_json(m));
               j["payloads"] = list;
             }
           }
-          out << j.dump() << "\n";
+          // Every string in j is UTF-8 by now; replace guards the line against one that is not.
+          out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
           return;
         }
         out << r.file << "@" << r.offset;
@@ -287,7 +330,7 @@ Status dump(const std::string& dir, std::ostream& out, const DumpOptions& opt, E
         if (opt.payloads == P::kJson) {
           out << nlohmann::json{{"file", c.file}, {"offset", c.offset}, {"corrupt_bytes", c.bytes},
                                 {"reason", c.reason}}
-                     .dump()
+                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
         } else {
           out << c.file << "@" << c.offset << " CORRUPT " << c.bytes << " bytes: " << c.reason << "\n";

@@ -15,6 +15,7 @@
 #include "log_format.hpp"
 #include "segment_files.hpp"
 #include "zkit/envelope.hpp"
+#include "zkit/json.hpp"
 
 namespace zkit::spool {
 
@@ -57,6 +58,25 @@ Result<WhenFull> parse_when_full(std::string_view text) {
   if (text == "drop-oldest" || text == "drop_oldest") return WhenFull::kDropOldest;
   return Status::invalid_argument("bad when-full policy '" + std::string(text) +
                                   "' (expected block or drop-oldest)");
+}
+
+std::string Stats::to_json() const {
+  JsonWriter w;
+  w.begin_object();
+  w.field("accepted", accepted).field("stored", stored).field("stored_messages", stored_messages);
+  w.field("duplicates", duplicates).field("seq_restarts", seq_restarts);
+  w.field("producers", producers).field("producers_forgotten", producers_forgotten);
+  w.field("rejected_full", rejected_full).field("forwarded", forwarded).field("acked", acked);
+  w.field("acked_messages", acked_messages).field("backlog_batches", backlog_batches);
+  w.field("backlog_messages", backlog_messages).field("backlog_bytes", backlog_bytes);
+  w.field("oldest_age_ms", oldest_age_ms).field("segments", segments);
+  w.field("disk_bytes", disk_bytes).field("disk_free_bytes", disk_free_bytes);
+  w.field("fsyncs", fsyncs).field("fsync_ns_total", fsync_ns_total);
+  w.field("fsync_ns_max", fsync_ns_max).field("corrupt_skipped", corrupt_skipped);
+  w.field("dropped_batches", dropped_batches).field("dropped_messages", dropped_messages);
+  w.field("io_errors", io_errors).field("full", full);
+  w.end_object();
+  return std::move(w).str();
 }
 
 namespace {
@@ -203,7 +223,7 @@ struct Store::Impl {
 
   Position cursor;
   Position persisted_cursor;
-  Clock::time_point last_cursor_write{};
+  Clock::time_point last_cursor_write{};  // the last attempt, successful or not
   // Batches acknowledged in the segment of the last acknowledged one (the rest of it is backlog).
   std::uint64_t acked_segment = 0;
   std::uint64_t acked_in_segment = 0;
@@ -221,6 +241,7 @@ struct Store::Impl {
   std::deque<InFlight> inflight;    // read, not yet acknowledged, in log order
   Position highest_read;            // the furthest StoredRecord::next handed out
 
+  bool recycling = false;  // in recycle_acked_active (its roll commits, which writes the cursor)
   bool full_flag = false;
   std::uint64_t full_need = 0;
   bool closed = false;
@@ -236,7 +257,14 @@ struct Store::Impl {
     }
     return nullptr;
   }
+  // Segment bytes on disk: what the active segment has written, not its write buffer.
   std::uint64_t disk_bytes() const {
+    std::uint64_t total = 0;
+    for (const auto& s : segments) total += &s == &segments.back() ? written : s.size;
+    return total;
+  }
+  // What max_bytes limits: the segment files with the bytes appended but not yet written.
+  std::uint64_t reserved_bytes() const {
     std::uint64_t total = 0;
     for (const auto& s : segments) total += s.size;
     return total;
@@ -269,6 +297,8 @@ struct Store::Impl {
   Status recover_segment(std::uint64_t number, bool last);
   Status start_segment(std::uint64_t number);
   Status roll();
+  bool move_pending_to_new_segment();
+  bool recycle_acked_active();
   Status write_pending();
   Status sync_active();
   Status commit();
@@ -564,6 +594,84 @@ Status Store::Impl::start_segment(std::uint64_t number) {
   return {};
 }
 
+// After a failed write (ENOSPC above all): the records in the write buffer go to a new segment, so
+// that the committed part of the active one becomes a closed segment which acknowledgements delete.
+// Without this a disk smaller than a segment stays full for good: the active segment is freed only
+// by rolling, and it never fills to segment_bytes. Done only when the active segment holds
+// committed records (else there is nothing to free). The AppendResult::position of a moved record
+// is stale afterwards (its ticket is not). False when nothing was moved.
+bool Store::Impl::move_pending_to_new_segment() {
+  if (written <= format::kSegmentHeaderSize || pending.size() == 0) return false;
+  const std::uint64_t old_number = segments.back().number;
+  // Cut what the failed write left (that frees it) and make the committed part durable first:
+  // the new segment must not become durable before the end of this one.
+  if (!active->truncate(written)) return false;
+  needs_repair = false;
+  synced = std::min(synced, written);
+  if (opt.fsync.mode != FsyncPolicy::Mode::kNever && synced < written && !sync_active()) {
+    return false;
+  }
+  log::Buffer moved;
+  std::swap(moved, pending);
+  const std::uint64_t moved_end = writer.offset();
+  const std::uint64_t old_written = written;
+  if (!start_segment(old_number + 1)) {
+    std::swap(moved, pending);  // stays in the old segment, as if nothing happened
+    writer.reset(moved_end);
+    written = synced = old_written;
+    return false;
+  }
+  Segment& fresh = segments.back();
+  Segment& old = segments[segments.size() - 2];
+  old.size = old_written;
+  MemoryFile file(moved.bytes(), old.size);
+  log::Reader scan(file, old.size, old.size + moved.size(), {});
+  std::span<const std::byte> rec;
+  for (auto got = scan.next(rec); got && got.value(); got = scan.next(rec)) {
+    auto v = log::decode_record(rec);
+    if (!v) continue;  // cannot happen: the writer framed it
+    writer.add(v.value().header, rec.subspan(format::kRecordHeaderSize), pending);
+    if (!v.value().is_batch()) continue;
+    const auto& h = v.value().header;
+    old.batches -= 1;
+    old.messages -= h.count;
+    old.bytes -= v.value().body.size();
+    if (fresh.batches == 0) fresh.first_arrival = h.arrival_ns;
+    fresh.last_arrival = h.arrival_ns;
+    ++fresh.batches;
+    fresh.messages += h.count;
+    fresh.bytes += v.value().body.size();
+  }
+  fresh.size = writer.offset();
+  spdlog::info("spool: write failed; {} records moved to {} so that {} can be freed once "
+               "acknowledged", fresh.batches, files::segment_name(fresh.number),
+               files::segment_name(old.number));
+  // The committed part may be acknowledged already: delete it now, and write the cursor while
+  // the cut freed some space.
+  (void)delete_acked_segments();
+  if (cursor != persisted_cursor) (void)write_cursor();
+  return true;
+}
+
+// Under pressure (full, or the disk failing) a wholly acknowledged active segment is rolled and
+// deleted: it is the only space left to free. True when it was.
+bool Store::Impl::recycle_acked_active() {
+  const Segment& back = segments.back();
+  if (recycling || segments.size() != 1 || back.batches == 0 || cursor.segment != back.number ||
+      cursor.offset < back.size) {
+    return false;
+  }
+  recycling = true;
+  const bool rolled = static_cast<bool>(roll());
+  recycling = false;
+  if (!rolled) return false;
+  cursor = {segments.back().number, format::kSegmentHeaderSize};
+  read_pos = std::max(read_pos, cursor);
+  highest_read = std::max(highest_read, cursor);
+  (void)delete_acked_segments();
+  return true;
+}
+
 Status Store::Impl::roll() {
   if (Status s = commit(); !s) return s;
   if (opt.fsync.mode != FsyncPolicy::Mode::kNever && synced < written) {
@@ -607,7 +715,12 @@ Status Store::Impl::sync_active() {
 Status Store::Impl::commit() {
   const bool always = opt.fsync.mode == FsyncPolicy::Mode::kAlways;
   if (pending.size() > 0 || needs_repair) {
-    if (Status s = write_pending(); !s) return s;
+    Status w = write_pending();
+    if (!w && move_pending_to_new_segment()) w = write_pending();
+    if (!w) {
+      (void)maybe_write_cursor();  // it needs little space, and a restart would resend more
+      return w;
+    }
     if (always) {
       if (Status s = sync_active(); !s) {
         needs_repair = true;  // rewrite everything since the last good sync: the page cache may
@@ -624,9 +737,13 @@ Status Store::Impl::commit() {
       Clock::now() - last_sync >= opt.fsync.interval) {
     if (Status s = sync_active(); !s) return s;
   }
-  // The batches are committed whatever happens to the cursor file: a failure there only means a
-  // crash would resend more (logged; retried at the next commit).
+  // The batches are committed whatever happens to the cursor and PRODUCERS files: a failure there
+  // only means a crash would resend more (logged; retried at the next commit, see next_sync_due).
   (void)maybe_write_cursor();
+  if (pfile_stale && Clock::now() - last_cursor_write >= opt.cursor_interval) {
+    last_cursor_write = Clock::now();
+    (void)rewrite_producers_file();
+  }
   return {};
 }
 
@@ -643,9 +760,12 @@ Status Store::Impl::write_cursor() {
   if (s) s = f.value()->close();
   if (s) s = env->rename(tmp, opt.dir + "/" + format::kCursorName);
   if (s && sync) s = env->sync_dir(opt.dir);
-  if (!s) return io_failed(s);
-  persisted_cursor = cursor;
   last_cursor_write = Clock::now();
+  if (!s) {
+    (void)env->remove(tmp);  // a partial CURSOR.tmp holds space the retry needs
+    return io_failed(s);
+  }
+  persisted_cursor = cursor;
   return {};
 }
 
@@ -653,7 +773,9 @@ Status Store::Impl::maybe_write_cursor() {
   if (cursor == persisted_cursor || Clock::now() - last_cursor_write < opt.cursor_interval) {
     return {};
   }
-  return write_cursor();
+  Status s = write_cursor();
+  if (!s && recycle_acked_active() && cursor != persisted_cursor) s = write_cursor();
+  return s;
 }
 
 Status Store::Impl::delete_acked_segments() {
@@ -681,6 +803,8 @@ Status Store::Impl::delete_acked_segments() {
       result = io_failed(s);  // an orphan file; recovery removes it (it is before the cursor)
     }
   }
+  // On a full disk the PRODUCERS append fails until the segments are gone: try again now.
+  if (pfile_stale && rewrite_producers_file()) result = {};
   return result;
 }
 
@@ -715,15 +839,15 @@ Status Store::Impl::make_room(std::uint64_t need) {
     return Status::limit_exceeded("batch of " + std::to_string(need) +
                                   " bytes is larger than max-bytes " + std::to_string(opt.max_bytes));
   }
-  if (disk_bytes() + need <= opt.max_bytes) return {};
+  if (reserved_bytes() + need <= opt.max_bytes) return {};
   if (opt.when_full == WhenFull::kBlock) {
     full_flag = true;
     full_need = need;
     ++st.rejected_full;
-    return Status::limit_exceeded("spool full: " + std::to_string(disk_bytes()) + " of " +
+    return Status::limit_exceeded("spool full: " + std::to_string(reserved_bytes()) + " of " +
                                   std::to_string(opt.max_bytes) + " bytes used");
   }
-  while (disk_bytes() + need > opt.max_bytes) {
+  while (reserved_bytes() + need > opt.max_bytes) {
     if (segments.size() == 1) {
       if (segments.back().batches == 0) break;
       if (Status s = roll(); !s) return s;
@@ -961,17 +1085,9 @@ Status Store::Impl::advance(Position next) {
     reset_reader();
   }
   Status s = delete_acked_segments();
-  // At a byte limit with everything acknowledged, the active segment itself must go.
-  const Segment& back = segments.back();
-  if (full_flag && segments.size() == 1 && back.batches > 0 && cursor.segment == back.number &&
-      cursor.offset >= back.size) {
-    if (Status r = roll(); r) {
-      cursor = {segments.back().number, format::kSegmentHeaderSize};
-      read_pos = std::max(read_pos, cursor);
-      highest_read = std::max(highest_read, cursor);
-      s = delete_acked_segments();
-    }
-  }
+  // At a byte limit or on a failing disk, with everything acknowledged, the active segment itself
+  // must go (whatever segment_bytes and max_bytes are).
+  if (full_flag || failing) (void)recycle_acked_active();
   if (Status w = maybe_write_cursor(); !w && s) s = w;
   return s;
 }
@@ -1041,10 +1157,20 @@ std::uint64_t Store::appended_ticket() const noexcept { return impl_->appended; 
 std::uint64_t Store::committed_ticket() const noexcept { return impl_->committed; }
 
 std::optional<Clock::time_point> Store::next_sync_due() const {
-  if (impl_->opt.fsync.mode != FsyncPolicy::Mode::kInterval || impl_->synced >= impl_->written) {
-    return std::nullopt;
+  const Impl& i = *impl_;
+  std::optional<Clock::time_point> due;
+  if (i.opt.fsync.mode == FsyncPolicy::Mode::kInterval && i.synced < i.written) {
+    due = i.last_sync + i.opt.fsync.interval;
   }
-  return impl_->last_sync + impl_->opt.fsync.interval;
+  if (i.cursor != i.persisted_cursor || i.pfile_stale) {  // a rate-limited or failed write
+    // A failing disk is retried at most every 100 ms, whatever cursor_interval, not in a spin.
+    const auto wait = i.failing ? std::max<std::chrono::milliseconds>(i.opt.cursor_interval,
+                                                                      std::chrono::milliseconds(100))
+                                : i.opt.cursor_interval;
+    const auto at = i.last_cursor_write + wait;
+    due = due ? std::min(*due, at) : at;
+  }
+  return due;
 }
 
 Result<std::optional<StoredRecord>> Store::read_next() { return impl_->read_next(); }
@@ -1068,7 +1194,7 @@ std::optional<std::uint64_t> Store::highest_seq(std::uint64_t producer_id,
 bool Store::full() {
   Impl& i = *impl_;
   if (!i.full_flag) return false;
-  bool bytes_ok = i.opt.max_bytes == 0 || i.disk_bytes() + i.full_need <= i.opt.max_bytes;
+  bool bytes_ok = i.opt.max_bytes == 0 || i.reserved_bytes() + i.full_need <= i.opt.max_bytes;
   bool age_ok = !i.over_age(envelope::unix_now_ns());
   if (bytes_ok && age_ok) i.full_flag = false;
   return i.full_flag;
@@ -1104,7 +1230,13 @@ Status Store::close() {
     s = i.sync_active();
   }
   if (i.cursor != i.persisted_cursor) {
-    if (Status c = i.write_cursor(); !c && s) s = c;
+    Status c = i.write_cursor();
+    if (!c && i.recycle_acked_active()) {
+      // The acknowledged segment is gone, so a restart resends nothing even without the file.
+      (void)i.commit();
+      c = i.write_cursor();
+    }
+    if (!c && s) s = c;
   }
   i.reset_reader();
   i.pfile.reset();

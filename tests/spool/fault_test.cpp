@@ -332,3 +332,30 @@ TEST_CASE("A cursor that outlived the unsynced end of its segment is cut back an
   CHECK(seqs == want);
   CHECK(store.stats().backlog_batches == want.size());
 }
+
+TEST_CASE("Power loss after acknowledged segments were deleted keeps their producers' highest seq",
+          "[spool][fault]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  auto opt = fault_options(dir.path(), env);
+  Store store = open_store(opt);
+  // Producer p sends one 20 KB batch with seq 100 + p: three to a 64 KiB segment.
+  for (std::uint64_t p = 1; p <= 30; ++p) REQUIRE(store.append(frame(p, 100 + p, 1, 20000)).is_ok());
+  require_ok(store.commit());
+  auto got = read_all(store);
+  REQUIRE(got.size() == 30);
+  require_ok(store.advance_cursor(got.back().next));  // every segment but the active one goes
+  CHECK_FALSE(std::filesystem::exists(dir.file(segment(1))));
+  require_ok(env.simulate_power_loss());  // nothing unsynced survives: the PRODUCERS file must be
+  { Store crashed = std::move(store); }
+  env.power_on();
+  Store again = open_store(opt);
+  for (std::uint64_t p = 1; p <= 30; ++p) {
+    INFO("producer " << p);
+    CHECK(again.highest_seq(p) == 100 + p);
+    auto dup = again.append(frame(p, 100 + p, 1, 20000));
+    REQUIRE(dup.is_ok());
+    CHECK(dup.value().outcome == zkit::spool::AppendResult::Outcome::kDuplicate);
+  }
+  CHECK(read_all(again).empty());
+}

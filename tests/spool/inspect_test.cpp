@@ -180,3 +180,83 @@ TEST_CASE("A stray file named like an out-of-range segment is ignored by open an
   }
   for (const auto& name : strays) CHECK(std::filesystem::exists(dir.file(name)));  // not ours to delete
 }
+
+TEST_CASE("Dump as JSON gives invalid UTF-8 (overlong forms, surrogates) as hex, never stops",
+          "[spool][inspect]") {
+  TempDir dir;
+  const std::string overlong = "\xc0\xaf";    // '/' in two bytes: not UTF-8
+  const std::string surrogate = "\xed\xa0\x80";  // U+D800: not UTF-8
+  const std::string text = "caf\xc3\xa9\n";   // valid, with a control character
+  {
+    Store store = open_store(options(dir.path()));
+    zkit::envelope::Encoder enc;
+    enc.begin(8);
+    enc.add(overlong);
+    enc.add(surrogate);
+    enc.add(text);
+    zmq::message_t m = enc.finish(1, 1);
+    REQUIRE(store.append({static_cast<const std::byte*>(m.data()), m.size()}).is_ok());
+    REQUIRE(store.append(frame(8, 2, 1, 4)).is_ok());  // a record after it must be printed too
+    require_ok(store.close());
+  }
+  zkit::spool::DumpOptions o;
+  o.payloads = zkit::spool::DumpOptions::Payloads::kJson;
+  std::ostringstream json;
+  // Before: nlohmann's type_error 316 escaped from dump() mid-output (is_utf8_text let them by).
+  REQUIRE_NOTHROW(require_ok(zkit::spool::dump(dir.path(), json, o)));
+  std::istringstream lines(json.str());
+  std::string line;
+  std::vector<nlohmann::json> records;
+  while (std::getline(lines, line)) records.push_back(nlohmann::json::parse(line));
+  REQUIRE(records.size() == 2);
+  const auto& p = records[0]["payloads"];
+  REQUIRE(p.size() == 3);
+  CHECK(p[0]["hex"] == "c0af");
+  CHECK(p[1]["hex"] == "eda080");
+  CHECK(p[2] == text);
+  CHECK(records[1]["seq"] == 2);
+}
+
+TEST_CASE("A directory that is not a spool is reported as not a spool", "[spool][inspect]") {
+  // Before: verify("/proc/self") returned a clean report of an empty spool.
+  auto proc = zkit::spool::verify("/proc/self");
+  REQUIRE_FALSE(proc.is_ok());
+  CHECK(proc.status().code() == zkit::Code::kInvalidArgument);
+  CHECK(proc.status().message().find("not a spool directory") != std::string::npos);
+  TempDir dir;
+  write_file(dir.file("notes.txt"), Bytes(3, std::byte{'x'}));
+  CHECK(zkit::spool::verify(dir.path()).status().code() == zkit::Code::kInvalidArgument);
+  std::ostringstream out;
+  CHECK(zkit::spool::dump(dir.path(), out).code() == zkit::Code::kInvalidArgument);
+  // A spool that holds nothing yet is one: open() made its LOCK and first segment.
+  { Store store = open_store(options(dir.path())); }
+  auto empty = zkit::spool::verify(dir.path());
+  REQUIRE(empty.is_ok());
+  CHECK(empty.value().clean());
+  CHECK(empty.value().foreign == std::vector<std::string>{"notes.txt"});
+}
+
+TEST_CASE("Verify checks the PRODUCERS file too", "[spool][inspect]") {
+  TempDir dir;
+  {
+    Store store = open_store(options(dir.path()));
+    for (std::uint64_t p = 1; p <= 9; ++p) REQUIRE(store.append(frame(p, 1, 1, 20000)).is_ok());
+    require_ok(store.commit());
+    auto got = read_all(store);
+    require_ok(store.advance_cursor(got.back().next));  // deletes segments: PRODUCERS written
+    require_ok(store.close());
+  }
+  REQUIRE(std::filesystem::exists(dir.file("PRODUCERS")));
+  auto ok = zkit::spool::verify(dir.path());
+  REQUIRE(ok.is_ok());
+  CHECK(ok.value().clean());
+  CHECK(ok.value().foreign.empty());
+  Bytes b = read_file(dir.file("PRODUCERS"));
+  REQUIRE(b.size() > 60);
+  b[50] ^= std::byte{0x40};  // inside the first record
+  write_file(dir.file("PRODUCERS"), b);
+  auto bad = zkit::spool::verify(dir.path());
+  REQUIRE(bad.is_ok());
+  REQUIRE_FALSE(bad.value().clean());
+  CHECK(bad.value().corrupt[0].file == "PRODUCERS");
+}

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "spool_test_util.hpp"
 
 using namespace spool_test;
@@ -444,4 +446,22 @@ TEST_CASE("append(frame) counts the messages of a zstd batch and refuses a frame
   auto bad = store.append(cut);
   REQUIRE_FALSE(bad.is_ok());
   CHECK(store.stats().stored == 1);
+}
+
+TEST_CASE("Stats::to_json gives every counter under its field name", "[spool][store]") {
+  TempDir dir;
+  Store store = open_store(options(dir.path()));
+  REQUIRE(store.append(frame(1, 1, 3)).is_ok());
+  REQUIRE(store.append(frame(1, 1, 3)).is_ok());  // a duplicate
+  require_ok(store.commit());
+  const auto st = store.stats();
+  const nlohmann::json j = nlohmann::json::parse(st.to_json());
+  CHECK(j.size() == 26);  // every field of Stats
+  CHECK(j["stored"] == 1);
+  CHECK(j["stored_messages"] == 3);
+  CHECK(j["duplicates"] == 1);
+  CHECK(j["accepted"] == 2);
+  CHECK(j["producers"] == 1);
+  CHECK(j["disk_bytes"] == st.disk_bytes);
+  CHECK(j["full"] == false);
 }

@@ -42,6 +42,14 @@ class FaultInjectionEnv::File final : public WritableFile {
       return env_.injected(env_.faults_.write_errno, "write", path_);
     }
     if (budget) *budget -= data.size();
+    if (const auto& disk = env_.faults_.disk_bytes) {
+      const std::uint64_t used = env_.used_bytes();
+      if (used + data.size() > *disk) {
+        const auto fit = static_cast<std::size_t>(*disk > used ? *disk - used : 0);
+        if (fit > 0) (void)base_->append(data.first(fit));
+        return env_.injected(env_.faults_.write_errno, "write", path_);
+      }
+    }
     return base_->append(data);
   }
   Status sync() override {
@@ -80,6 +88,15 @@ FaultInjectionEnv::~FaultInjectionEnv() { *epoch_alive_ = false; }
 Status FaultInjectionEnv::injected(int err, const std::string& what, const std::string& path) {
   ++failed_;
   return Status::io_error(what + " " + path + ": " + std::strerror(err) + " (injected)");
+}
+
+std::uint64_t FaultInjectionEnv::used_bytes() {
+  std::uint64_t used = 0;
+  for (const auto& [path, state] : files_) {
+    if (path.find(kTrashPrefix) != std::string::npos) continue;
+    if (auto n = base_.file_size(path)) used += n.value();
+  }
+  return used;
 }
 
 std::string FaultInjectionEnv::trash_path(const std::string& dir) {

@@ -24,6 +24,10 @@ class FaultInjectionEnv final : public Env {
     // fits and fails with write_errno, as do all later writes. Empty: writes never fail.
     std::optional<std::uint64_t> write_budget;
     int write_errno = ENOSPC;
+    // A disk of this many bytes: a write that would take the files written through this Env past
+    // it writes the part that fits and fails with write_errno; truncating or removing a file frees
+    // its bytes at once. Empty: no such limit.
+    std::optional<std::uint64_t> disk_bytes;
     bool fail_sync = false;    // file and directory syncs fail with sync_errno (nothing synced)
     int sync_errno = EIO;
     bool fail_create = false;  // new_writable fails with create_errno
@@ -73,6 +77,7 @@ class FaultInjectionEnv final : public Env {
     std::string dir, path, other, trash;  // rename: path = to, other = from; trash: displaced file
   };
   std::string trash_path(const std::string& dir);
+  std::uint64_t used_bytes();  // live files written through this Env (not the removed ones)
   Status injected(int err, const std::string& what, const std::string& path);
 
   Env& base_;

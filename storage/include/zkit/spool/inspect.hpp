@@ -43,8 +43,10 @@ struct VerifyReport {
   bool clean() const noexcept { return corrupt.empty(); }
 };
 
-// Reads every segment and the cursor. Fails only when dir cannot be listed (NotFound, IOError);
-// damage inside is reported in the result. env: nullptr for Env::posix().
+// Reads every segment, the cursor and the PRODUCERS file. Fails when dir cannot be listed (NotFound, IOError) or is
+// not a spool directory: none of a segment file, CURSOR, PRODUCERS or LOCK in it (InvalidArgument
+// "... is not a spool directory ..."); damage inside is reported in the result. env: nullptr for
+// Env::posix().
 Result<VerifyReport> verify(const std::string& dir, Env* env = nullptr);
 // A human-readable report: segments, cursor, backlog per producer, corrupt records, foreign files.
 void print(const VerifyReport& report, std::ostream& out);
@@ -56,8 +58,9 @@ struct DumpOptions {
   std::optional<std::uint64_t> producer_id;  // only this producer's batches
 };
 // Prints every record: position, kind, producer, seq, arrival, message count, frame size and,
-// per options, the messages decoded from the batch envelope. Corrupt stretches are printed as
-// they are met. Returns IOError/NotFound when the directory cannot be read.
+// per options, the messages decoded from the batch envelope (JSON: a message that is not UTF-8
+// is given as {"hex": ...}). Corrupt stretches are printed as they are met. Returns
+// IOError/NotFound when the directory cannot be read, InvalidArgument when it is not a spool.
 Status dump(const std::string& dir, std::ostream& out, const DumpOptions& options = {},
             Env* env = nullptr);
 

@@ -6,7 +6,7 @@
 // Typical use by the spool node (one thread owns the Store):
 //   auto store = Store::open(options);           // recovers: torn tail cut, corrupt records skipped
 //   // upstream: for every batch frame received in one poll round
-//   auto r = store->append(frame);               // kStored or kDuplicate, with a ticket
+//   auto r = store->append(frame, meta);         // kStored or kDuplicate, with a ticket
 //   //   LimitExceeded: full (block), stop granting credit until full() is false again
 //   //   IOError: not stored, nothing acked; retry later (commit() repairs the segment)
 //   store->commit();                             // one fsync covers every append before it
@@ -152,7 +152,7 @@ struct Stats {
   std::uint64_t backlog_bytes = 0;     // frame bytes
   std::uint64_t oldest_age_ms = 0;     // age of the oldest unacknowledged batch; 0 when none
   std::uint64_t segments = 0;
-  std::uint64_t disk_bytes = 0;        // size of the segment files (with bytes not yet written)
+  std::uint64_t disk_bytes = 0;        // bytes of the segment files on disk (not the write buffer)
   std::uint64_t disk_free_bytes = 0;   // statvfs of the directory
   std::uint64_t fsyncs = 0;
   std::uint64_t fsync_ns_total = 0;
@@ -162,6 +162,9 @@ struct Stats {
   std::uint64_t dropped_messages = 0;
   std::uint64_t io_errors = 0;         // failed writes, syncs, creates
   bool full = false;                   // the block policy refuses appends
+
+  // One flat JSON object, a member per field under the field's name (zkit::JsonWriter).
+  std::string to_json() const;
 };
 
 // Move-only handle; one thread at a time. Methods block on disk I/O (commit() on fsync).
@@ -198,10 +201,15 @@ class Store {
   // syncs it (always: fdatasync every commit; interval: when the interval has passed since the
   // last sync; never: not at all). On success committed_ticket() == appended_ticket(). On
   // IOError nothing new is committed and the appended records stay pending: call again later.
+  // When a write fails and the active segment holds committed records, the pending records move
+  // to a new segment, so that acknowledging the old one frees its space (a disk smaller than a
+  // segment is left once the reader caught up); AppendResult::position of a moved record is then
+  // stale (its ticket is not).
   Status commit();
   std::uint64_t appended_ticket() const noexcept;
   std::uint64_t committed_ticket() const noexcept;
-  // For the interval policy: when commit() should next be called even without new appends.
+  // When commit() should next be called even without new appends: the interval policy's sync, a
+  // cursor write that was rate-limited or failed, a PRODUCERS file write that failed.
   std::optional<std::chrono::steady_clock::time_point> next_sync_due() const;
 
   // The next committed batch after the last one read (starting at the cursor), or nullopt when
@@ -212,7 +220,8 @@ class Store {
 
   // The downstream acknowledged every record before `next` (a StoredRecord::next). Moves the
   // cursor, deletes fully acknowledged segment files, and persists the cursor (rate-limited by
-  // cursor_interval). Stale positions are ignored; a position beyond what was read throws
+  // cursor_interval). When the store is full or the disk failing and everything is acknowledged,
+  // the active segment itself is rolled and deleted. Stale positions are ignored; a position beyond what was read throws
   // std::invalid_argument.
   Status advance_cursor(Position next);
   Position cursor() const noexcept;
