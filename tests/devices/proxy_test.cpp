@@ -2,6 +2,8 @@
 // control socket (zmq_proxy_steerable's commands and STATS), capture, and garbage from raw peers.
 #include "zkit/proxy.hpp"
 
+#include "zkit/control.hpp"
+
 #include <catch2/catch.hpp>
 #include <map>
 #include <thread>
@@ -366,6 +368,9 @@ TEST_CASE("A bad endpoint or type is refused before anything runs", "[devices][p
   o.backend = "nonsense";
   CHECK_THROWS_AS(Proxy(ctx, o), std::invalid_argument);
   CHECK_THROWS_AS(parse_proxy_type("broker"), std::invalid_argument);
+  ProxyOptions none = options(ProxyType::kForwarder);
+  none.max_subscriptions = 0;
+  CHECK_THROWS_AS(Proxy(ctx, none), std::invalid_argument);
   CHECK(parse_proxy_type("queue") == ProxyType::kQueue);
 }
 
@@ -544,4 +549,21 @@ TEST_CASE("A streamer whose consumer never reads shows the message it holds, the
   CHECK(s.backend_sent.held == 0);
   CHECK(s.backend_sent.dropped == 1);
   CHECK(s.frontend_recv.messages == s.backend_sent.messages + s.backend_sent.dropped);
+}
+
+TEST_CASE("A control request over the size bound is refused and the control socket keeps answering",
+          "[devices][proxy][control]") {
+  zmq::context_t ctx;
+  ProxyOptions o = options(ProxyType::kStreamer);
+  o.control = "@tcp://127.0.0.1:*";  // ZeroMQ checks ZMQ_MAXMSGSIZE on a transport's decoder
+  Proxy proxy(ctx, o);
+  zmq::socket_t big(ctx, zmq::socket_type::req);
+  big.set(zmq::sockopt::linger, 0);
+  big.connect(proxy.control_endpoint());
+  big.send(zmq::buffer(std::string(ControlSocket::kMaxCommandBytes + 1, 'S')),
+           zmq::send_flags::none);
+  CHECK_FALSE(recv_within(big, 300ms));  // ZeroMQ dropped the connection: no reply
+  const auto j = stats_json(ctx, proxy.control_endpoint());
+  CHECK(j["device"] == "proxy");
+  CHECK(j["control_commands"] == 1);  // the oversize request never reached the device
 }

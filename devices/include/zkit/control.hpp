@@ -4,9 +4,9 @@
 //   STATS          -> one frame: the device's statistics as one JSON document (docs/devices.md);
 //   a command the device knows (PAUSE, TERMINATE...) -> the reply the device gives;
 //   anything else  -> one empty frame, nothing changes.
-// A command is the first frame of a request; further frames are read and ignored. Requests larger
-// than kMaxCommandBytes are refused by ZeroMQ (the peer is disconnected), so a peer cannot make the
-// device allocate a large frame.
+// A command is the first frame of a request; further frames are read and ignored. Over tcp and ipc,
+// requests larger than kMaxCommandBytes are refused by ZeroMQ (ZMQ_MAXMSGSIZE: the peer is
+// disconnected), so a peer cannot make the device allocate a large frame.
 //
 // Thread: belongs to the thread that polls it (move it to the device thread before the first use).
 #pragma once
