@@ -530,3 +530,17 @@ TEST_CASE("stop() from another thread makes run() return", "[spool_node]") {
   CHECK(returned);
   CHECK_FALSE(node.poll_once(0ms));
 }
+
+TEST_CASE("poll_once waits on the driver's extra item and reports it", "[spool_node]") {
+  TempDir tmp;
+  zmq::context_t ctx;
+  SpoolNode node(ctx, node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", tmp.ipc("out")));
+  zmq::socket_t rx(ctx, zmq::socket_type::pair), tx(ctx, zmq::socket_type::pair);
+  rx.bind("inproc://driver-event");
+  tx.connect("inproc://driver-event");
+  zmq_pollitem_t item{rx.handle(), 0, ZMQ_POLLIN, 0};
+  tx.send(zmq::str_buffer("event"), zmq::send_flags::none);
+  // No timeout of its own: only the driver's event (or a node timer) ends the wait.
+  REQUIRE(pump_until([&] { CHECK(node.poll_once(-1ms, &item)); },
+                     [&] { return (item.revents & ZMQ_POLLIN) != 0; }));
+}

@@ -388,7 +388,7 @@ struct SpoolNode::Impl {
   }
 
   // One round; sets terminate on TERMINATE.
-  void round(milliseconds timeout, int wake_fd, bool& terminate) {
+  void round(milliseconds timeout, int wake_fd, zmq_pollitem_t* extra, bool& terminate) {
     std::vector<zmq_pollitem_t>& items = poll_items;
     items.clear();
     items.push_back({nullptr, wake_fd, ZMQ_POLLIN, 0});
@@ -404,6 +404,8 @@ struct SpoolNode::Impl {
       control_at = items.size();
       items.push_back(control.poll_item());
     }
+    const std::size_t extra_at = items.size();
+    if (extra) items.push_back(*extra);
     milliseconds wait = timeout;
     if (const auto d = next_deadline()) {
       const auto until = std::chrono::ceil<milliseconds>(*d - Clock::now());
@@ -414,6 +416,7 @@ struct SpoolNode::Impl {
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;
     }
+    if (extra) extra->revents = items[extra_at].revents;
     if (items[0].revents & ZMQ_POLLIN) {
       std::uint64_t n = 0;
       while (::read(wake_fd, &n, sizeof n) < 0 && errno == EINTR) {
@@ -588,12 +591,13 @@ SpoolNode::~SpoolNode() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-bool SpoolNode::poll_once(milliseconds timeout) {
+bool SpoolNode::poll_once(milliseconds timeout, zmq_pollitem_t* extra) {
   Impl& i = *impl_;
+  if (extra) extra->revents = 0;
   if (i.shut || stopping()) return false;
   bool terminate = false;
   try {
-    i.round(timeout, wake_fd_, terminate);
+    i.round(timeout, wake_fd_, extra, terminate);
   } catch (const zmq::error_t& e) {
     if (e.num() == ETERM) {
       stop();  // the context is being closed: nothing more can be sent or received

@@ -107,7 +107,10 @@ class SpoolNode {
   // covers, forwards what the downstream window allows, answers the control socket, runs the
   // timers that are due (limits, retries). Returns true while the node should keep running
   // (false after stop() or TERMINATE).
-  bool poll_once(std::chrono::milliseconds timeout);
+  // `extra` (optional): one more item for the same wait, such as the driver's signal descriptor;
+  // its revents are set on return, so a driver can wait on its own event without waking the node
+  // on a timer.
+  bool poll_once(std::chrono::milliseconds timeout, zmq_pollitem_t* extra = nullptr);
   // poll_once until stop() or TERMINATE, then shutdown().
   void run();
   // Wakes the poll and makes run() return at once (after the round in progress). Any thread;
