@@ -438,10 +438,7 @@ struct SpoolNode::Impl {
     } catch (const std::exception& e) {
       loop_error("downstream link", e);
     }
-    if (pull_at && (items[pull_at].revents & ZMQ_POLLIN)) {
-      caught_up = false;
-      (void)read_pull();
-    }
+    if (pull_at && (items[pull_at].revents & ZMQ_POLLIN)) (void)read_pull();
     if (control_at && (items[control_at].revents & ZMQ_POLLIN)) handle_control(terminate);
     const auto now = Clock::now();
     if (opt.store.max_age.count() > 0 && now >= next_housekeeping) {
