@@ -33,6 +33,8 @@ void declare(po::options_description& flags) {
        "send high-water mark of frontend and backend, in messages (ZeroMQ default 1000)")
       ("rcvhwm", po::value<long long>()->value_name("N"),
        "receive high-water mark of frontend and backend, in messages (ZeroMQ default 1000)")
+      ("max-subscriptions", po::value<long long>()->default_value(10000)->value_name("N"),
+       "forwarder: distinct topics held; beyond N, new subscriptions are refused and counted")
       ("linger-ms", po::value<long long>()->default_value(1000)->value_name("MS"),
        "at stop: forward what is queued for up to MS, then let sockets deliver for up to MS")
       ("stats-interval", po::value<double>()->default_value(5.0)->value_name("SEC"),
@@ -70,6 +72,8 @@ int run(const po::variables_map& vm) {
   if (vm.count("sndhwm")) data.sndhwm = static_cast<int>(number_flag(vm, "sndhwm", 0, 1 << 30));
   if (vm.count("rcvhwm")) data.rcvhwm = static_cast<int>(number_flag(vm, "rcvhwm", 0, 1 << 30));
   data.linger = std::chrono::milliseconds(number_flag(vm, "linger-ms", 0, 3600 * 1000));
+  o.max_subscriptions =
+      static_cast<std::size_t>(number_flag(vm, "max-subscriptions", 1, 100'000'000));
   const double interval = seconds_flag(vm, "stats-interval", 0.0);
   const Curve curve = curve_flags(vm);
 
@@ -108,13 +112,13 @@ int run(const po::variables_map& vm) {
       break;
     }
     if (interval > 0 && Clock::now() >= next_report) {
-      spdlog::info("{}", stats_line(to_json(proxy.stats(), o.type)));
+      spdlog::info("{}", stats_line(proxy.stats().to_json()));
       next_report += period;
     }
   }
   const std::string failure = proxy.failure();
   if (failure.empty()) spdlog::info("proxy stopped");
-  std::cerr << "final statistics:\n" << stats_table(to_json(proxy.stats(), o.type));
+  std::cerr << "final statistics:\n" << stats_table(proxy.stats().to_json());
   if (zap) {
     const ZapStats z = zap->stats();
     std::cerr << "CURVE clients allowed " << z.allowed << ", denied " << z.denied << "\n";

@@ -222,7 +222,7 @@ int run(const po::variables_map& vm) {
   if (!st) spdlog::error("spool: shutdown: {}", st.to_string());
   const SpoolNodeStats s = node->stats();
   std::cerr << "final statistics: " << stats_summary(s) << "\n"
-            << nlohmann::json::parse(node->stats_json()).dump(2) << "\n";
+            << nlohmann::json::parse(node->stats().to_json()).dump(2) << "\n";
   return st ? kExitOk : kExitFailure;
 }
 

@@ -1,5 +1,7 @@
-// The proxy device thread: a zmq::poll loop (not zmq_proxy_steerable) so that every frame can be
-// counted and every batch header peeked on its way through, and the owner's pipe commands.
+// The proxy device thread: one zmq::poll on the owner's pipe, the control socket and the data
+// sockets (not zmq_proxy_steerable), so that every frame can be counted, every batch header peeked
+// on its way through and every subscription decided. It waits without a timeout: an idle proxy
+// uses no CPU.
 #include "zkit/proxy.hpp"
 
 #include <array>
@@ -8,9 +10,11 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "zkit/control.hpp"
 #include "zkit/envelope.hpp"
 
 namespace zkit {
@@ -77,6 +81,15 @@ bool command_is(const zmq::message_t& m, std::string_view name) {
   return m.size() == name.size() && std::memcmp(m.data(), name.data(), name.size()) == 0;
 }
 
+// Room in the forwarder's XSUB send queue: every held subscription (replayed to a publisher when
+// it connects) and as many changes again.
+int xsub_sndhwm(const ProxyOptions& o) {
+  const int asked = o.frontend_options.sndhwm.value_or(1000);
+  if (asked == 0) return 0;  // unbounded already
+  const std::size_t needed = std::min<std::size_t>(o.max_subscriptions, (1u << 29)) * 2;
+  return std::max(asked, static_cast<int>(needed));
+}
+
 std::string pipe_address() {
   static std::atomic<unsigned> next{0};
   return "inproc://zkit-proxy-" + std::to_string(next.fetch_add(1));
@@ -107,10 +120,11 @@ struct Shared {
 // Owns the device's sockets; lives on the device thread once started.
 class Device {
  public:
-  Device(const ProxyOptions& o, zmq::socket_t front, zmq::socket_t back, zmq::socket_t control,
+  Device(const ProxyOptions& o, zmq::socket_t front, zmq::socket_t back, ControlSocket control,
          zmq::socket_t capture, zmq::socket_t pipe, std::shared_ptr<Shared> shared)
       : type_(o.type),
         burst_(o.burst),
+        max_subscriptions_(o.max_subscriptions),
         linger_(o.frontend_options.linger),
         front_(std::move(front)),
         back_(std::move(back)),
@@ -119,8 +133,10 @@ class Device {
         pipe_(std::move(pipe)),
         shared_(std::move(shared)),
         started_(Clock::now()) {
-    // Only PUSH and DEALER hold a message back when no peer can take it; the others never block
-    // (XPUB and XSUB drop at the high-water mark, the ROUTER reports unroutable replies).
+    // Only PUSH and DEALER hold a message back when no peer can take it. The others never wait:
+    // XPUB (ZMQ_XPUB_NODROP) refuses a message a full subscriber cannot take and the proxy drops
+    // it, counted (XPUB polls always writable, so waiting would spin); XSUB takes subscriptions
+    // any time; the ROUTER reports unroutable replies.
     may_block_[kDown] = type_ != ProxyType::kForwarder;
     may_block_[kUp] = false;
   }
@@ -151,7 +167,7 @@ class Device {
     for (;;) {
       items.clear();
       items.push_back({pipe_.handle(), 0, ZMQ_POLLIN, 0});
-      if (control_) items.push_back({control_.handle(), 0, ZMQ_POLLIN, 0});
+      if (control_) items.push_back(control_.poll_item());
       const std::size_t socket_items = items.size();
       if (front_) add_data_items(items);
       try {
@@ -223,7 +239,8 @@ class Device {
     zmq::message_t frame;
     bool capture_ok = static_cast<bool>(capture_);
     Classified what;
-    if (held.valid) {
+    const bool was_held = held.valid;
+    if (was_held) {
       frame = std::move(held.frame);
       capture_ok = held.capture_ok;
       what = held.what;
@@ -231,9 +248,18 @@ class Device {
     } else {
       if (!from.recv(frame, zmq::recv_flags::dontwait)) return false;
       received(d, frame, 0, capture_ok, what);
+      if (what.kind == Classified::kSubscription) {
+        count(in, what);
+        subscription(frame);
+        return true;
+      }
+      // Counted as received at once, so that received = sent + dropped + held at any time (a
+      // single-frame message; a multipart one is counted once all its frames are read).
+      if (!frame.more()) count(in, what);
     }
     bool dropped = false;
-    bool more = frame.more();
+    const bool multipart = frame.more();
+    bool more = multipart;
     std::size_t size = frame.size();
     if (send(to, frame, more)) {
       out.frames++;
@@ -261,7 +287,7 @@ class Device {
         dropped = true;
       }
     }
-    count(in, what);
+    if (multipart) count(in, what);
     if (dropped) {
       out.dropped++;
     } else {
@@ -273,18 +299,68 @@ class Device {
   Classified classify_payload(Direction d, const zmq::message_t& last, std::size_t index) {
     if (type_ == ProxyType::kForwarder) {
       if (d == kUp) {
-        // XPUB delivers (un)subscriptions as one frame: 1 or 0, then the topic prefix.
-        if (last.size() >= 1 && index == 0) {
+        // XPUB delivers (un)subscriptions as one frame: 1 or 0, then the topic prefix. Anything
+        // else a subscriber sends upstream is passed on as it is.
+        if (index == 0 && last.size() >= 1) {
           const auto first = static_cast<const unsigned char*>(last.data())[0];
-          if (first == 1) stats_.subscribes++;
-          if (first == 0) stats_.unsubscribes++;
+          if (first == 0 || first == 1) return {Classified::kSubscription, 0};
         }
-        return {Classified::kSubscription, 0};
+        return {Classified::kRaw, 0};
       }
       // Pub/sub batches travel as [topic][batch].
       if (index != 1) return {Classified::kRaw, 0};
     }
     return classify(last);
+  }
+
+  // One (un)subscription from the XPUB (manual mode: nothing is applied until the proxy says so).
+  // Topics are counted by subscription messages; the first subscription to a topic and its last
+  // unsubscription travel upstream, so the XSUB holds each topic once.
+  void subscription(zmq::message_t& frame) {
+    const auto* data = static_cast<const char*>(frame.data());
+    const bool subscribe = data[0] == 1;
+    std::string topic(data + 1, frame.size() - 1);
+    if (subscribe) {
+      stats_.subscribes++;
+      auto it = topics_.find(topic);
+      if (it == topics_.end()) {
+        if (topics_.size() >= max_subscriptions_) {
+          // The subscriber's XPUB pipe keeps it in libzmq's own table until it disconnects; it
+          // never matches a message and never reaches the publishers.
+          stats_.subscriptions_refused++;
+          return;
+        }
+        it = topics_.emplace(topic, 0).first;
+        upstream(frame);
+      }
+      it->second++;
+      back_.set(zmq::sockopt::subscribe, topic);
+      return;
+    }
+    stats_.unsubscribes++;
+    // Applied even for a topic not held: after a subscriber left, libzmq has already removed it
+    // and ignores this; otherwise it removes the subscriber's entry.
+    back_.set(zmq::sockopt::unsubscribe, topic);
+    auto it = topics_.find(topic);
+    if (it == topics_.end()) return;  // one that was refused
+    if (--it->second == 0) {
+      topics_.erase(it);
+      upstream(frame);
+    }
+  }
+
+  void upstream(zmq::message_t& frame) {
+    zmq::message_t copy;
+    copy.copy(frame);
+    const std::size_t size = copy.size();
+    // XSUB takes subscriptions at any time (its send queue is sized from max_subscriptions).
+    if (send(front_, copy, false)) {
+      stats_.frontend_sent.frames++;
+      stats_.frontend_sent.bytes += size;
+      stats_.frontend_sent.messages++;
+    } else {
+      stats_.frontend_sent.dropped++;
+    }
   }
 
   bool send(zmq::socket_t& to, zmq::message_t& frame, bool more) {
@@ -316,8 +392,13 @@ class Device {
     ProxyStats s = stats_;
     s.uptime_ms = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
+    s.type = type_;
     s.paused = paused_;
     s.terminated = !front_;
+    s.topics = topics_.size();
+    s.backend_sent.held = pending_[kDown].valid ? 1 : 0;
+    s.frontend_sent.held = pending_[kUp].valid ? 1 : 0;
+    s.control_commands = control_.commands() + control_commands_closed_;
     return s;
   }
 
@@ -345,41 +426,34 @@ class Device {
     return keep_running;
   }
 
-  // As zmq_proxy_steerable: STATISTICS -> 8 uint64 frames, everything else -> one empty frame.
+  // As zmq_proxy_steerable: STATISTICS -> 8 uint64 frames, PAUSE, RESUME, TERMINATE -> one empty
+  // frame; STATS and the rest as every device (zkit/control.hpp).
   void handle_control() {
-    zmq::message_t cmd;
-    if (!control_.recv(cmd, zmq::recv_flags::dontwait)) return;
-    while (cmd.more()) {  // a multipart command: the first frame counts
-      zmq::message_t rest;
-      (void)control_.recv(rest, zmq::recv_flags::none);
-      if (!rest.more()) break;
-    }
-    stats_.control_commands++;
-    if (command_is(cmd, "STATISTICS")) {
+    auto command = control_.serve([this] { return snapshot().to_json(); },
+                                  [this](std::string_view cmd) -> std::optional<ControlSocket::Reply> {
+                                    return steer(cmd);
+                                  });
+    if (command && *command == "TERMINATE") shutdown();
+  }
+
+  std::optional<ControlSocket::Reply> steer(std::string_view cmd) {
+    if (cmd == "STATISTICS") {
       const std::array<std::uint64_t, 8> v = {
           stats_.frontend_recv.frames, stats_.frontend_recv.bytes, stats_.frontend_sent.frames,
           stats_.frontend_sent.bytes,  stats_.backend_recv.frames, stats_.backend_recv.bytes,
           stats_.backend_sent.frames,  stats_.backend_sent.bytes};
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        control_.send(zmq::message_t(&v[i], sizeof v[i]),
-                      i + 1 < v.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-      }
-      return;
+      ControlSocket::Reply reply;
+      for (std::uint64_t x : v) reply.emplace_back(&x, sizeof x);
+      return reply;
     }
-    if (command_is(cmd, "STATS")) {
-      control_.send(zmq::buffer(to_json(snapshot(), type_)), zmq::send_flags::none);
-      return;
-    }
-    bool terminate = false;
-    if (command_is(cmd, "PAUSE")) {
+    if (cmd == "PAUSE") {
       paused_ = true;
-    } else if (command_is(cmd, "RESUME")) {
+    } else if (cmd == "RESUME") {
       paused_ = false;
-    } else if (command_is(cmd, "TERMINATE")) {
-      terminate = true;
+    } else if (cmd != "TERMINATE") {
+      return std::nullopt;
     }
-    control_.send(zmq::message_t(), zmq::send_flags::none);
-    if (terminate) shutdown();
+    return ControlSocket::Reply{};
   }
 
   // Stops taking new work: forwards what is already queued (unless paused) until the sockets go
@@ -407,7 +481,8 @@ class Device {
     front_.close();
     back_.close();
     capture_.close();
-    control_.close();
+    control_commands_closed_ += control_.commands();
+    control_ = ControlSocket();
     shared_->terminated.store(true, std::memory_order_release);
   }
 
@@ -418,8 +493,13 @@ class Device {
 
   ProxyType type_;
   int burst_;
+  std::size_t max_subscriptions_;
   std::chrono::milliseconds linger_;
-  zmq::socket_t front_, back_, control_, capture_, pipe_;
+  zmq::socket_t front_, back_;
+  ControlSocket control_;
+  std::uint64_t control_commands_closed_ = 0;  // answered before the control socket closed
+  zmq::socket_t capture_, pipe_;
+  std::unordered_map<std::string, std::uint64_t> topics_;  // forwarder: subscriptions per topic
   std::shared_ptr<Shared> shared_;
   Clock::time_point started_;
   ProxyStats stats_;
@@ -484,6 +564,9 @@ struct Proxy::Impl {
 
 Proxy::Proxy(zmq::context_t& context, ProxyOptions o) : impl_(std::make_unique<Impl>()) {
   if (o.burst < 1) throw std::invalid_argument("ProxyOptions::burst must be at least 1");
+  if (o.max_subscriptions < 1) {
+    throw std::invalid_argument("ProxyOptions::max_subscriptions must be at least 1");
+  }
   if (o.frontend.empty()) throw std::invalid_argument("proxy frontend endpoint is empty");
   if (o.backend.empty()) throw std::invalid_argument("proxy backend endpoint is empty");
   impl_->type = o.type;
@@ -491,8 +574,8 @@ Proxy::Proxy(zmq::context_t& context, ProxyOptions o) : impl_(std::make_unique<I
   // Parse every endpoint before creating anything, so a typo fails without side effects.
   const Endpoint fe = parse_endpoint(o.frontend, true);
   const Endpoint be = parse_endpoint(o.backend, true);
-  std::optional<Endpoint> ce, pe;
-  if (!o.control.empty()) ce = parse_endpoint(o.control, true);
+  std::optional<Endpoint> pe;
+  if (!o.control.empty()) (void)parse_endpoint(o.control, true);
   if (!o.capture.empty()) pe = parse_endpoint(o.capture, true);
 
   zmq::socket_t front(context, types.front);
@@ -500,11 +583,12 @@ Proxy::Proxy(zmq::context_t& context, ProxyOptions o) : impl_(std::make_unique<I
   apply(front, o.frontend_options);
   apply(back, o.backend_options);
   if (o.type == ProxyType::kQueue) front.set(zmq::sockopt::router_mandatory, 1);
-  zmq::socket_t control, capture;
-  if (ce) {
-    control = zmq::socket_t(context, zmq::socket_type::rep);
-    apply(control, o.control_options);
+  if (o.type == ProxyType::kForwarder) {
+    front.set(zmq::sockopt::sndhwm, xsub_sndhwm(o));
+    back.set(zmq::sockopt::xpub_manual, 1);
+    back.set(zmq::sockopt::xpub_nodrop, 1);
   }
+  zmq::socket_t capture;
   if (pe) {
     capture =
         zmq::socket_t(context, o.capture_push ? zmq::socket_type::push : zmq::socket_type::pub);
@@ -512,7 +596,11 @@ Proxy::Proxy(zmq::context_t& context, ProxyOptions o) : impl_(std::make_unique<I
   }
   impl_->frontend = attach(front, fe);
   impl_->backend = attach(back, be);
-  if (ce) impl_->control = attach(control, *ce);
+  ControlSocket control;
+  if (!o.control.empty()) {
+    control = ControlSocket(context, o.control, o.control_options);
+    impl_->control = control.endpoint();
+  }
   if (pe) impl_->capture = attach(capture, *pe);
 
   const std::string address = pipe_address();

@@ -129,6 +129,8 @@ def main():
                 fail("received %r" % m)
             except zmq.Again:
                 print("ok 0", flush=True)
+                sock.close()
+                ctx.term()
                 return
         got = receive(sock, args)
         if args.role == "sub":
@@ -154,6 +156,8 @@ def main():
                 fail("no request within %d ms" % args.timeout_ms)
             sock.send(b"re:" + req)
     print("ok %d" % args.count, flush=True)
+    # Close and terminate the context before exit: pyzmq skips termination at interpreter exit,
+    # and frames still queued (a PUSH or PUB peer's last ones) would be lost.
     sock.close()
     ctx.term()
 

@@ -2,6 +2,8 @@
 // control socket (zmq_proxy_steerable's commands and STATS), capture, and garbage from raw peers.
 #include "zkit/proxy.hpp"
 
+#include "zkit/control.hpp"
+
 #include <catch2/catch.hpp>
 #include <map>
 #include <thread>
@@ -366,6 +368,9 @@ TEST_CASE("A bad endpoint or type is refused before anything runs", "[devices][p
   o.backend = "nonsense";
   CHECK_THROWS_AS(Proxy(ctx, o), std::invalid_argument);
   CHECK_THROWS_AS(parse_proxy_type("broker"), std::invalid_argument);
+  ProxyOptions none = options(ProxyType::kForwarder);
+  none.max_subscriptions = 0;
+  CHECK_THROWS_AS(Proxy(ctx, none), std::invalid_argument);
   CHECK(parse_proxy_type("queue") == ProxyType::kQueue);
 }
 
@@ -386,4 +391,179 @@ TEST_CASE("A streamer with no consumer holds messages and delivers them in order
     CHECK((*m)[0].to_string() == "m" + std::to_string(i));
   }
   CHECK(proxy.stats().backend_sent.dropped == 0);
+}
+
+TEST_CASE("A publisher connecting after 1,100 subscriptions sorted before its topic still delivers",
+          "[devices][proxy][forwarder]") {
+  // libzmq's XSUB replays every held subscription to a publisher when it connects, in topic order,
+  // and drops those past its send high-water mark (1000 by default): "B" came after 1,100 others.
+  zmq::context_t ctx;
+  Proxy proxy(ctx, options(ProxyType::kForwarder));
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::sndhwm, 0);  // the subscriber's own queue must not drop them either
+  sub.connect(proxy.backend_endpoint());
+  constexpr int kBefore = 1100;
+  for (int i = 0; i < kBefore; ++i) {
+    sub.set(zmq::sockopt::subscribe, "A" + std::to_string(10000 + i));
+  }
+  sub.set(zmq::sockopt::subscribe, "B");
+  const auto j = wait_stats(ctx, proxy.control_endpoint(), [](const nlohmann::json& s) {
+    return s["subscriptions"]["topics"] == kBefore + 1;
+  });
+  REQUIRE(j["subscriptions"]["topics"] == kBefore + 1);
+
+  // An XPUB publisher shows which subscriptions reached it.
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.connect(proxy.frontend_endpoint());
+  bool got_b = false;
+  for (int i = 0; i < kBefore + 1 && !got_b; ++i) {
+    auto m = recv_within(pub, 2000ms);
+    if (!m) break;
+    got_b = (*m)[0].to_string() == std::string("\x01"
+                                               "B",
+                                               2);
+  }
+  REQUIRE(got_b);
+  pub.send(zmq::str_buffer("B"), zmq::send_flags::sndmore);
+  pub.send(make_batch(5, 1, 2), zmq::send_flags::none);
+  auto m = recv_within(sub);
+  REQUIRE(m);
+  CHECK((*m)[0].to_string() == "B");
+  CHECK(seq_of((*m)[1]) == 1);
+}
+
+TEST_CASE("The forwarder holds at most max_subscriptions topics and counts those it refuses",
+          "[devices][proxy][forwarder]") {
+  zmq::context_t ctx;
+  ProxyOptions o = options(ProxyType::kForwarder);
+  o.max_subscriptions = 3;
+  Proxy proxy(ctx, o);
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.connect(proxy.frontend_endpoint());
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.connect(proxy.backend_endpoint());
+  for (const char* t : {"a", "b", "c", "d", "e"}) sub.set(zmq::sockopt::subscribe, t);
+  auto j = wait_stats(ctx, proxy.control_endpoint(), [](const nlohmann::json& s) {
+    return s["subscriptions"]["subscribe"] == 5;
+  });
+  CHECK(j["subscriptions"]["topics"] == 3);
+  CHECK(j["subscriptions"]["refused"] == 2);
+  CHECK(j["frontend"]["sent"]["messages"] == 3);  // only held topics go upstream
+  // The publisher sees a, b, c and nothing else.
+  std::vector<std::string> seen;
+  while (auto m = recv_within(pub, 300ms)) seen.push_back((*m)[0].to_string().substr(1));
+  CHECK(seen == std::vector<std::string>{"a", "b", "c"});
+  // A refused topic never matches: "d" is not delivered, "a" is.
+  for (const char* t : {"d", "a"}) {
+    pub.send(zmq::buffer(std::string(t)), zmq::send_flags::sndmore);
+    pub.send(make_batch(6, 1, 1), zmq::send_flags::none);
+  }
+  auto m = recv_within(sub);
+  REQUIRE(m);
+  CHECK((*m)[0].to_string() == "a");
+
+  // Unsubscribing frees a place; the last unsubscription of a topic travels upstream.
+  sub.set(zmq::sockopt::unsubscribe, "a");
+  auto up = recv_within(pub);
+  REQUIRE(up);
+  CHECK((*up)[0].to_string() == std::string("\0a", 2));
+  sub.set(zmq::sockopt::subscribe, "f");
+  up = recv_within(pub);
+  REQUIRE(up);
+  CHECK((*up)[0].to_string() == "\x01"
+                                "f");
+  CHECK(proxy.stats().topics == 3);
+}
+
+TEST_CASE("The forwarder counts what it drops for a subscriber that never reads",
+          "[devices][proxy][forwarder]") {
+  zmq::context_t ctx;
+  ProxyOptions o = options(ProxyType::kForwarder);
+  o.backend_options.sndhwm = 10;
+  o.backend_options.sndbuf = 64 * 1024;
+  Proxy proxy(ctx, o);
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.set(zmq::sockopt::sndhwm, 0);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.connect(proxy.frontend_endpoint());
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);  // never reads
+  sub.set(zmq::sockopt::linger, 0);
+  sub.set(zmq::sockopt::rcvhwm, 10);
+  sub.set(zmq::sockopt::rcvbuf, 64 * 1024);
+  sub.set(zmq::sockopt::subscribe, "T");
+  sub.connect(proxy.backend_endpoint());
+  REQUIRE(recv_within(pub));  // the subscription arrived: the path is complete
+
+  // 2,000 messages of 16 KiB: far more than both high-water marks and socket buffers hold.
+  constexpr int kMessages = 2000;
+  const std::string payload(16 * 1024, 'x');
+  for (int i = 0; i < kMessages; ++i) {
+    pub.send(zmq::str_buffer("T"), zmq::send_flags::sndmore);
+    pub.send(zmq::buffer(payload), zmq::send_flags::none);
+  }
+  const auto j = wait_stats(ctx, proxy.control_endpoint(), [&](const nlohmann::json& s) {
+    return s["frontend"]["recv"]["messages"] == kMessages;
+  });
+  REQUIRE(j["frontend"]["recv"]["messages"] == kMessages);
+  const auto sent = j["backend"]["sent"]["messages"].get<std::uint64_t>();
+  const auto dropped = j["backend"]["sent"]["dropped"].get<std::uint64_t>();
+  CHECK(dropped > 0);
+  CHECK(sent + dropped == kMessages);  // every message read is either handed on or counted
+  CHECK(j["drops"] == dropped);
+}
+
+TEST_CASE("A streamer whose consumer never reads shows the message it holds, then counts its loss",
+          "[devices][proxy]") {
+  zmq::context_t ctx;
+  ProxyOptions o = options(ProxyType::kStreamer);
+  o.backend_options.sndhwm = 1;
+  o.backend_options.sndbuf = 64 * 1024;
+  o.frontend_options.linger = 0ms;
+  Proxy proxy(ctx, o);
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);  // never reads
+  pull.set(zmq::sockopt::linger, 0);
+  pull.set(zmq::sockopt::rcvhwm, 1);
+  pull.set(zmq::sockopt::rcvbuf, 64 * 1024);
+  pull.connect(proxy.backend_endpoint());
+  zmq::socket_t push(ctx, zmq::socket_type::push);
+  push.set(zmq::sockopt::sndhwm, 0);
+  push.set(zmq::sockopt::linger, 0);
+  push.connect(proxy.frontend_endpoint());
+  constexpr int kMessages = 400;
+  const std::string payload(16 * 1024, 'x');
+  for (int i = 0; i < kMessages; ++i) push.send(zmq::buffer(payload), zmq::send_flags::none);
+
+  // The proxy reads until its PUSH has no room, then holds one message and reads no more.
+  const auto j = wait_stats(ctx, proxy.control_endpoint(), [](const nlohmann::json& s) {
+    return s["backend"]["sent"]["held"] == 1;
+  });
+  REQUIRE(j["backend"]["sent"]["held"] == 1);
+  const auto recv = j["frontend"]["recv"]["messages"].get<std::uint64_t>();
+  const auto sent = j["backend"]["sent"]["messages"].get<std::uint64_t>();
+  CHECK(recv == sent + 1);
+  CHECK(recv < kMessages);
+  CHECK(j["drops"] == 0);
+  // Stopping gives up the held message: counted as dropped.
+  proxy.stop();
+  const ProxyStats s = proxy.stats();
+  CHECK(s.backend_sent.held == 0);
+  CHECK(s.backend_sent.dropped == 1);
+  CHECK(s.frontend_recv.messages == s.backend_sent.messages + s.backend_sent.dropped);
+}
+
+TEST_CASE("A control request over the size bound is refused and the control socket keeps answering",
+          "[devices][proxy][control]") {
+  zmq::context_t ctx;
+  ProxyOptions o = options(ProxyType::kStreamer);
+  o.control = "@tcp://127.0.0.1:*";  // ZeroMQ checks ZMQ_MAXMSGSIZE on a transport's decoder
+  Proxy proxy(ctx, o);
+  zmq::socket_t big(ctx, zmq::socket_type::req);
+  big.set(zmq::sockopt::linger, 0);
+  big.connect(proxy.control_endpoint());
+  big.send(zmq::buffer(std::string(ControlSocket::kMaxCommandBytes + 1, 'S')),
+           zmq::send_flags::none);
+  CHECK_FALSE(recv_within(big, 300ms));  // ZeroMQ dropped the connection: no reply
+  const auto j = stats_json(ctx, proxy.control_endpoint());
+  CHECK(j["device"] == "proxy");
+  CHECK(j["control_commands"] == 1);  // the oversize request never reached the device
 }

@@ -77,7 +77,7 @@ Outcome run_power_losses(FsyncPolicy policy, int rounds, unsigned seed) {
         }
         return node->stats().store.backlog_batches == 0 && node->stats().in_flight == 0;
       }, 20000ms);
-      INFO(node->stats_json());
+      INFO(node->stats().to_json());
       for (auto& p : producers) {
         INFO("producer " << p->id() << " sent " << p->sent() << " acked " << p->acked() << " "
                          << p->sender().stats().to_json());

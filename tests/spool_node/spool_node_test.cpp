@@ -1,10 +1,13 @@
 // Spool node behaviour: end to end exactly once, chains, resends after a lost ack, downstream
 // outage, full disk and write errors, bad input on the wire and on disk. All peers run on the test
 // thread (see node_harness.hpp); power loss has its own file.
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "node_harness.hpp"
 #include "fault_env.hpp"
+#include "zkit/reliable_codec.hpp"
 #include "zkit/spool/inspect.hpp"
 
 using namespace spool_node_test;
@@ -61,7 +64,7 @@ TEST_CASE("Sender to spool to receiver delivers every message once and in order 
   CHECK(s.duplicates == 0);
   CHECK(s.store.fsyncs > 0);
   CHECK(s.store.fsyncs <= 450);  // group commit may share one fsync among several batches
-  CHECK(node.stats_json().find("\"device\":\"spool\"") != std::string::npos);
+  CHECK(node.stats().to_json().find("\"device\":\"spool\"") != std::string::npos);
 }
 
 TEST_CASE("Chain of two spools delivers every message once and in order", "[spool_node]") {
@@ -204,7 +207,7 @@ TEST_CASE("At max-bytes with block the node withholds credit, loses nothing and 
   }));
   const bool drained =
       pump_until(step, [&] { return p.all_acked() && sink->messages() == p.sent(); });
-  INFO(node.stats_json() << "\nsender " << p.sender().stats().to_json() << " sent " << p.sent()
+  INFO(node.stats().to_json() << "\nsender " << p.sender().stats().to_json() << " sent " << p.sent()
                          << " acked " << p.acked() << " sink " << sink->messages());
   REQUIRE(drained);
   check_exactly_once(*sink, 51, p.sent());
@@ -281,6 +284,69 @@ TEST_CASE("A write error stops acknowledgements, is retried, and nothing is lost
   env.clear_faults();
   REQUIRE(pump_until(step, [&] { return p.all_acked() && sink.messages() == p.sent(); }));
   check_exactly_once(sink, 61, p.sent());
+}
+
+TEST_CASE("A HELLO flood past max_sessions while a batch is parked does not abort the node, and "
+          "the parked batch is stored and acknowledged once the disk recovers", "[spool_node]") {
+  // Defect 1: the flood evicted the real sender's session; its new session made the parked
+  // batch's token unknown and ReliableReceiver::ack threw out of the loop (SIGABRT in `zkit spool`).
+  TempDir tmp;
+  zmq::context_t ctx;
+  zkit::spool::FaultInjectionEnv env;
+  Sink sink(ctx, "tcp://127.0.0.1:*");
+  auto o = node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", sink.endpoint());
+  o.store.env = &env;
+  SpoolNode node(ctx, o);
+  Producer p(ctx, 81, node.listen_endpoint());
+  auto step = [&] {
+    (void)node.poll_once(1ms);
+    p.poll();
+    sink.poll();
+  };
+  stream({&p}, 5, step);
+  REQUIRE(pump_until(step, [&] { return p.all_acked(); }));
+
+  zkit::spool::FaultInjectionEnv::Faults f;
+  f.write_budget = 0;
+  f.write_errno = ENOSPC;
+  env.set_faults(f);
+  stream({&p}, 1, step);
+  REQUIRE(pump_until(step, [&] { return node.stats().disk_failing; }));
+  // Batches arriving while the disk fails are parked (the one above may have been appended, in
+  // memory, before the commit that failed).
+  stream({&p}, 2, step);
+  REQUIRE(pump_until(step, [&] { return node.stats().parked > 0; }));
+
+  // More sessions than max_sessions (1024), each opened by one HELLO from a raw DEALER.
+  zmq::socket_t rogue(ctx, zmq::socket_type::dealer);
+  rogue.set(zmq::sockopt::linger, 0);
+  rogue.set(zmq::sockopt::sndhwm, 0);
+  rogue.set(zmq::sockopt::rcvhwm, 0);
+  rogue.connect(node.listen_endpoint());
+  constexpr int kHellos = 1100;
+  for (int i = 0; i < kHellos; ++i) {
+    const zkit::reliable::Message hello{zkit::reliable::MessageType::kHello,
+                                        static_cast<std::uint64_t>(900000 + i), 0, 16};
+    rogue.send(zkit::reliable::encode(hello), zmq::send_flags::none);
+  }
+  std::uint64_t replies = 0;
+  auto drain_rogue = [&] {
+    zmq::message_t m;
+    while (rogue.recv(m, zmq::recv_flags::dontwait)) ++replies;
+  };
+  // Every HELLO is answered (welcomed, or refused); then let the real sender talk once more, so
+  // that a lost session would show as a RESET (bounded: with its session kept there is none).
+  REQUIRE(pump_until([&] { step(); drain_rogue(); }, [&] { return replies >= kHellos; }));
+  (void)pump_until(step, [&] { return p.sender().stats().resets > 0; }, 1000ms);
+
+  env.clear_faults();
+  const bool done = pump_until([&] { step(); drain_rogue(); },
+                               [&] { return p.all_acked() && sink.messages() == p.sent(); });
+  INFO(node.stats().to_json() << "\nsender " << p.sender().stats().to_json() << " sent "
+                              << p.sent() << " acked " << p.acked() << " sink " << sink.messages());
+  REQUIRE(done);
+  check_exactly_once(sink, 81, p.sent());
+  CHECK(node.stats().acknowledged_upstream >= p.sent_batches());
 }
 
 TEST_CASE("Malformed input from raw peers is counted and good peers are undisturbed",
@@ -411,4 +477,70 @@ TEST_CASE("Control socket answers STATS as JSON and TERMINATE stops the node", "
   CHECK(ask("TERMINATE").empty());
   CHECK_FALSE(node.poll_once(0ms));
   CHECK(node.shutdown());
+}
+
+TEST_CASE("A forged --pull batch cannot make the node discard a reliable producer's batches",
+          "[spool_node]") {
+  // Defect 4 at the node: one --pull frame claiming producer 777 and seq 2^63 made the store take
+  // every later batch of the real producer 777 for a duplicate: acknowledged, never stored.
+  TempDir tmp;
+  zmq::context_t ctx;
+  Sink sink(ctx, "tcp://127.0.0.1:*");
+  auto o = node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", sink.endpoint());
+  o.pull = "tcp://127.0.0.1:*";
+  SpoolNode node(ctx, o);
+  zmq::socket_t pusher(ctx, zmq::socket_type::push);
+  pusher.set(zmq::sockopt::linger, 0);
+  pusher.connect(node.pull_endpoint());
+  pusher.send(Producer::batch(777, std::uint64_t{1} << 63, 1, 1000000), zmq::send_flags::none);
+  Producer p(ctx, 777, node.listen_endpoint());
+  auto step = [&] {
+    (void)node.poll_once(1ms);
+    p.poll();
+    sink.poll();
+  };
+  REQUIRE(pump_until(step, [&] { return node.stats().pull_batches == 1; }));
+  stream({&p}, 100, step);
+  const bool done = pump_until(step, [&] {
+    return p.all_acked() && node.stats().acknowledged_batches == 101;
+  });
+  INFO(node.stats().to_json());
+  REQUIRE(done);
+  // Every batch of the real producer is stored and forwarded (what the downstream receiver then
+  // makes of two streams claiming producer 777 is the link's duplicate suppression, not the
+  // spool's).
+  const auto s = node.stats();
+  CHECK(s.duplicates == 0);
+  CHECK(s.store.stored == 101);
+  CHECK(s.forwarded_batches == 101);
+  CHECK(s.forwarded_messages == p.sent() + 1);
+}
+
+TEST_CASE("stop() from another thread makes run() return", "[spool_node]") {
+  TempDir tmp;
+  zmq::context_t ctx;
+  SpoolNode node(ctx, node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", tmp.ipc("out")));
+  std::atomic<bool> returned{false};
+  std::thread t([&] {
+    node.run();  // waits without a timeout: only the waker ends the wait
+    returned = true;
+  });
+  node.stop();
+  t.join();
+  CHECK(returned);
+  CHECK_FALSE(node.poll_once(0ms));
+}
+
+TEST_CASE("poll_once waits on the driver's extra item and reports it", "[spool_node]") {
+  TempDir tmp;
+  zmq::context_t ctx;
+  SpoolNode node(ctx, node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", tmp.ipc("out")));
+  zmq::socket_t rx(ctx, zmq::socket_type::pair), tx(ctx, zmq::socket_type::pair);
+  rx.bind("inproc://driver-event");
+  tx.connect("inproc://driver-event");
+  zmq_pollitem_t item{rx.handle(), 0, ZMQ_POLLIN, 0};
+  tx.send(zmq::str_buffer("event"), zmq::send_flags::none);
+  // No timeout of its own: only the driver's event (or a node timer) ends the wait.
+  REQUIRE(pump_until([&] { CHECK(node.poll_once(-1ms, &item)); },
+                     [&] { return (item.revents & ZMQ_POLLIN) != 0; }));
 }

@@ -7,17 +7,26 @@
 //   forwarder  XSUB   -> XPUB     messages down, subscriptions up
 //   queue      ROUTER <-> DEALER  requests down, replies up
 //
-// The optional control socket (REP) answers what zmq_proxy_steerable (libzmq 4.3.5) answers:
-// PAUSE, RESUME, TERMINATE -> one empty frame; STATISTICS -> 8 frames of uint64 in host byte order
-// (frontend recv count, bytes, frontend sent count, bytes, backend recv count, bytes, backend sent
-// count, bytes; counts are frames). It also answers STATS with one JSON document (to_json below).
-// Any other command gets an empty frame and changes nothing.
+// The optional control socket (zkit/control.hpp) answers what zmq_proxy_steerable (libzmq 4.3.5)
+// answers: PAUSE, RESUME, TERMINATE -> one empty frame; STATISTICS -> 8 frames of uint64 in host
+// byte order (frontend recv count, bytes, frontend sent count, bytes, backend recv count, bytes,
+// backend sent count, bytes; counts are frames). It also answers STATS with one JSON document
+// (ProxyStats::to_json). Any other command gets an empty frame and changes nothing.
+//
+// The forwarder decides every subscription itself (ZMQ_XPUB_MANUAL): it holds at most
+// max_subscriptions distinct topics; a subscription to a new topic beyond that is refused (not
+// applied, not passed upstream) and counted. Its XSUB's send high-water mark is sized from that
+// bound, so that a publisher connecting later receives every held subscription (libzmq replays
+// them at connect and drops those past the high-water mark). Its XPUB reports a subscriber at its
+// high-water mark (ZMQ_XPUB_NODROP), so a message that cannot reach every matching subscriber is
+// dropped by the proxy and counted: such a message reaches none of them.
 //
 // The optional capture socket (PUB or PUSH) receives a copy of every frame, both directions, as
 // zmq_proxy does; a capture that would block loses that message (counted), never stalls traffic.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,6 +60,9 @@ struct ProxyOptions {
   SocketOptions capture_options;
   // Messages forwarded per direction before the loop polls again (fairness with control).
   int burst = 1000;
+  // Forwarder: distinct topics subscribed through the proxy, at most (at least 1). `zkit proxy
+  // --max-subscriptions`.
+  std::size_t max_subscriptions = 10000;
 };
 
 // Counters of one side in one direction. A message is one multipart ZeroMQ message; its payload
@@ -66,25 +78,36 @@ struct FlowStats {
   std::uint64_t compressed_batches = 0;  // batches whose record count a peek cannot see
   std::uint64_t raw = 0;                 // messages whose payload frame is not a batch
   std::uint64_t malformed = 0;           // of raw: looked like a batch (array of 6) but peek failed
-  std::uint64_t dropped = 0;             // messages the proxy could not send (sent side only)
+  // Sent side only. `messages` counts what ZeroMQ accepted for the destination: queued there, not
+  // proof that a peer read it (messages queued for a consumer that never reads are lost when the
+  // proxy closes after its linger, uncounted; the reliable link is the way to know).
+  std::uint64_t dropped = 0;  // messages the proxy read and could not hand to the destination
+  std::uint64_t held = 0;     // now: a message read and waiting for the destination's room (0/1)
 };
 
 struct ProxyStats {
+  ProxyType type = ProxyType::kStreamer;
   FlowStats frontend_recv, frontend_sent, backend_recv, backend_sent;
   std::uint64_t capture_frames = 0;   // frames copied to the capture socket
   std::uint64_t capture_dropped = 0;  // messages not copied because the capture would block
-  std::uint64_t subscribes = 0;       // forwarder: subscription messages passed upstream
+  // Forwarder: subscription messages from subscribers, topics held now, and subscriptions to a new
+  // topic refused at max_subscriptions. A topic is passed upstream when it is first subscribed and
+  // its unsubscription when its last subscription goes (a subscriber leaving unsubscribes).
+  std::uint64_t subscribes = 0;
   std::uint64_t unsubscribes = 0;
+  std::uint64_t topics = 0;
+  std::uint64_t subscriptions_refused = 0;
   std::uint64_t control_commands = 0;  // commands received on the control socket
   std::uint64_t uptime_ms = 0;
   bool paused = false;
   bool terminated = false;  // stopped by TERMINATE (or stop()); sockets are closed
-};
 
-// One JSON document (what STATS answers): {"type","state","uptime_s","frontend":{"recv":{...},
-// "sent":{...}},"backend":{...},"capture":{...},"subscriptions":{...},"control_commands"} with
-// FlowStats fields by their names above. docs/devices.md describes every field.
-std::string to_json(const ProxyStats& stats, ProxyType type);
+  // One JSON document (what STATS answers): {"device":"proxy","type","state","uptime_s",
+  // "frontend":{"recv":{...},"sent":{...}},"backend":{...},"capture":{...},"subscriptions":{...},
+  // "drops","control_commands"} with FlowStats fields by their names above. docs/devices.md
+  // describes every field.
+  std::string to_json() const;
+};
 
 class Proxy {
  public:

@@ -1,16 +1,26 @@
 // The spool node's loop: reliable link in -> Store (group commit) -> acks up; Store reader ->
-// reliable link out -> cursor. One thread; every disk or peer failure becomes backpressure.
+// reliable link out -> cursor. One thread, one zmq::poll; every disk or peer failure becomes
+// backpressure. A batch is validated once, by the link that received it (or here for --pull):
+// the store and the downstream link are handed its header and trust it.
 #include "zkit/spool_node.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <deque>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
+#include <system_error>
+#include <vector>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "zkit/control.hpp"
 #include "zkit/envelope.hpp"
+#include "zkit/json.hpp"
 #include "zkit/reliable.hpp"
 
 namespace zkit {
@@ -24,17 +34,26 @@ std::span<const std::byte> bytes_of(const zmq::message_t& m) {
   return {static_cast<const std::byte*>(m.data()), m.size()};
 }
 
-bool command_is(const zmq::message_t& m, std::string_view name) {
-  return m.to_string_view() == name;
+// How often max_age is enforced while there is a backlog it could apply to.
+constexpr milliseconds kHousekeeping{250};
+
+using TimePoint = Clock::time_point;
+
+void earliest(std::optional<TimePoint>& d, std::optional<TimePoint> t) {
+  if (t && (!d || *t < *d)) d = t;
 }
 
-// How often limits are enforced and the store's full state is looked at without traffic.
-constexpr milliseconds kHousekeeping{250};
-// Longest single wait of a round: the control socket and the links are looked at this often.
-constexpr milliseconds kIdleWait{10};
-// Wait while batches are in flight downstream and nothing else happens (acks arrive on the
-// sender's socket, which this loop cannot poll together with the receiver's; see poll_once).
-constexpr milliseconds kInFlightWait{1};
+// The duplicate-suppression scope of an authenticated peer: FNV-1a of its CURVE key (stable
+// across runs and builds, as it is stored with the records), never 0 or spool::kNoDedupe.
+std::uint64_t scope_of(std::string_view peer_key) {
+  if (peer_key.empty()) return 0;
+  std::uint64_t h = 14695981039346656037ull;
+  for (char c : peer_key) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return h == 0 || h == spool::kNoDedupe ? 1 : h;
+}
 
 }  // namespace
 
@@ -44,6 +63,7 @@ struct SpoolNode::Impl {
   // or the disk failed); a parked entry keeps its frame.
   struct Entry {
     std::optional<AckToken> token;  // none for --pull frames
+    spool::RecordMeta meta;         // from the header the link (or read_pull) validated
     bool appended = false;
     std::uint64_t ticket = 0;
     zmq::message_t frame;  // parked entries only
@@ -96,11 +116,23 @@ struct SpoolNode::Impl {
 
   // ---- upstream ---------------------------------------------------------------------------------
 
+  static spool::RecordMeta meta_of(const envelope::Batch& b, std::uint64_t scope) {
+    spool::RecordMeta m;
+    m.producer_id = b.header().producer_id;
+    m.seq = b.header().seq;
+    m.arrival_ns = envelope::unix_now_ns();
+    m.message_count = static_cast<std::uint32_t>(b.size());
+    m.scope = scope;
+    return m;
+  }
+
+  // The link decoded and validated the batch: its header goes to the store as it is.
   void on_delivery(Delivery& d) {
     ++st.accepted_batches;
     st.accepted_messages += d.batch.size();
     Entry e;
     e.token = d.token;
+    e.meta = meta_of(d.batch, scope_of(d.peer_key));
     if (parked == 0 && !blocked()) {
       if (try_append(e, bytes_of(d.batch.frame())) == Outcome::kDone) {
         inbox.push_back(std::move(e));
@@ -131,6 +163,9 @@ struct SpoolNode::Impl {
       ++st.pull_batches;
       st.pull_messages += batch.value().size();
       Entry e;
+      // Unauthenticated and unacknowledged: never suppressed, and never able to make the store
+      // discard another peer's batches as duplicates.
+      e.meta = meta_of(batch.value(), spool::kNoDedupe);
       if (try_append(e, bytes_of(frame)) == Outcome::kPark) {
         e.frame = std::move(frame);
         ++parked;
@@ -143,7 +178,7 @@ struct SpoolNode::Impl {
   bool blocked() const { return full || disk_failing; }
 
   Outcome try_append(Entry& e, std::span<const std::byte> frame) {
-    auto r = store.append(frame);
+    auto r = store.append(frame, e.meta);
     if (r) {
       e.appended = true;
       e.ticket = r.value().ticket;
@@ -223,9 +258,15 @@ struct SpoolNode::Impl {
     std::size_t n = 0;
     while (!inbox.empty() && inbox.front().appended && inbox.front().ticket <= committed) {
       if (inbox.front().token) {
-        receiver.ack(*inbox.front().token);
-        ++st.acknowledged_upstream;
-        ++n;
+        // The batch is stored whatever happens here: a session the link no longer knows resends
+        // it, and the store answers the resend as a duplicate.
+        try {
+          receiver.ack(*inbox.front().token);
+          ++st.acknowledged_upstream;
+          ++n;
+        } catch (const std::exception& ex) {
+          loop_error("acknowledging upstream", ex);
+        }
       }
       inbox.pop_front();
     }
@@ -252,7 +293,8 @@ struct SpoolNode::Impl {
 
   std::size_t forward() {
     std::size_t n = 0;
-    if (Clock::now() < read_retry_at) return 0;
+    if (read_retry_at && Clock::now() < *read_retry_at) return 0;
+    read_retry_at.reset();
     while (true) {
       if (outq.size() >= opt.forward_window || sender.unacked() >= opt.forward_window) break;
       auto r = store.read_next();
@@ -261,10 +303,15 @@ struct SpoolNode::Impl {
         read_retry_at = Clock::now() + opt.retry_max;
         break;
       }
-      if (!r.value()) break;
+      if (!r.value()) {
+        caught_up = true;
+        break;
+      }
       const spool::StoredRecord& rec = *r.value();
       Out o{++next_id, rec.next, rec.meta.message_count, false};
-      Status s = sender.send_batch(zmq::message_t(rec.frame.data(), rec.frame.size()), o.id);
+      // Read back from the checksummed log with the header it was stored with: not peeked again.
+      Status s = sender.send_batch(zmq::message_t(rec.frame.data(), rec.frame.size()), o.id,
+                                   rec.meta.producer_id, rec.meta.seq);
       if (s) {
         ++st.forwarded_batches;
         st.forwarded_messages += o.messages;
@@ -298,29 +345,130 @@ struct SpoolNode::Impl {
       next = outq.front().next;
       outq.pop_front();
     }
-    if (!next) return;
-    if (Status s = store.advance_cursor(*next); !s) {
+    if (next) cursor_pending = next;
+    if (!cursor_pending || (cursor_retry_at && Clock::now() < *cursor_retry_at)) return;
+    if (Status s = store.advance_cursor(*cursor_pending); !s) {
       spdlog::warn("spool: cursor not persisted ({}); will retry", s.to_string());
+      cursor_retry_at = Clock::now() + opt.retry_max;
+      return;
     }
+    cursor_pending.reset();
+    cursor_retry_at.reset();
+  }
+
+  // ---- the loop ---------------------------------------------------------------------------------
+
+  // A peer's behaviour (or a bug) must never take the node down: counted, logged (the first, then
+  // one in a thousand), and the loop carries on.
+  void loop_error(const char* where, const std::exception& e) {
+    if (st.loop_errors++ % 1000 == 0) {
+      spdlog::error("spool: {}: {} ({} so far); carrying on", where, e.what(), st.loop_errors);
+    }
+  }
+
+  bool accepting() const { return parked == 0 && !blocked(); }
+
+  // The earliest time something must run without a socket event.
+  std::optional<TimePoint> next_deadline() const {
+    std::optional<TimePoint> d;
+    earliest(d, receiver.next_deadline());
+    earliest(d, sender.next_deadline());
+    if (disk_failing) {
+      earliest(d, retry_at);
+    } else {
+      earliest(d, store.next_sync_due());
+    }
+    earliest(d, read_retry_at);
+    if (cursor_pending) earliest(d, cursor_retry_at);
+    // max_age applies only to records not yet acknowledged downstream.
+    if (opt.store.max_age.count() > 0 && !(caught_up && outq.empty())) {
+      earliest(d, next_housekeeping);
+    }
+    return d;
+  }
+
+  // One round; sets terminate on TERMINATE.
+  void round(milliseconds timeout, int wake_fd, zmq_pollitem_t* extra, bool& terminate) {
+    std::vector<zmq_pollitem_t>& items = poll_items;
+    items.clear();
+    items.push_back({nullptr, wake_fd, ZMQ_POLLIN, 0});
+    items.push_back(receiver.poll_item());
+    items.push_back(sender.poll_item());
+    std::size_t pull_at = 0, control_at = 0;
+    // --pull is left unread while batches wait for room: ZeroMQ holds the rest (and pushes back).
+    if (pull && accepting()) {
+      pull_at = items.size();
+      items.push_back({pull.handle(), 0, ZMQ_POLLIN, 0});
+    }
+    if (control) {
+      control_at = items.size();
+      items.push_back(control.poll_item());
+    }
+    const std::size_t extra_at = items.size();
+    if (extra) items.push_back(*extra);
+    milliseconds wait = timeout;
+    if (const auto d = next_deadline()) {
+      const auto until = std::chrono::ceil<milliseconds>(*d - Clock::now());
+      wait = std::max(milliseconds{0}, wait.count() < 0 ? until : std::min(wait, until));
+    }
+    try {
+      zmq::poll(items.data(), items.size(), wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+    if (extra) extra->revents = items[extra_at].revents;
+    if (items[0].revents & ZMQ_POLLIN) {
+      std::uint64_t n = 0;
+      while (::read(wake_fd, &n, sizeof n) < 0 && errno == EINTR) {
+      }
+    }
+    // The links' steps are non-blocking and cheap: run on every wake, they cover both "its item
+    // fired" and "its deadline passed".
+    try {
+      (void)receiver.poll_once([this](Delivery& d) { on_delivery(d); }, milliseconds{0});
+    } catch (const zmq::error_t&) {
+      throw;
+    } catch (const std::exception& e) {
+      loop_error("upstream link", e);
+    }
+    try {
+      (void)sender.poll_once(milliseconds{0});
+    } catch (const zmq::error_t&) {
+      throw;
+    } catch (const std::exception& e) {
+      loop_error("downstream link", e);
+    }
+    if (pull_at && (items[pull_at].revents & ZMQ_POLLIN)) (void)read_pull();
+    if (control_at && (items[control_at].revents & ZMQ_POLLIN)) handle_control(terminate);
+    const auto now = Clock::now();
+    if (opt.store.max_age.count() > 0 && now >= next_housekeeping) {
+      next_housekeeping = now + kHousekeeping;
+      if (Status s = store.enforce_limits(); !s) {
+        spdlog::warn("spool: enforcing limits: {}", s.to_string());
+      }
+    }
+    retry_disk();
+    if (store.appended_ticket() != appended_seen) {
+      appended_seen = store.appended_ticket();
+      caught_up = false;  // something new to read
+    }
+    commit();
+    (void)release_acks();
+    update_credit();
+    advance();
+    (void)forward();
   }
 
   // ---- control ----------------------------------------------------------------------------------
 
   void handle_control(bool& stop) {
-    zmq::message_t cmd;
-    if (!control.recv(cmd, zmq::recv_flags::dontwait)) return;
-    while (cmd.more()) {
-      zmq::message_t rest;
-      (void)control.recv(rest, zmq::recv_flags::none);
-      if (!rest.more()) break;
-    }
-    ++st.control_commands;
-    if (command_is(cmd, "STATS")) {
-      control.send(zmq::buffer(to_json(snapshot(), state())), zmq::send_flags::none);
-      return;
-    }
-    control.send(zmq::message_t(), zmq::send_flags::none);
-    if (command_is(cmd, "TERMINATE")) stop = true;
+    // TERMINATE is the node's one command of its own; STATS as every device.
+    auto command = control.serve([this] { return snapshot().to_json(); },
+                                 [](std::string_view cmd) -> std::optional<ControlSocket::Reply> {
+                                   if (cmd == "TERMINATE") return ControlSocket::Reply{};
+                                   return std::nullopt;
+                                 });
+    if (command && *command == "TERMINATE") stop = true;
   }
 
   std::string state() const {
@@ -332,11 +480,13 @@ struct SpoolNode::Impl {
 
   SpoolNodeStats snapshot() {
     SpoolNodeStats s = st;
+    s.state = state();
     s.uptime_ms = static_cast<std::uint64_t>(
         std::chrono::duration_cast<milliseconds>(Clock::now() - started).count());
     s.parked = parked;
     s.disk_failing = disk_failing;
     s.in_flight = outq.size();
+    s.control_commands = control.commands() + control_commands_closed;
     if (!shut) {
       s.store = store.stats();
       const ReliableReceiverStats r = receiver.stats();
@@ -356,7 +506,9 @@ struct SpoolNode::Impl {
   spool::Store store;
   ReliableReceiver receiver;
   ReliableSender sender;
-  zmq::socket_t pull, control;
+  zmq::socket_t pull;
+  ControlSocket control;
+  std::uint64_t control_commands_closed = 0;
   envelope::Limits pull_limits;
   std::string listen_ep, forward_ep, pull_ep, control_ep;
   Clock::time_point started;
@@ -368,10 +520,14 @@ struct SpoolNode::Impl {
   bool full = false;
   bool disk_failing = false;
   milliseconds backoff{0};
-  Clock::time_point retry_at{};
-  Clock::time_point read_retry_at{};
-  Clock::time_point next_housekeeping{};
-  bool busy = false;
+  TimePoint retry_at{};
+  std::optional<TimePoint> read_retry_at;    // a failed read is retried then
+  std::optional<spool::Position> cursor_pending;  // acknowledged downstream, cursor not moved yet
+  std::optional<TimePoint> cursor_retry_at;  // after a failed cursor write
+  TimePoint next_housekeeping{};
+  bool caught_up = false;  // the reader found nothing more to read since the last append
+  std::uint64_t appended_seen = 0;
+  std::vector<zmq_pollitem_t> poll_items;
   bool shut = false;
   Status shut_status;
   spool::Stats final_store;
@@ -389,9 +545,9 @@ SpoolNode::SpoolNode(zmq::context_t& context, SpoolNodeOptions o) {
   // Parse every endpoint before opening anything, so a typo fails without side effects.
   const Endpoint le = parse_endpoint(o.listen, true);
   const Endpoint fe = parse_endpoint(o.forward, false);
-  std::optional<Endpoint> pe, ce;
+  std::optional<Endpoint> pe;
   if (!o.pull.empty()) pe = parse_endpoint(o.pull, true);
-  if (!o.control.empty()) ce = parse_endpoint(o.control, true);
+  if (!o.control.empty()) (void)parse_endpoint(o.control, true);
 
   auto store = spool::Store::open(o.store);
   if (!store) {
@@ -406,12 +562,13 @@ SpoolNode::SpoolNode(zmq::context_t& context, SpoolNodeOptions o) {
     apply(i.pull, i.opt.pull_socket);
     i.pull_ep = attach(i.pull, *pe);
   }
-  if (ce) {
-    i.control = zmq::socket_t(context, zmq::socket_type::rep);
-    apply(i.control, i.opt.control_socket);
-    i.control_ep = attach(i.control, *ce);
+  if (!i.opt.control.empty()) {
+    i.control = ControlSocket(context, i.opt.control, i.opt.control_socket);
+    i.control_ep = i.control.endpoint();
   }
   i.sender.on_acked([&i](const AckedBatch& a) { i.on_acked(a); });
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "spool node: eventfd");
   const spool::Stats s = i.store.stats();
   spdlog::info("spool: {} opened: {} segments, backlog {} batches ({} messages, {} B){}",
                i.opt.store.dir, s.segments, s.backlog_batches, s.backlog_messages,
@@ -421,53 +578,47 @@ SpoolNode::SpoolNode(zmq::context_t& context, SpoolNodeOptions o) {
 }
 
 SpoolNode::~SpoolNode() {
-  if (!impl_) return;
-  if (Status s = shutdown(); !s) spdlog::error("spool: shutdown: {}", s.to_string());
-}
-
-bool SpoolNode::poll_once(milliseconds timeout) {
-  Impl& i = *impl_;
-  if (i.shut) return false;
-  // The receiver and the sender each poll their own socket; the loop waits on the receiver
-  // (upstream traffic wakes it at once) and looks at the sender without waiting, so the wait is
-  // short while batches are in flight downstream and zero while there is work.
-  milliseconds wait = i.busy ? milliseconds{0} : std::min(timeout, i.outq.empty() ? kIdleWait
-                                                                                  : kInFlightWait);
-  if (wait.count() < 0) wait = i.outq.empty() ? kIdleWait : kInFlightWait;
-  const std::size_t delivered =
-      i.receiver.poll_once([&i](Delivery& d) { i.on_delivery(d); }, wait);
-  const std::size_t acked = i.sender.poll_once(milliseconds{0});
-  const std::size_t pulled = i.read_pull();
-  bool terminate = false;
-  if (i.control) {
-    zmq_pollitem_t item{i.control.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, milliseconds{0}) > 0) i.handle_control(terminate);
-  }
-  const auto now = Clock::now();
-  if (now >= i.next_housekeeping) {
-    i.next_housekeeping = now + kHousekeeping;
-    if (Status s = i.store.enforce_limits(); !s) {
-      spdlog::warn("spool: enforcing limits: {}", s.to_string());
+  if (impl_) {
+    try {
+      if (Status s = shutdown(); !s) spdlog::error("spool: shutdown: {}", s.to_string());
+    } catch (const std::exception& e) {
+      spdlog::error("spool: shutdown: {}", e.what());
     }
   }
-  i.retry_disk();
-  i.commit();
-  const std::size_t acks_up = i.release_acks();
-  i.update_credit();
-  i.advance();
-  const std::size_t forwarded = i.forward();
-  i.busy = delivered + acked + pulled + acks_up + forwarded > 0;
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+bool SpoolNode::poll_once(milliseconds timeout, zmq_pollitem_t* extra) {
+  Impl& i = *impl_;
+  if (extra) extra->revents = 0;
+  if (i.shut || stopping()) return false;
+  bool terminate = false;
+  try {
+    i.round(timeout, wake_fd_, extra, terminate);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == ETERM) {
+      stop();  // the context is being closed: nothing more can be sent or received
+    } else {
+      i.loop_error("ZeroMQ", e);
+    }
+  } catch (const std::exception& e) {
+    i.loop_error("loop", e);
+  }
   if (terminate) stop();
   return !stopping();
 }
 
 void SpoolNode::run() {
-  while (poll_once(milliseconds{100})) {
+  while (poll_once(milliseconds{-1})) {
   }
   if (Status s = shutdown(); !s) spdlog::error("spool: shutdown: {}", s.to_string());
 }
 
-void SpoolNode::stop() noexcept { stop_.store(true, std::memory_order_release); }
+void SpoolNode::stop() noexcept {
+  stop_.store(true, std::memory_order_release);
+  const std::uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+}
 
 Status SpoolNode::shutdown() {
   Impl& i = *impl_;
@@ -495,58 +646,61 @@ Status SpoolNode::shutdown() {
   i.final_store = i.store.stats();
   i.sender.close();
   note(i.store.close());
-  if (i.control) i.control.close();
+  i.control_commands_closed += i.control.commands();
+  i.control = ControlSocket();
   i.shut = true;
   i.shut_status = first;
   return first;
 }
 
 SpoolNodeStats SpoolNode::stats() { return impl_->snapshot(); }
-std::string SpoolNode::stats_json() { return to_json(impl_->snapshot(), impl_->state()); }
 const std::string& SpoolNode::listen_endpoint() const noexcept { return impl_->listen_ep; }
 const std::string& SpoolNode::forward_endpoint() const noexcept { return impl_->forward_ep; }
 const std::string& SpoolNode::pull_endpoint() const noexcept { return impl_->pull_ep; }
 const std::string& SpoolNode::control_endpoint() const noexcept { return impl_->control_ep; }
 
-std::string to_json(const SpoolNodeStats& s, const std::string& state) {
-  const spool::Stats& d = s.store;
-  nlohmann::json j = {
-      {"device", "spool"},
-      {"state", state},
-      {"uptime_s", static_cast<double>(s.uptime_ms) / 1000.0},
-      {"accepted", {{"batches", s.accepted_batches}, {"messages", s.accepted_messages}}},
-      {"pull",
-       {{"batches", s.pull_batches}, {"messages", s.pull_messages},
-        {"malformed", s.pull_malformed}}},
-      {"stored", {{"batches", d.stored}, {"messages", d.stored_messages}}},
-      {"duplicates", s.duplicates},
-      {"acknowledged_upstream", s.acknowledged_upstream},
-      {"forwarded", {{"batches", s.forwarded_batches}, {"messages", s.forwarded_messages}}},
-      {"acknowledged",
-       {{"batches", s.acknowledged_batches}, {"messages", s.acknowledged_messages}}},
-      {"backlog",
-       {{"batches", d.backlog_batches}, {"messages", d.backlog_messages},
-        {"bytes", d.backlog_bytes}, {"oldest_age_ms", d.oldest_age_ms}}},
-      {"fsync",
-       {{"count", d.fsyncs},
-        {"avg_us", d.fsyncs ? d.fsync_ns_total / d.fsyncs / 1000 : 0},
-        {"max_us", d.fsync_ns_max / 1000}}},
-      {"disk",
-       {{"bytes", d.disk_bytes}, {"free_bytes", d.disk_free_bytes}, {"segments", d.segments},
-        {"full", d.full}, {"write_errors", s.write_errors}, {"failing", s.disk_failing},
-        {"io_errors", d.io_errors}}},
-      {"corrupt_skipped", d.corrupt_skipped},
-      {"dropped", {{"batches", d.dropped_batches}, {"messages", d.dropped_messages}}},
-      {"rejected_full", d.rejected_full},
-      {"bad_batches", s.bad_batches},
-      {"link_decode_errors", s.link_decode_errors},
-      {"unforwardable", s.unforwardable},
-      {"upstream",
-       {{"peers", s.upstream_peers}, {"credit_paused", s.credit_paused}, {"parked", s.parked}}},
-      {"downstream", {{"connected", s.downstream_connected}, {"in_flight", s.in_flight}}},
-      {"control_commands", s.control_commands},
+std::string SpoolNodeStats::to_json() const {
+  const spool::Stats& d = store;
+  JsonWriter w;
+  auto pair = [&w](std::string_view name, std::uint64_t batches, std::uint64_t messages) {
+    w.key(name).begin_object().field("batches", batches).field("messages", messages).end_object();
   };
-  return j.dump();
+  w.begin_object();
+  w.field("device", "spool").field("state", state);
+  w.field("uptime_s", static_cast<double>(uptime_ms) / 1000.0);
+  pair("accepted", accepted_batches, accepted_messages);
+  w.key("pull").begin_object();
+  w.field("batches", pull_batches).field("messages", pull_messages);
+  w.field("malformed", pull_malformed).end_object();
+  pair("stored", d.stored, d.stored_messages);
+  w.field("duplicates", duplicates).field("acknowledged_upstream", acknowledged_upstream);
+  pair("forwarded", forwarded_batches, forwarded_messages);
+  pair("acknowledged", acknowledged_batches, acknowledged_messages);
+  w.key("backlog").begin_object();
+  w.field("batches", d.backlog_batches).field("messages", d.backlog_messages);
+  w.field("bytes", d.backlog_bytes).field("oldest_age_ms", d.oldest_age_ms).end_object();
+  w.key("fsync").begin_object();
+  w.field("count", d.fsyncs);
+  w.field("avg_us", d.fsyncs ? d.fsync_ns_total / d.fsyncs / 1000 : std::uint64_t{0});
+  w.field("max_us", d.fsync_ns_max / 1000).end_object();
+  w.key("disk").begin_object();
+  w.field("bytes", d.disk_bytes).field("free_bytes", d.disk_free_bytes);
+  w.field("segments", d.segments).field("full", d.full);
+  w.field("write_errors", write_errors).field("failing", disk_failing);
+  w.field("io_errors", d.io_errors).end_object();
+  w.field("corrupt_skipped", d.corrupt_skipped);
+  pair("dropped", d.dropped_batches, d.dropped_messages);
+  w.field("rejected_full", d.rejected_full);
+  w.field("bad_batches", bad_batches).field("link_decode_errors", link_decode_errors);
+  w.field("unforwardable", unforwardable);
+  w.key("upstream").begin_object();
+  w.field("peers", upstream_peers).field("credit_paused", credit_paused);
+  w.field("parked", parked).end_object();
+  w.key("downstream").begin_object();
+  w.field("connected", downstream_connected).field("in_flight", in_flight).end_object();
+  w.field("control_commands", control_commands).field("loop_errors", loop_errors);
+  w.end_object();
+  return std::move(w).str();
 }
 
 }  // namespace zkit

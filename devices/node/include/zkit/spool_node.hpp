@@ -5,14 +5,18 @@
 // describes the guarantees per fsync mode and what happens at each limit.
 //
 // Thread: a SpoolNode belongs to the thread that drives it (poll_once/run); only stop() and
-// terminated() may be called from another thread. Sockets are created in the constructor, so
+// stopping() may be called from another thread. Sockets are created in the constructor, so
 // construct it on the thread that drives it (or hand it over before the first poll, with the
 // memory barrier a thread start gives). Move-only is not offered: the ack callbacks point into it.
+// Waiting: one zmq::poll on every socket the node owns (upstream receiver, downstream sender,
+// --pull, control) and a waker, with the earliest timer as its timeout (heartbeats, resends, the
+// fsync interval, a disk retry, max_age); with nothing to do the node uses no CPU.
 // Blocking: the constructor recovers the store (reads every segment); poll_once(timeout) blocks up
 // to timeout plus the disk I/O of one round (one fsync with --fsync always); shutdown() up to
 // linger. Errors: setup failures throw (std::invalid_argument for bad options, std::runtime_error
 // naming the directory when the store cannot be opened, zmq::error_t from bind/connect); once
-// running, disk and peer errors never throw: they are counted, logged and retried.
+// running, nothing a peer or the disk does escapes the loop: errors are counted, logged and
+// retried.
 #pragma once
 
 #include <atomic>
@@ -52,6 +56,8 @@ struct SpoolNodeOptions {
 };
 
 struct SpoolNodeStats {
+  // "running", "blocked: full", "blocked: write error" or "stopped".
+  std::string state;
   std::uint64_t uptime_ms = 0;
   // Upstream.
   std::uint64_t accepted_batches = 0;   // from reliable senders, delivered by the link
@@ -79,12 +85,13 @@ struct SpoolNodeStats {
   std::uint64_t in_flight = 0;          // now
   bool downstream_connected = false;    // now
   std::uint64_t control_commands = 0;
-};
+  std::uint64_t loop_errors = 0;  // exceptions caught in the loop: logged, counted; it carries on
 
-// One JSON document (what STATS answers): {"device":"spool", "state", "uptime_s", "accepted",
-// "stored", "forwarded", "acknowledged", "duplicates", "backlog", "fsync", "disk", ...}.
-// docs/spool-node.md describes every field.
-std::string to_json(const SpoolNodeStats& stats, const std::string& state);
+  // One JSON document (what STATS answers): {"device":"spool", "state", "uptime_s", "accepted",
+  // "stored", "forwarded", "acknowledged", "duplicates", "backlog", "fsync", "disk", ...}.
+  // docs/spool-node.md describes every field.
+  std::string to_json() const;
+};
 
 class SpoolNode {
  public:
@@ -95,14 +102,19 @@ class SpoolNode {
   SpoolNode(const SpoolNode&) = delete;
   SpoolNode& operator=(const SpoolNode&) = delete;
 
-  // One round: waits up to `timeout` for traffic, stores what arrived, commits (group commit),
-  // acknowledges what the commit covers, forwards what the downstream window allows, answers the
-  // control socket, runs timers (limits, retries). Returns true while the node should keep
-  // running (false after stop() or TERMINATE).
-  bool poll_once(std::chrono::milliseconds timeout);
+  // One round: waits until traffic, the earliest timer, stop() or `timeout` (negative: no limit
+  // but the timers), stores what arrived, commits (group commit), acknowledges what the commit
+  // covers, forwards what the downstream window allows, answers the control socket, runs the
+  // timers that are due (limits, retries). Returns true while the node should keep running
+  // (false after stop() or TERMINATE).
+  // `extra` (optional): one more item for the same wait, such as the driver's signal descriptor;
+  // its revents are set on return, so a driver can wait on its own event without waking the node
+  // on a timer.
+  bool poll_once(std::chrono::milliseconds timeout, zmq_pollitem_t* extra = nullptr);
   // poll_once until stop() or TERMINATE, then shutdown().
   void run();
-  // Makes run() return after the current round. Any thread.
+  // Wakes the poll and makes run() return at once (after the round in progress). Any thread;
+  // async-signal-safe.
   void stop() noexcept;
   bool stopping() const noexcept { return stop_.load(std::memory_order_acquire); }
 
@@ -112,7 +124,6 @@ class SpoolNode {
   Status shutdown();
 
   SpoolNodeStats stats();
-  std::string stats_json();
   // Endpoints as bound or connected ("*" ports resolved); empty for an absent socket.
   const std::string& listen_endpoint() const noexcept;
   const std::string& forward_endpoint() const noexcept;
@@ -123,6 +134,7 @@ class SpoolNode {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_{false};
+  int wake_fd_ = -1;  // eventfd: stop() writes, the poll wakes
 };
 
 }  // namespace zkit
