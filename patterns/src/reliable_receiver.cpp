@@ -252,6 +252,12 @@ struct ReliableReceiver::State {
     p.producer_id = batch->header().producer_id;
     p.seq = batch->header().seq;
     Producer& prod = producer(p.producer_id, now);
+    if (p.seq <= prod.delivered && prod.delivered - p.seq >= o.duplicate_window) {
+      // Not a resend (those are at most a sender's backlog behind): a restarted or forged
+      // sequence. Deliver it and follow the new sequence from here.
+      ++st.seq_restarts;
+      prod.delivered = prod.durable = p.seq - 1;
+    }
     if (p.seq <= prod.delivered) {
       p.kind = Kind::kDuplicate;
       ++st.duplicates;
@@ -400,8 +406,9 @@ struct ReliableReceiver::State {
 ReliableReceiver::ReliableReceiver(zmq::context_t& context, ReliableReceiverOptions options) {
   if (options.window == 0) throw std::invalid_argument("ReliableReceiver: window is 0");
   if (options.max_drain == 0) throw std::invalid_argument("ReliableReceiver: max_drain is 0");
-  if (options.max_sessions == 0 || options.max_producers == 0) {
-    throw std::invalid_argument("ReliableReceiver: max_sessions and max_producers must be > 0");
+  if (options.max_sessions == 0 || options.max_producers == 0 || options.duplicate_window == 0) {
+    throw std::invalid_argument(
+        "ReliableReceiver: max_sessions, max_producers and duplicate_window must be > 0");
   }
   if (options.heartbeat_timeout.count() <= 0) {
     throw std::invalid_argument("ReliableReceiver: heartbeat_timeout must be positive");
@@ -537,6 +544,7 @@ std::string ReliableReceiverStats::to_json() const {
       .field("batches_delivered", batches_delivered)
       .field("messages_delivered", messages_delivered)
       .field("duplicates", duplicates)
+      .field("seq_restarts", seq_restarts)
       .field("out_of_order", out_of_order)
       .field("bad_batches", bad_batches)
       .field("decode_errors", decode_errors)

@@ -612,6 +612,42 @@ TEST_CASE("A restarted sender is a new session and a fixed producer id must cont
   CHECK(sink.count(4) == 3);
 }
 
+TEST_CASE("A forged seq far above a producer's does not make its real batches look like repeats",
+          "[reliable][dedupe]") {
+  // Issue 8, defect 4 at the sink: one batch claiming producer 777 with seq 2^63 used to set the
+  // producer's highest seq there, and every real batch of 777 after it was acked, not delivered.
+  zmq::context_t ctx;
+  ReliableReceiver receiver(ctx, fast_receiver());
+  std::string ep = receiver.bind("tcp://127.0.0.1:*");
+  ReliableSender forger(ctx, fast_sender());
+  ReliableSender real(ctx, fast_sender());
+  forger.connect(ep);
+  real.connect(ep);
+  std::size_t delivered_777 = 0;
+  ReliableReceiver::Handler handler = [&](Delivery& d) {
+    if (d.producer_id == 777) ++delivered_777;
+  };
+  auto step = [&] {
+    forger.poll_once(milliseconds(0));
+    real.poll_once(milliseconds(0));
+    receiver.poll_once(handler, milliseconds(1));
+  };
+  REQUIRE(forger.send_batch(one_batch(777, std::uint64_t{1} << 63, "forged"), 1).is_ok());
+  REQUIRE(drive([&] { return forger.unacked() == 0; }, step));
+  for (std::uint64_t seq = 1; seq <= 100; ++seq) {
+    REQUIRE(drive([&] { return real.send_batch(one_batch(777, seq, "real"), seq).is_ok(); },
+                  step));
+  }
+  REQUIRE(drive([&] { return real.unacked() == 0; }, step));
+  CHECK(delivered_777 == 101);
+  CHECK(receiver.stats().seq_restarts == 1);
+  // A resend of a real batch is still a repeat.
+  REQUIRE(real.send_batch(one_batch(777, 100, "real"), 101).is_ok());
+  REQUIRE(drive([&] { return real.unacked() == 0; }, step));
+  CHECK(delivered_777 == 101);
+  CHECK(receiver.stats().duplicates >= 1);
+}
+
 TEST_CASE("The sender may bind and the receiver connect", "[reliable]") {
   zmq::context_t ctx;
   ReliableSender sender(ctx, fast_sender());

@@ -19,6 +19,7 @@
 #include <catch2/catch.hpp>
 #include <zmq.hpp>
 
+#include "temp_dir.hpp"
 #include "zkit/envelope.hpp"
 #include "zkit/reliable.hpp"
 #include "zkit/spool_node.hpp"
@@ -28,27 +29,7 @@ namespace spool_node_test {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("zkit-spool-node-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string str() const { return path_.string(); }
-  std::string sub(const std::string& name) const { return (path_ / name).string(); }
-  std::string ipc(const std::string& name) const { return "ipc://" + sub(name); }
-
- private:
-  std::filesystem::path path_;
-};
+using zkit::test::TempDir;
 
 // A producer of numbered messages "producer:index", batched by hand so that each batch's last
 // index comes back with its acknowledgement.

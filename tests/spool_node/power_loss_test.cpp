@@ -47,7 +47,7 @@ Outcome run_power_losses(FsyncPolicy policy, int rounds, unsigned seed) {
   // Some runs have no downstream, so that acknowledged batches sit only in the spool when the
   // power goes.
   auto options = [&](bool downstream) {
-    auto o = node_options(tmp.sub("spool"), in, downstream ? out : tmp.ipc("nowhere"));
+    auto o = node_options(tmp.file("spool"), in, downstream ? out : tmp.ipc("nowhere"));
     o.store.env = &env;
     o.store.fsync = policy;
     o.store.segment_bytes = 64 * 1024;  // rolls (and their syncs) happen too

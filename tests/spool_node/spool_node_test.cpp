@@ -37,7 +37,7 @@ TEST_CASE("Sender to spool to receiver delivers every message once and in order 
   TempDir tmp;
   zmq::context_t ctx;
   Sink sink(ctx, "tcp://127.0.0.1:*");
-  SpoolNode node(ctx, node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", sink.endpoint()));
+  SpoolNode node(ctx, node_options(tmp.file("spool"), "tcp://127.0.0.1:*", sink.endpoint()));
   Producer a(ctx, 11, node.listen_endpoint()), b(ctx, 12, node.listen_endpoint()),
       c(ctx, 13, node.listen_endpoint());
   auto step = [&] {
@@ -71,8 +71,8 @@ TEST_CASE("Chain of two spools delivers every message once and in order", "[spoo
   TempDir tmp;
   zmq::context_t ctx;
   Sink sink(ctx, "tcp://127.0.0.1:*");
-  SpoolNode second(ctx, node_options(tmp.sub("b"), "tcp://127.0.0.1:*", sink.endpoint()));
-  SpoolNode first(ctx, node_options(tmp.sub("a"), "tcp://127.0.0.1:*",
+  SpoolNode second(ctx, node_options(tmp.file("b"), "tcp://127.0.0.1:*", sink.endpoint()));
+  SpoolNode first(ctx, node_options(tmp.file("a"), "tcp://127.0.0.1:*",
                                     second.listen_endpoint()));
   Producer p(ctx, 21, first.listen_endpoint()), q(ctx, 22, first.listen_endpoint());
   auto step = [&] {
@@ -112,7 +112,7 @@ TEST_CASE("A batch resent after a lost acknowledgement is acknowledged but not s
                        [&] { return acked == 1; }));
   };
   {
-    SpoolNode node(ctx, node_options(tmp.sub("spool"), in, out));
+    SpoolNode node(ctx, node_options(tmp.file("spool"), in, out));
     run_sender(node, 1);
     run_sender(node, 2);
     // The same sender "restarted" and resent batch 2: the link's memory answers it.
@@ -120,7 +120,7 @@ TEST_CASE("A batch resent after a lost acknowledgement is acknowledged but not s
     CHECK(node.stats().store.stored == 2);
   }
   // After a restart the link forgot; the store's per-producer highest seq answers.
-  SpoolNode node(ctx, node_options(tmp.sub("spool"), in, out));
+  SpoolNode node(ctx, node_options(tmp.file("spool"), in, out));
   run_sender(node, 2);
   run_sender(node, 1);
   const auto s = node.stats();
@@ -139,7 +139,7 @@ TEST_CASE("Downstream outage grows the backlog on disk and everything drains whe
   TempDir tmp;
   zmq::context_t ctx;
   const std::string out = tmp.ipc("out");
-  SpoolNode node(ctx, node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", out));
+  SpoolNode node(ctx, node_options(tmp.file("spool"), "tcp://127.0.0.1:*", out));
   Producer p(ctx, 41, node.listen_endpoint());
   std::optional<Sink> sink;
   auto step = [&] {
@@ -176,7 +176,7 @@ TEST_CASE("At max-bytes with block the node withholds credit, loses nothing and 
   TempDir tmp;
   zmq::context_t ctx;
   const std::string out = tmp.ipc("out");
-  auto o = node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", out);
+  auto o = node_options(tmp.file("spool"), "tcp://127.0.0.1:*", out);
   o.store.max_bytes = 512 * 1024;  // segments of 128 KiB
   o.store.when_full = zkit::spool::WhenFull::kBlock;
   SpoolNode node(ctx, o);
@@ -218,7 +218,7 @@ TEST_CASE("At max-bytes with drop-oldest the node keeps accepting and counts wha
           "[spool_node]") {
   TempDir tmp;
   zmq::context_t ctx;
-  auto o = node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", tmp.ipc("nobody"));
+  auto o = node_options(tmp.file("spool"), "tcp://127.0.0.1:*", tmp.ipc("nobody"));
   o.store.max_bytes = 512 * 1024;
   o.store.when_full = zkit::spool::WhenFull::kDropOldest;
   SpoolNode node(ctx, o);
@@ -244,7 +244,7 @@ TEST_CASE("A write error stops acknowledgements, is retried, and nothing is lost
   zmq::context_t ctx;
   zkit::spool::FaultInjectionEnv env;
   Sink sink(ctx, "tcp://127.0.0.1:*");
-  auto o = node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", sink.endpoint());
+  auto o = node_options(tmp.file("spool"), "tcp://127.0.0.1:*", sink.endpoint());
   o.store.env = &env;
   SpoolNode node(ctx, o);
   Producer p(ctx, 61, node.listen_endpoint());
@@ -294,7 +294,7 @@ TEST_CASE("A HELLO flood past max_sessions while a batch is parked does not abor
   zmq::context_t ctx;
   zkit::spool::FaultInjectionEnv env;
   Sink sink(ctx, "tcp://127.0.0.1:*");
-  auto o = node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", sink.endpoint());
+  auto o = node_options(tmp.file("spool"), "tcp://127.0.0.1:*", sink.endpoint());
   o.store.env = &env;
   SpoolNode node(ctx, o);
   Producer p(ctx, 81, node.listen_endpoint());
@@ -354,7 +354,7 @@ TEST_CASE("Malformed input from raw peers is counted and good peers are undistur
   TempDir tmp;
   zmq::context_t ctx;
   Sink sink(ctx, "tcp://127.0.0.1:*");
-  auto o = node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", sink.endpoint());
+  auto o = node_options(tmp.file("spool"), "tcp://127.0.0.1:*", sink.endpoint());
   o.pull = "tcp://127.0.0.1:*";
   SpoolNode node(ctx, o);
   Producer good(ctx, 71, node.listen_endpoint());
@@ -399,7 +399,7 @@ TEST_CASE("Garbage segment files are skipped with clear errors and the node keep
           "[spool_node]") {
   TempDir tmp;
   zmq::context_t ctx;
-  const std::string dir = tmp.sub("spool");
+  const std::string dir = tmp.file("spool");
   const std::string in = tmp.ipc("in"), out = tmp.ipc("out");
   {
     SpoolNode node(ctx, node_options(dir, in, out));
@@ -455,7 +455,7 @@ TEST_CASE("Garbage segment files are skipped with clear errors and the node keep
 TEST_CASE("Control socket answers STATS as JSON and TERMINATE stops the node", "[spool_node]") {
   TempDir tmp;
   zmq::context_t ctx;
-  auto o = node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", tmp.ipc("out"));
+  auto o = node_options(tmp.file("spool"), "tcp://127.0.0.1:*", tmp.ipc("out"));
   o.control = "tcp://127.0.0.1:*";
   SpoolNode node(ctx, o);
   zmq::socket_t req(ctx, zmq::socket_type::req);
@@ -486,7 +486,7 @@ TEST_CASE("A forged --pull batch cannot make the node discard a reliable produce
   TempDir tmp;
   zmq::context_t ctx;
   Sink sink(ctx, "tcp://127.0.0.1:*");
-  auto o = node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", sink.endpoint());
+  auto o = node_options(tmp.file("spool"), "tcp://127.0.0.1:*", sink.endpoint());
   o.pull = "tcp://127.0.0.1:*";
   SpoolNode node(ctx, o);
   zmq::socket_t pusher(ctx, zmq::socket_type::push);
@@ -519,7 +519,7 @@ TEST_CASE("A forged --pull batch cannot make the node discard a reliable produce
 TEST_CASE("stop() from another thread makes run() return", "[spool_node]") {
   TempDir tmp;
   zmq::context_t ctx;
-  SpoolNode node(ctx, node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", tmp.ipc("out")));
+  SpoolNode node(ctx, node_options(tmp.file("spool"), "tcp://127.0.0.1:*", tmp.ipc("out")));
   std::atomic<bool> returned{false};
   std::thread t([&] {
     node.run();  // waits without a timeout: only the waker ends the wait
@@ -534,7 +534,7 @@ TEST_CASE("stop() from another thread makes run() return", "[spool_node]") {
 TEST_CASE("poll_once waits on the driver's extra item and reports it", "[spool_node]") {
   TempDir tmp;
   zmq::context_t ctx;
-  SpoolNode node(ctx, node_options(tmp.sub("spool"), "tcp://127.0.0.1:*", tmp.ipc("out")));
+  SpoolNode node(ctx, node_options(tmp.file("spool"), "tcp://127.0.0.1:*", tmp.ipc("out")));
   zmq::socket_t rx(ctx, zmq::socket_type::pair), tx(ctx, zmq::socket_type::pair);
   rx.bind("inproc://driver-event");
   tx.connect("inproc://driver-event");

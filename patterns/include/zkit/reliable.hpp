@@ -13,7 +13,10 @@
 //   - Flow control by credit, counted in batches: the sender never has more than min(window, the
 //     receiver's credit) batches in flight. A receiver can withhold credit (pause_credit()).
 //   - Duplicate suppression by the envelope's (producer_id, seq): a batch whose seq is not above
-//     the highest already delivered for its producer is acknowledged but not delivered again.
+//     the highest already delivered for its producer, and less than duplicate_window below it, is
+//     acknowledged but not delivered again. A seq further below restarts that producer's sequence
+//     (counted in seq_restarts), so a forged seq 2^63 cannot make the real producer's batches look
+//     like repeats (docs/protocol.md says what an unauthenticated peer can still do).
 //     After a receiver restart that table is empty unless the application seeds it (seed());
 //     without a seed, a batch that was delivered but whose acknowledgement was lost is delivered a
 //     second time.
@@ -208,6 +211,8 @@ struct ReliableReceiverOptions {
                                       // (RESET, counted in sessions_refused)
   std::size_t max_producers = 65536;  // (producer_id -> highest seq) entries kept for duplicate
                                       // suppression; beyond, the longest-unseen eighth is forgotten
+  std::uint64_t duplicate_window = 65536;  // a seq at most this far below the highest delivered
+                                           // is a repeat; further below, a restart (must be > 0)
   std::size_t max_drain = 256;        // messages handled per poll_once before acks go out
 };
 
@@ -238,6 +243,8 @@ struct ReliableReceiverStats {
   std::uint64_t batches_delivered = 0;  // handed to the handler
   std::uint64_t messages_delivered = 0;
   std::uint64_t duplicates = 0;     // suppressed: link resends and (producer, seq) repeats
+  std::uint64_t seq_restarts = 0;   // a producer's seq fell more than duplicate_window below its
+                                    // highest: delivered as new, its sequence starts again there
   std::uint64_t out_of_order = 0;   // dropped because an earlier link seq was missing
   std::uint64_t bad_batches = 0;    // DATA whose batch did not decode: counted, acknowledged,
                                     // not delivered (see docs/protocol.md)
