@@ -70,6 +70,8 @@ int run(const po::variables_map& vm) {
   if (vm.count("sndhwm")) data.sndhwm = static_cast<int>(number_flag(vm, "sndhwm", 0, 1 << 30));
   if (vm.count("rcvhwm")) data.rcvhwm = static_cast<int>(number_flag(vm, "rcvhwm", 0, 1 << 30));
   data.linger = std::chrono::milliseconds(number_flag(vm, "linger-ms", 0, 3600 * 1000));
+  // Frames over the decoders' batch limit are refused by ZeroMQ before they are allocated.
+  data.max_message_bytes = receive_limit(envelope::Limits{});
   const double interval = seconds_flag(vm, "stats-interval", 0.0);
   const Curve curve = curve_flags(vm);
 
@@ -78,6 +80,7 @@ int run(const po::variables_map& vm) {
   o.backend_options = data;
   o.backend_options.curve = curve.for_socket(be.bind);
   o.control_options.linger = data.linger;
+  o.control_options.max_message_bytes = kReceiveLimitSlack;  // a command is a few bytes
   o.control_options.curve = curve.for_socket(ce.bind);
   o.capture_options.linger = std::chrono::milliseconds{0};
   o.capture_options.curve = curve.for_socket(pe.bind);

@@ -79,6 +79,8 @@ class Output {
   virtual std::string finish(milliseconds ack_timeout) = 0;
   virtual Counts counts() const = 0;
   virtual std::string extra() const { return ""; }  // appended to the summary line
+  // Appended to each progress line: what the peer confirmed so far.
+  virtual std::string progress_extra() const { return ""; }
 };
 
 Counts from_stats(const SocketStats& s) { return {s.messages_out, s.batches_out, s.bytes_out}; }
@@ -200,6 +202,12 @@ class ReliableOutput : public Output {
     return {st.messages, st.batches_queued, bytes_};
   }
   std::string extra() const override { return fmt::format(", {} batches acknowledged", acked_); }
+  // Acknowledgements come in send order, so "N acknowledged" means batches 1..N are safe: after a
+  // SIGKILL the last progress line says how much the receiver has.
+  std::string progress_extra() const override {
+    const auto st = s_.stats();
+    return fmt::format(", {} of {} batches acknowledged", st.batches_acked, st.batches_queued);
+  }
 
  private:
   ReliableSender s_;
@@ -268,8 +276,8 @@ class Progress {
     if (t < next_) return;
     next_ = t + interval_;
     const Counts c = out.counts();
-    spdlog::info("sent {} messages in {} batches, {:.0f} msg/s", c.messages, c.batches,
-                 io::per_second(c.messages, t));
+    spdlog::info("sent {} messages in {} batches, {:.0f} msg/s{}", c.messages, c.batches,
+                 io::per_second(c.messages, t), out.progress_extra());
   }
   Clock::time_point start() const { return start_; }
 
@@ -290,6 +298,7 @@ int run(const po::variables_map& vm) {
   SocketOptions socket;
   socket.linger = milliseconds(number_flag(vm, "linger-ms", 0, 3600 * 1000));
   socket.curve = curve.for_socket(ep.bind);
+  socket.max_message_bytes = receive_limit(envelope::Limits{});  // replies and acks come back
   const milliseconds ack_timeout(number_flag(vm, "ack-timeout-ms", 1, 24 * 3600 * 1000));
   const milliseconds delay(vm.count("delay-ms") ? number_flag(vm, "delay-ms", 0, 3600 * 1000)
                            : type == "pub"      ? 500
@@ -333,6 +342,9 @@ int run(const po::variables_map& vm) {
   if (reliable) {
     ReliableSenderOptions o;
     o.socket = socket;
+    // Acknowledgements are the reliable link's delivery promise (--ack-timeout-ms bounds the wait
+    // for them); a ZeroMQ linger would only keep the process alive after its summary.
+    o.socket.linger = milliseconds{0};
     o.batch = batch;
     auto r = std::make_unique<ReliableOutput>(context, o);
     attach_to(r->socket());
@@ -364,14 +376,24 @@ int run(const po::variables_map& vm) {
 
   Progress progress(progress_interval);
   bool interrupted = false;
+  bool stalled = false;
   const auto check_signal = [&] {
     if (signals.wait(milliseconds{0})) interrupted = true;
     return interrupted;
   };
-  // Hands one message over, retrying while the peer is slow or absent; false when interrupted.
+  // How long one message may wait for the socket to take it: with no peer (or one that stopped
+  // reading) the run ends after this, whether the messages come from --count or standard input.
+  const milliseconds stall_limit = reliable ? ack_timeout : socket.linger;
+  // Hands one message over, retrying while the peer is slow or absent; false when interrupted
+  // or when the socket took nothing for stall_limit.
   const auto deliver = [&](std::string_view m) {
+    const auto give_up = Clock::now() + stall_limit;
     while (!out->send(m)) {
       if (check_signal()) return false;
+      if (Clock::now() >= give_up) {
+        stalled = true;
+        return false;
+      }
       progress.maybe_report(*out);
     }
     return true;
@@ -387,17 +409,21 @@ int run(const po::variables_map& vm) {
     return !check_signal();
   };
 
+  std::uint64_t taken = 0;  // messages the socket took
   if (count) {
     std::string m;
     for (long long i = 1; i <= *count; ++i) {
       io::generate_message(m, static_cast<std::uint64_t>(i), size);
-      if (!deliver(m) || !periodic()) break;
+      if (!deliver(m)) break;
+      ++taken;
+      if (!periodic()) break;
     }
   } else {
     LineReader in;
     while (!in.eof()) {
       auto line = in.next(milliseconds{10});
       if (line && !deliver(*line)) break;
+      if (line) ++taken;
       if (!line) out->service();
       if (!periodic()) break;
     }
@@ -409,6 +435,16 @@ int run(const po::variables_map& vm) {
     (void)out->finish(milliseconds{0});
   } else {
     failure = out->finish(ack_timeout);
+    if (stalled) {
+      const std::string what =
+          count ? fmt::format("{} of {} messages", static_cast<std::uint64_t>(*count) - taken,
+                              *count)
+                : fmt::format("message {} and the rest of standard input", taken + 1);
+      const std::string stall =
+          fmt::format("{} not sent: the socket took nothing for {} ms (--{}; no peer?)", what,
+                      stall_limit.count(), reliable ? "ack-timeout-ms" : "linger-ms");
+      failure = failure.empty() ? stall : stall + "; " + failure;
+    }
   }
   const Counts c = out->counts();
   const double t = io::seconds_since(progress.start());

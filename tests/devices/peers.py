@@ -129,6 +129,8 @@ def main():
                 fail("received %r" % m)
             except zmq.Again:
                 print("ok 0", flush=True)
+                sock.close()
+                ctx.term()
                 return
         got = receive(sock, args)
         if args.role == "sub":
