@@ -47,10 +47,12 @@ Wait wait_for(zmq::socket_ref socket, short events, SignalWaiter& signals,
 
 // One STATS round trip on a fresh REQ socket (a REQ that timed out cannot ask again), within
 // `timeout` for the whole of it: a REQ with no peer cannot even send, so the send waits too.
-// Empty when a signal came first. Throws std::runtime_error when the time runs out.
+// Empty when a signal came first. Throws std::runtime_error when the time runs out. A bound
+// --control is announced on stderr ('zkit stats: bound EP') the `first` time.
 std::optional<std::string> ask(zmq::context_t& context, const po::variables_map& vm,
                                const Endpoint& ep, const CurveOptions& curve,
-                               std::chrono::milliseconds timeout, SignalWaiter& signals) {
+                               std::chrono::milliseconds timeout, SignalWaiter& signals,
+                               bool first) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   zmq::socket_t req(context, zmq::socket_type::req);
   SocketOptions o;
@@ -58,7 +60,8 @@ std::optional<std::string> ask(zmq::context_t& context, const po::variables_map&
   o.max_message_bytes = receive_limit(envelope::Limits{});
   o.curve = curve;
   apply(req, o);
-  io::attach_endpoint(vm, "control", [&] { return attach(req, ep); });
+  const std::string where = io::attach_endpoint(vm, "control", [&] { return attach(req, ep); });
+  if (ep.bind && first) std::cerr << "zkit stats: bound " << where << std::endl;
   Wait w = wait_for(req, ZMQ_POLLOUT, signals, deadline);
   if (w == Wait::kTimeout) {
     throw std::runtime_error(fmt::format("no device {} {} within {} ms",
@@ -93,7 +96,7 @@ int run(const po::variables_map& vm) {
   zmq::context_t context;
   const auto zap = curve.start_zap(context);
   for (long long n = 1;; ++n) {
-    const auto reply = ask(context, vm, ep, curve_options, timeout, signals);
+    const auto reply = ask(context, vm, ep, curve_options, timeout, signals, n == 1);
     if (!reply) {
       // Watching ends on a signal by design; a single question it interrupts went unanswered.
       if (watch > 0) break;
@@ -113,6 +116,8 @@ int run(const po::variables_map& vm) {
 
 extern const zkit::cli::Subcommand stats_subcommand = {
     "stats", "print a device's statistics (its control socket's STATS) as a table or JSON",
-    "The device must run with --control. A plain --control EP connects.\n"
-    "Exit 1 when the device does not answer within --timeout-ms.",
+    "The device must run with --control. A plain --control EP connects; '@EP' binds (the device\n"
+    "then connects to it) and is printed on stderr as 'zkit stats: bound EP'.\n"
+    "Exit 1 when the device does not answer within --timeout-ms (the whole round trip, sending\n"
+    "included), or when SIGINT/SIGTERM comes first; with --watch a signal ends it with exit 0.",
     declare, run};
