@@ -437,3 +437,15 @@ TEST_CASE("send --reliable progress lines say how many batches were acknowledged
   CHECK(recv.wait() == 0);
   CHECK(recv.out() == "first\nsecond\n");
 }
+
+TEST_CASE("scripts/crash-test.sh --help prints its usage, not a line of code", "[cli]") {
+  TempDir dir;
+  Zkit help(dir, "help", {std::string(ZKIT_SOURCE_DIR) + "/scripts/crash-test.sh", "--help"},
+            "/dev/null", "/bin/bash");
+  CHECK(help.wait() == 0);
+  const std::string out = help.out();
+  CHECK(out.rfind("Crash test for the spool node", 0) == 0);
+  CHECK(out.find("--build DIR defaults to build/ in the source tree") != std::string::npos);
+  CHECK(out.find("set -euo") == std::string::npos);  // before: the script's first line of code
+  CHECK(out.find("# ") == std::string::npos);
+}
