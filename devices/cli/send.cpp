@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -74,9 +76,10 @@ class Output {
   virtual bool send(std::string_view message) = 0;
   // Sends what is due (linger deadlines, replies, acknowledgements); never blocks long.
   virtual void service() = 0;
-  // Flushes, waits for what the socket promises (delivery, replies, acks), closes. Returns an
-  // empty string on success, else what went wrong.
-  virtual std::string finish(milliseconds ack_timeout) = 0;
+  // Flushes, waits for what the socket promises (delivery, replies, acks) until ack_timeout or
+  // until `stop` (checked every kSendSlice) says a signal came, closes. Returns an empty string on
+  // success, else what went wrong.
+  virtual std::string finish(milliseconds ack_timeout, const std::function<bool()>& stop) = 0;
   virtual Counts counts() const = 0;
   virtual std::string extra() const { return ""; }  // appended to the summary line
   // Appended to each progress line: what the peer confirmed so far.
@@ -97,7 +100,9 @@ class PushOutput : public Output {
   Pusher& socket() { return s_; }
   bool send(std::string_view m) override { return s_.send(m); }
   void service() override { (void)s_.pump(); }
-  std::string finish(milliseconds) override { return close_failure(s_.close()); }
+  std::string finish(milliseconds, const std::function<bool()>&) override {
+    return close_failure(s_.close());  // bounded by --linger-ms
+  }
   Counts counts() const override { return from_stats(s_.stats()); }
 
  private:
@@ -111,7 +116,7 @@ class PubOutput : public Output {
   Publisher& socket() { return s_; }
   bool send(std::string_view m) override { return s_.send(topic_, m); }
   void service() override { (void)s_.pump(); }
-  std::string finish(milliseconds) override {
+  std::string finish(milliseconds, const std::function<bool()>&) override {
     std::string failure = close_failure(s_.close());
     const auto& st = s_.stats();
     if (failure.empty() && st.dropped_messages > 0) {
@@ -150,10 +155,12 @@ class DealerOutput : public Output {
     (void)s_.pump();
     (void)s_.poll_once(milliseconds{0});
   }
-  std::string finish(milliseconds ack_timeout) override {
+  std::string finish(milliseconds ack_timeout, const std::function<bool()>& stop) override {
     (void)s_.flush();
     const auto deadline = Clock::now() + ack_timeout;
-    while (s_.in_flight() > 0 && Clock::now() < deadline) (void)s_.poll_once(kSendSlice);
+    while (s_.in_flight() > 0 && Clock::now() < deadline && !stop()) {
+      (void)s_.poll_once(kSendSlice);
+    }
     const CloseReport r = s_.close();  // completes what is left with kCancelled
     if (!r.clean()) return close_failure(r);
     if (unanswered_ > 0) {
@@ -183,8 +190,14 @@ class ReliableOutput : public Output {
     return true;
   }
   void service() override { (void)s_.poll_once(milliseconds{0}); }
-  std::string finish(milliseconds ack_timeout) override {
-    const bool all = s_.wait_all_acked(ack_timeout);
+  std::string finish(milliseconds ack_timeout, const std::function<bool()>& stop) override {
+    const auto deadline = Clock::now() + ack_timeout;
+    bool all = false;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      all = s_.wait_all_acked(std::clamp(left, milliseconds{0}, kSendSlice));
+      if (all || left <= kSendSlice || stop()) break;
+    }
     const std::size_t unacked = s_.unacked();
     const auto st = s_.stats();
     final_ = Counts{st.messages, st.batches_queued, bytes_};
@@ -432,9 +445,12 @@ int run(const po::variables_map& vm) {
   std::string failure;
   if (interrupted) {
     failure = "interrupted by a signal before everything was sent";
-    (void)out->finish(milliseconds{0});
+    (void)out->finish(milliseconds{0}, [] { return true; });
   } else {
-    failure = out->finish(ack_timeout);
+    failure = out->finish(ack_timeout, check_signal);
+    if (interrupted && !failure.empty()) {
+      failure = "interrupted by a signal while waiting for the peer; " + failure;
+    }
     if (stalled) {
       const std::string what =
           count ? fmt::format("{} of {} messages", static_cast<std::uint64_t>(*count) - taken,

@@ -449,3 +449,17 @@ TEST_CASE("scripts/crash-test.sh --help prints its usage, not a line of code", "
   CHECK(out.find("set -euo") == std::string::npos);  // before: the script's first line of code
   CHECK(out.find("# ") == std::string::npos);
 }
+
+TEST_CASE("send --reliable waiting for acknowledgements ends on SIGINT, not at --ack-timeout-ms",
+          "[cli]") {
+  TempDir dir;
+  Zkit send(dir, "send",
+            {"send", "--reliable", "--count", "10", "--ack-timeout-ms", "3600000", "--bind",
+             kAnyPort});
+  REQUIRE(!send.bound_endpoint().empty());  // printed once the signals are in its hands
+  send.signal(SIGINT);
+  const auto status = send.wait();  // before: an hour in wait_all_acked
+  INFO(send.err());
+  CHECK(status == 1);
+  CHECK(send.err().find("interrupted by a signal") != std::string::npos);
+}
