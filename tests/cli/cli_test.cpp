@@ -350,7 +350,8 @@ TEST_CASE("a frame over the receive limit disconnects its sender; recv serves th
   CHECK(recv.wait() == 0);
   INFO(recv.err());
   // The one message is "ok" (before: the 64 MiB frame was received whole).
-  CHECK(recv.err().find("zkit recv: 1 messages in 0 batches, 2 bytes,") != std::string::npos);
+  CHECK(recv.err().find("zkit recv: 1 messages in ") != std::string::npos);
+  CHECK(recv.err().find(" batches, 2 bytes,") != std::string::npos);
 }
 
 TEST_CASE("recv names the codec's first error for dropped frames, and each kind at debug level",
