@@ -2,14 +2,13 @@
 // helpers shared by subcommands (see cli.hpp).
 #include "cli.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>

@@ -6,8 +6,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -453,9 +453,9 @@ int run(const po::variables_map& vm) {
     }
     if (stalled) {
       const std::string what =
-          count ? fmt::format("{} of {} messages", static_cast<std::uint64_t>(*count) - taken,
-                              *count)
-                : fmt::format("message {} and the rest of standard input", taken + 1);
+          count
+              ? fmt::format("{} of {} messages", static_cast<std::uint64_t>(*count) - taken, *count)
+              : fmt::format("message {} and the rest of standard input", taken + 1);
       const std::string stall =
           fmt::format("{} not sent: the socket took nothing for {} ms (--{}; no peer?)", what,
                       stall_limit.count(), reliable ? "ack-timeout-ms" : "linger-ms");

@@ -36,8 +36,8 @@ Wait wait_for(zmq::socket_ref socket, short events, SignalWaiter& signals,
   zmq_pollitem_t items[] = {{socket.handle(), 0, events, 0},
                             {nullptr, signals.fd(), ZMQ_POLLIN, 0}};
   for (;;) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return Wait::kTimeout;
     zmq::poll(items, 2, left);
     if (items[1].revents & ZMQ_POLLIN) return Wait::kSignal;

@@ -47,9 +47,8 @@ void check_tcp(const std::string& spec, const std::string& address, bool bind) {
     const unsigned min = bind ? 0 : 1;
     if (!all_digits(a.port) || ec != std::errc{} || end != a.port.data() + a.port.size() ||
         port < min || port > 65535) {
-      throw std::invalid_argument("endpoint '" + spec + "' has port '" + a.port +
-                                  "', want " + std::to_string(min) + ".." + "65535" +
-                                  (bind ? " or *" : ""));
+      throw std::invalid_argument("endpoint '" + spec + "' has port '" + a.port + "', want " +
+                                  std::to_string(min) + ".." + "65535" + (bind ? " or *" : ""));
     }
   }
   if (a.host == "*") {
@@ -82,7 +81,8 @@ void apply(zmq::socket_ref s, const SocketOptions& o) {
   if (o.sndhwm) s.set(zmq::sockopt::sndhwm, *o.sndhwm);
   if (o.rcvhwm) s.set(zmq::sockopt::rcvhwm, *o.rcvhwm);
   s.set(zmq::sockopt::linger, static_cast<int>(o.linger.count()));
-  if (o.reconnect_ivl) s.set(zmq::sockopt::reconnect_ivl, static_cast<int>(o.reconnect_ivl->count()));
+  if (o.reconnect_ivl)
+    s.set(zmq::sockopt::reconnect_ivl, static_cast<int>(o.reconnect_ivl->count()));
   if (o.reconnect_ivl_max) {
     s.set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(o.reconnect_ivl_max->count()));
   }
@@ -126,12 +126,14 @@ Endpoint parse_endpoint(const std::string& spec, bool bind_by_default) {
   }
   auto sep = rest.find("://");
   if (sep == std::string::npos || sep == 0 || sep + 3 >= rest.size()) {
-    throw std::invalid_argument("endpoint '" + spec + "' does not parse (want transport://address)");
+    throw std::invalid_argument("endpoint '" + spec +
+                                "' does not parse (want transport://address)");
   }
   std::string transport = rest.substr(0, sep);
   if (transport != "tcp" && transport != "ipc" && transport != "inproc" && transport != "ws" &&
       transport != "pgm" && transport != "epgm" && transport != "vmci" && transport != "udp") {
-    throw std::invalid_argument("endpoint '" + spec + "' has unknown transport '" + transport + "'");
+    throw std::invalid_argument("endpoint '" + spec + "' has unknown transport '" + transport +
+                                "'");
   }
   // CZMQ's "@a,@b" lists: refused rather than handed to ZeroMQ as one odd address (which fails
   // later with a misleading "No such device").

@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
-#include <thread>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "child.hpp"
@@ -342,8 +342,7 @@ TEST_CASE("a frame over the receive limit disconnects its sender; recv serves th
              "--quiet", "--bind", kAnyPort});
   const std::string ep = recv.bound_endpoint();
   // 64 MiB (the batch limit) + 64 KiB (framing slack) + 1: one byte over the socket's limit.
-  Zkit big(dir, "py-big", {dir.file("peer.py"), "push", ep, "#67174401"}, "/dev/null",
-           ZKIT_PYTHON);
+  Zkit big(dir, "py-big", {dir.file("peer.py"), "push", ep, "#67174401"}, "/dev/null", ZKIT_PYTHON);
   REQUIRE(big.wait() == 0);  // written out (close with linger, then term)
   Zkit small(dir, "py-small", {dir.file("peer.py"), "push", ep, "ok"}, "/dev/null", ZKIT_PYTHON);
   CHECK(small.wait() == 0);
@@ -358,9 +357,9 @@ TEST_CASE("recv names the codec's first error for dropped frames, and each kind 
           "[cli]") {
   TempDir dir;
   write_file(dir.file("peer.py"), kPlainPeer);
-  Zkit recv(dir, "recv",
-            {"recv", "--reliable", "--timeout-ms", "1000", "--log-level", "debug", "--bind",
-             kAnyPort});
+  Zkit recv(
+      dir, "recv",
+      {"recv", "--reliable", "--timeout-ms", "1000", "--log-level", "debug", "--bind", kAnyPort});
   const std::string ep = recv.bound_endpoint();
   Zkit peer(dir, "py-dealer", {dir.file("peer.py"), "dealer", ep, "garbage", "more garbage"},
             "/dev/null", ZKIT_PYTHON);
@@ -383,8 +382,8 @@ TEST_CASE("send with no peer ends after --linger-ms, from --count and from stdin
   REQUIRE(probe.wait() == 0);
   write_file(dir.file("input"), "1\n2\n3\n4\n5\n");
   for (const bool from_stdin : {false, true}) {
-    std::vector<std::string> args = {"send", "--socket", "push", "--linger-ms", "300",
-                                     "--connect", ep};
+    std::vector<std::string> args = {"send", "--socket",  "push", "--linger-ms",
+                                     "300",  "--connect", ep};
     if (!from_stdin) args.insert(args.end(), {"--count", "5"});
     Zkit send(dir, "send", args, from_stdin ? dir.file("input") : "/dev/null");
     const auto status = send.wait();  // before: --count waited for a signal
@@ -454,9 +453,9 @@ TEST_CASE("scripts/crash-test.sh --help prints its usage, not a line of code", "
 TEST_CASE("send --reliable waiting for acknowledgements ends on SIGINT, not at --ack-timeout-ms",
           "[cli]") {
   TempDir dir;
-  Zkit send(dir, "send",
-            {"send", "--reliable", "--count", "10", "--ack-timeout-ms", "3600000", "--bind",
-             kAnyPort});
+  Zkit send(
+      dir, "send",
+      {"send", "--reliable", "--count", "10", "--ack-timeout-ms", "3600000", "--bind", kAnyPort});
   REQUIRE(!send.bound_endpoint().empty());  // printed once the signals are in its hands
   send.signal(SIGINT);
   const auto status = send.wait();  // before: an hour in wait_all_acked

@@ -403,9 +403,9 @@ std::string proxy_stats(std::uint64_t n) {
   nlohmann::json flow = {{"frames", n},  {"bytes", n}, {"messages", n}, {"batches", n},
                          {"records", n}, {"raw", n},   {"dropped", n}};
   nlohmann::json side = {{"recv", flow}, {"sent", flow}};
-  nlohmann::json j = {{"device", "proxy"},  {"type", "streamer"},  {"state", "active"},
-                      {"uptime_s", 1.5},    {"frontend", side},    {"backend", side},
-                      {"drops", 0},         {"control_commands", 1}};
+  nlohmann::json j = {{"device", "proxy"}, {"type", "streamer"},   {"state", "active"},
+                      {"uptime_s", 1.5},   {"frontend", side},     {"backend", side},
+                      {"drops", 0},        {"control_commands", 1}};
   j["capture"] = {{"frames", 0}, {"dropped", 0}};
   j["subscriptions"] = {{"subscribe", 0}, {"unsubscribe", 0}};
   return j.dump();
@@ -462,8 +462,8 @@ TEST_CASE("zkit stats on a bound --control with no device honours --timeout-ms a
   CHECK_THAT(r.err, Catch::Contains("no device connected to"));
 
   for (int sig : {SIGINT, SIGTERM}) {
-    auto p = zkit_process(
-        dir, {"stats", "--control", "@tcp://127.0.0.1:*", "--timeout-ms", "3600000"});
+    auto p =
+        zkit_process(dir, {"stats", "--control", "@tcp://127.0.0.1:*", "--timeout-ms", "3600000"});
     REQUIRE(!p->bound_endpoint().empty());
     p->signal(sig);
     const auto st = p->wait(kLong);

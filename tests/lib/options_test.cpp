@@ -120,8 +120,8 @@ TEST_CASE("parse_endpoint accepts the forms ZeroMQ takes", "[options]") {
     INFO(spec);
     CHECK_NOTHROW(parse_endpoint(spec, false));
   }
-  for (const std::string spec : {"tcp://*:*", "tcp://127.0.0.1:*", "tcp://127.0.0.1:0",
-                                 "tcp://lo:5555", "tcp://[::1]:*"}) {
+  for (const std::string spec :
+       {"tcp://*:*", "tcp://127.0.0.1:*", "tcp://127.0.0.1:0", "tcp://lo:5555", "tcp://[::1]:*"}) {
     INFO(spec);
     CHECK(parse_endpoint(spec, true).bind);
   }
