@@ -8,12 +8,18 @@
 #                         [--min-ms MS] [--max-ms MS] [--segment-bytes SIZE] [--zkit PATH]
 #                         [--peer PATH]
 #
-# Prints progress, then the peer's result line: iterations, messages, lost (must be 0),
+# --build DIR defaults to build/ in the source tree (a relative DIR is taken from where the script
+# is run). Prints progress, then the peer's result line: iterations, messages, lost (must be 0),
 # duplicates seen by the application (must be 0). Exit 0 on PASS, 1 on FAIL, 2 on bad usage.
 set -euo pipefail
 
+usage() {
+  # The comment block above, without its '# ' (everything up to the first line that is not one).
+  sed -n '2,/^[^#]/p' "$0" | sed -e '/^[^#]/d' -e 's/^# \{0,1\}//'
+}
+
 cycles=1000
-build=build
+build="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build"
 fsync=always
 producers=4
 min_ms=30
@@ -32,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --segment-bytes) segment_bytes=$2; shift 2 ;;
     --zkit) zkit=$2; shift 2 ;;
     --peer) peer=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) echo "crash-test.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done

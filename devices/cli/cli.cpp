@@ -2,13 +2,21 @@
 // helpers shared by subcommands (see cli.hpp).
 #include "cli.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -74,6 +82,37 @@ int run_command(const Subcommand& cmd, int argc, char** argv) {
   return cmd.run(vm);
 }
 
+// True when a tcp:// endpoint to bind names a port that is taken (a listener is on it), probed
+// with a plain socket as ZeroMQ binds (SO_REUSEADDR) and closed at once. Devices bind several
+// sockets inside their constructors, and libzmq's EADDRINUSE would not say which flag it was.
+// Only IPv4 literals and '*' with a fixed port are probed; anything else is left to ZeroMQ.
+bool address_in_use(const std::string& address) {
+  if (!address.starts_with("tcp://")) return false;
+  const std::string hp = address.substr(6);
+  const auto colon = hp.rfind(':');
+  if (colon == std::string::npos || hp.find(';') != std::string::npos) return false;
+  const std::string host = hp.substr(0, colon);
+  const std::string port = hp.substr(colon + 1);
+  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(std::stoul(port)));
+  if (sa.sin_port == 0) return false;
+  if (host == "*") {
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+  } else if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
+    return false;
+  }
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const bool in_use =
+      ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 && errno == EADDRINUSE;
+  ::close(fd);
+  return in_use;
+}
+
 }  // namespace
 
 int run_main(int argc, char** argv, const std::vector<const Subcommand*>& commands) {
@@ -110,11 +149,20 @@ int run_main(int argc, char** argv, const std::vector<const Subcommand*>& comman
 
 Endpoint endpoint_flag(const po::variables_map& vm, const std::string& name, bool bind_by_default) {
   const auto& spec = vm[name].as<std::string>();
+  Endpoint ep;
   try {
-    return parse_endpoint(spec, bind_by_default);
+    ep = parse_endpoint(spec, bind_by_default);
   } catch (const std::invalid_argument& e) {
     throw UsageError("--" + name + ": " + e.what());
   }
+  // ZeroMQ would retry an unresolvable host for ever in the background: refuse it now instead.
+  if (const std::string why = resolve_check(ep); !why.empty()) {
+    throw UsageError("--" + name + ": " + why);
+  }
+  if (ep.bind && address_in_use(ep.address)) {
+    throw UsageError("--" + name + ": '" + spec + "': Address already in use");
+  }
+  return ep;
 }
 
 long long number_flag(const po::variables_map& vm, const std::string& name, long long min,
@@ -222,6 +270,8 @@ sigset_t stop_signals() {
 SignalWaiter::SignalWaiter() : old_(std::make_unique<Mask>()) {
   const sigset_t set = stop_signals();
   pthread_sigmask(SIG_BLOCK, &set, &old_->old);
+  fd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd_ < 0) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
 }
 
 SignalWaiter::~SignalWaiter() {
@@ -229,6 +279,7 @@ SignalWaiter::~SignalWaiter() {
   // way out (it would turn a clean exit 0 into death by signal).
   while (wait(std::chrono::milliseconds{0})) {
   }
+  ::close(fd_);
   pthread_sigmask(SIG_SETMASK, &old_->old, nullptr);
 }
 
@@ -245,28 +296,65 @@ std::optional<int> SignalWaiter::wait(std::chrono::milliseconds timeout) {
 
 namespace {
 
-std::string flow_row(const std::string& label, const nlohmann::json& f) {
-  return fmt::format("{:<15}{:>12}{:>14}{:>11}{:>10}{:>12}{:>9}{:>9}\n", label,
-                     f.value("frames", 0ULL), f.value("bytes", 0ULL), f.value("messages", 0ULL),
-                     f.value("batches", 0ULL), f.value("records", 0ULL), f.value("raw", 0ULL),
-                     f.value("dropped", 0ULL));
+// A reply nested deeper than this is refused: no device writes more than a few levels, and the
+// recursive dump() would overflow the stack on a hostile one (100,000 levels).
+constexpr int kMaxJsonDepth = 64;
+
+// Parses a device's reply; a discarded value when it is not JSON. Throws std::runtime_error when
+// it nests deeper than kMaxJsonDepth (the parser itself does not recurse; the callback stops it
+// before a deep value is built).
+nlohmann::json parse_reply(const std::string& json) {
+  const nlohmann::json::parser_callback_t depth_check = [](int depth, nlohmann::json::parse_event_t,
+                                                           nlohmann::json&) {
+    if (depth > kMaxJsonDepth) {
+      throw std::runtime_error(
+          fmt::format("the device's reply nests deeper than {} levels", kMaxJsonDepth));
+    }
+    return true;
+  };
+  return nlohmann::json::parse(json, depth_check, false);
+}
+
+// A table whose every column is as wide as its widest cell (numbers of any size stay apart).
+std::string format_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()));
+    for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      // The first column (labels) is left-aligned, the numbers right-aligned two spaces apart.
+      out += c == 0 ? fmt::format("{:<{}}", row[c], width[c])
+                    : fmt::format("  {:>{}}", row[c], width[c]);
+    }
+    out += "\n";
+  }
+  return out;
 }
 
 }  // namespace
 
 std::string stats_table(const std::string& json) {
-  const auto j = nlohmann::json::parse(json, nullptr, false);
+  const auto j = parse_reply(json);
   if (j.is_discarded() || !j.is_object()) return json + "\n";
   if (j.value("device", "") != "proxy") return j.dump(2) + "\n";
   std::string out = fmt::format("zkit proxy ({}), {}, up {:.1f} s\n", j.value("type", "?"),
                                 j.value("state", "?"), j.value("uptime_s", 0.0));
-  out += fmt::format("{:<15}{:>12}{:>14}{:>11}{:>10}{:>12}{:>9}{:>9}\n", "", "frames", "bytes",
-                     "messages", "batches", "records", "raw", "dropped");
+  const char* columns[] = {"frames", "bytes", "messages", "batches", "records", "raw", "dropped"};
+  std::vector<std::vector<std::string>> rows;
+  rows.emplace_back(1, "");
+  for (const char* c : columns) rows.back().emplace_back(c);
   for (const char* side : {"frontend", "backend"}) {
     for (const char* dir : {"recv", "sent"}) {
-      out += flow_row(fmt::format("{} {}", side, dir), j[side][dir]);
+      rows.push_back({fmt::format("{} {}", side, dir)});
+      for (const char* c : columns) {
+        rows.back().push_back(fmt::format("{}", j[side][dir].value(c, 0ULL)));
+      }
     }
   }
+  out += format_table(rows);
   out +=
       fmt::format("capture {} frames ({} dropped), subscriptions +{} -{}, control commands {}\n",
                   j["capture"].value("frames", 0ULL), j["capture"].value("dropped", 0ULL),
@@ -276,7 +364,7 @@ std::string stats_table(const std::string& json) {
 }
 
 std::string stats_line(const std::string& json) {
-  const auto j = nlohmann::json::parse(json, nullptr, false);
+  const auto j = parse_reply(json);
   if (j.is_discarded() || j.value("device", "") != "proxy") return json;
   const auto& in = j["frontend"]["recv"];
   const auto& out = j["backend"]["sent"];

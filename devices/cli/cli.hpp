@@ -63,7 +63,8 @@ int run_main(int argc, char** argv, const std::vector<const Subcommand*>& comman
 
 // --- flag helpers: each throws UsageError naming the flag --------------------------------------
 
-// The endpoint in flag `name`, parsed with zkit::parse_endpoint.
+// The endpoint in flag `name`, parsed with zkit::parse_endpoint; a host to connect to must
+// resolve (zkit::resolve_check), a tcp port to bind must be free ("Address already in use").
 Endpoint endpoint_flag(const po::variables_map& vm, const std::string& name, bool bind_by_default);
 // The number in flag `name`, checked against [min, max].
 long long number_flag(const po::variables_map& vm, const std::string& name, long long min,
@@ -107,15 +108,21 @@ class SignalWaiter {
   SignalWaiter& operator=(const SignalWaiter&) = delete;
   // Waits up to `timeout` for SIGINT or SIGTERM; returns the signal number, or empty on timeout.
   std::optional<int> wait(std::chrono::milliseconds timeout);
+  // A descriptor (signalfd) readable while SIGINT or SIGTERM is pending, for a zmq::poll item
+  // ({nullptr, fd(), ZMQ_POLLIN, 0}); wait() then takes the signal.
+  int fd() const noexcept { return fd_; }
 
  private:
   struct Mask;
   std::unique_ptr<Mask> old_;
+  int fd_ = -1;
 };
 
 // --- output --------------------------------------------------------------------------------------
 
-// A device's STATS JSON (see docs/devices.md) as a human-readable table, or as one short line.
+// A device's STATS JSON (see docs/devices.md) as a human-readable table (columns as wide as
+// their content), or as one short line. Text that is not JSON comes back as it is. Throws
+// std::runtime_error for JSON nested deeper than 64 levels (no device writes that).
 std::string stats_table(const std::string& json);
 std::string stats_line(const std::string& json);
 

@@ -71,10 +71,11 @@ inline Endpoint endpoint_from_flags(const po::variables_map& vm, bool bind_by_de
   return ep;
 }
 
-// Runs `attach` (a bind or connect of the endpoint the flags name); an endpoint ZeroMQ refuses as
-// malformed or unusable here becomes a UsageError naming the flag, other failures propagate.
+// Runs `attach` (a bind or connect of the endpoint in flag `name`); an endpoint ZeroMQ refuses as
+// malformed, unusable here, or already in use becomes a UsageError naming the flag and the
+// endpoint, other failures propagate.
 template <class Attach>
-auto attach_endpoint(const po::variables_map& vm, Attach&& attach) {
+auto attach_endpoint(const po::variables_map& vm, const char* name, Attach&& attach) {
   try {
     return attach();
   } catch (const zmq::error_t& e) {
@@ -83,15 +84,21 @@ auto attach_endpoint(const po::variables_map& vm, Attach&& attach) {
       case EPROTONOSUPPORT:
       case ENOCOMPATPROTO:
       case ENODEV:
-      case EADDRNOTAVAIL: {
-        const char* name = vm.count("bind") ? "bind" : vm.count("connect") ? "connect" : "endpoint";
+      case EADDRNOTAVAIL:
+      case EADDRINUSE:
         throw UsageError(fmt::format("--{}: ZeroMQ refuses '{}': {}", name,
                                      vm[name].as<std::string>(), e.what()));
-      }
       default:
         throw;
     }
   }
+}
+
+// The same for the endpoint of --bind, --connect or --endpoint (whichever was given).
+template <class Attach>
+auto attach_endpoint(const po::variables_map& vm, Attach&& attach) {
+  const char* name = vm.count("bind") ? "bind" : vm.count("connect") ? "connect" : "endpoint";
+  return attach_endpoint(vm, name, std::forward<Attach>(attach));
 }
 
 // Generated messages: the sequence number in decimal (1, 2, ...), then filler ("42 ....") up to

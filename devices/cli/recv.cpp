@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "cli.hpp"
 #include "io_util.hpp"
@@ -115,6 +117,50 @@ class Printer {
   Clock::time_point first_{};
   io::SequenceCheck sequence_;
 };
+
+// What the codec said about the frames a socket dropped: the first error always reaches the
+// operator (a warning, and the summary line), and at --log-level debug one line per kind of error
+// (its code and message with the numbers taken out: "truncated at byte # (records)"). Sockets
+// without an error callback (on_error) give only their count.
+class DropReport {
+ public:
+  void operator()(const Status& s) {
+    if (first_.empty()) {
+      first_ = s.to_string();
+      spdlog::warn("dropped a malformed frame: {}", first_);
+    }
+    if (kinds_.size() >= kMaxKinds) return;  // a hostile peer can vary its errors; bounded
+    std::string kind = std::string(code_name(s.code())) + ": ";
+    const std::string& m = s.message();
+    for (std::size_t i = 0; i < m.size(); ++i) {
+      const bool hex = m.compare(i, 2, "0x") == 0;
+      if (!hex && !std::isdigit(static_cast<unsigned char>(m[i]))) {
+        kind.push_back(m[i]);
+        continue;
+      }
+      if (hex) i += 2;
+      while (i + 1 < m.size() && std::isxdigit(static_cast<unsigned char>(m[i + 1]))) ++i;
+      kind.push_back('#');
+    }
+    if (kinds_.insert(kind).second && kinds_.size() > 1) {
+      spdlog::debug("dropped a malformed frame of another kind: {}", s.to_string());
+    }
+  }
+  const std::string& first() const noexcept { return first_; }
+
+ private:
+  static constexpr std::size_t kMaxKinds = 64;
+  std::string first_;
+  std::set<std::string> kinds_;
+};
+
+// Sockets that report why they dropped a frame get `report` as their error callback.
+template <class Socket>
+void report_drops(Socket& s, DropReport& report) {
+  if constexpr (requires { s.on_error([](const Status&) {}); }) {
+    s.on_error([&report](const Status& st) { report(st); });
+  }
+}
 
 // When to stop: --count, --timeout-ms of silence, a signal.
 class Stop {
@@ -242,6 +288,8 @@ int run(const po::variables_map& vm) {
   const Curve curve = curve_flags(vm);
   SocketOptions socket;
   socket.curve = curve.for_socket(ep.bind);
+  // A frame no decoder would accept is refused by ZeroMQ before it is allocated.
+  socket.max_message_bytes = receive_limit(envelope::Limits{});
 
   Printer printer(format == "hex"    ? Format::kHex
                   : format == "json" ? Format::kJson
@@ -266,25 +314,31 @@ int run(const po::variables_map& vm) {
   Stop stop(count, silence, signals);
   Outcome outcome;
   std::uint64_t decode_errors = 0;
+  DropReport drops;
   if (reliable) {
     ReliableReceiverOptions o;
     o.socket = socket;
+    o.socket.max_message_bytes = receive_limit(o.limits);
     ReliableReceiver r(context, o);
+    report_drops(r, drops);
     attach_to(r);
     outcome = run_reliable(r, printer, stop);
     decode_errors = r.stats().bad_batches + r.stats().decode_errors;
   } else {
     PatternOptions o;
     o.socket = socket;
+    o.socket.max_message_bytes = receive_limit(o.limits);
     o.raw = raw;
     if (type == "pull") {
       Puller s(context, o);
+      report_drops(s, drops);
       attach_to(s);
       outcome.reason = receive_loop(s, printer, stop);
       outcome.batches = s.stats().batches_in;
       decode_errors = s.stats().decode_errors;
     } else if (type == "sub") {
       Subscriber s(context, o);
+      report_drops(s, drops);
       s.subscribe(vm.count("topic") ? vm["topic"].as<std::string>() : "");
       attach_to(s);
       outcome.reason = receive_loop(s, printer, stop);
@@ -295,6 +349,7 @@ int run(const po::variables_map& vm) {
       }
     } else {
       Server s(context, o);
+      report_drops(s, drops);
       attach_to(s);
       outcome = run_server(s, printer, stop);
       decode_errors = s.stats().decode_errors;
@@ -307,7 +362,9 @@ int run(const po::variables_map& vm) {
       "zkit recv: {} messages in {} batches, {} bytes, {:.3f} s, {:.0f} msg/s{}{}; stopped: {}",
       printer.messages(), outcome.batches, printer.bytes(), t,
       io::per_second(printer.messages(), t), outcome.extra,
-      decode_errors ? fmt::format(", {} malformed frames dropped", decode_errors) : "",
+      decode_errors ? fmt::format(", {} malformed frames dropped{}", decode_errors,
+                                  drops.first().empty() ? "" : " (first: " + drops.first() + ")")
+                    : "",
       outcome.reason);
   if (vm.count("check")) summary += "; check: " + printer.sequence().summary();
   std::cerr << summary << std::endl;

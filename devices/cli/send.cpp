@@ -6,8 +6,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -74,11 +76,14 @@ class Output {
   virtual bool send(std::string_view message) = 0;
   // Sends what is due (linger deadlines, replies, acknowledgements); never blocks long.
   virtual void service() = 0;
-  // Flushes, waits for what the socket promises (delivery, replies, acks), closes. Returns an
-  // empty string on success, else what went wrong.
-  virtual std::string finish(milliseconds ack_timeout) = 0;
+  // Flushes, waits for what the socket promises (delivery, replies, acks) until ack_timeout or
+  // until `stop` (checked every kSendSlice) says a signal came, closes. Returns an empty string on
+  // success, else what went wrong.
+  virtual std::string finish(milliseconds ack_timeout, const std::function<bool()>& stop) = 0;
   virtual Counts counts() const = 0;
   virtual std::string extra() const { return ""; }  // appended to the summary line
+  // Appended to each progress line: what the peer confirmed so far.
+  virtual std::string progress_extra() const { return ""; }
 };
 
 Counts from_stats(const SocketStats& s) { return {s.messages_out, s.batches_out, s.bytes_out}; }
@@ -95,7 +100,9 @@ class PushOutput : public Output {
   Pusher& socket() { return s_; }
   bool send(std::string_view m) override { return s_.send(m); }
   void service() override { (void)s_.pump(); }
-  std::string finish(milliseconds) override { return close_failure(s_.close()); }
+  std::string finish(milliseconds, const std::function<bool()>&) override {
+    return close_failure(s_.close());  // bounded by --linger-ms
+  }
   Counts counts() const override { return from_stats(s_.stats()); }
 
  private:
@@ -112,7 +119,7 @@ class PubOutput : public Output {
     return true;
   }
   void service() override { (void)s_.pump(); }
-  std::string finish(milliseconds) override {
+  std::string finish(milliseconds, const std::function<bool()>&) override {
     std::string failure = close_failure(s_.close());
     const auto& st = s_.stats();
     if (failure.empty() && st.dropped_messages > 0) {
@@ -149,10 +156,12 @@ class DealerOutput : public Output {
     (void)s_.pump();
     (void)s_.poll_once(milliseconds{0});
   }
-  std::string finish(milliseconds ack_timeout) override {
+  std::string finish(milliseconds ack_timeout, const std::function<bool()>& stop) override {
     (void)s_.flush();
     const auto deadline = Clock::now() + ack_timeout;
-    while (s_.in_flight() > 0 && Clock::now() < deadline) (void)s_.poll_once(kSendSlice);
+    while (s_.in_flight() > 0 && Clock::now() < deadline && !stop()) {
+      (void)s_.poll_once(kSendSlice);
+    }
     const CloseReport r = s_.close();  // completes what is left with kCancelled
     if (!r.clean()) return close_failure(r);
     if (unanswered_ > 0) {
@@ -182,8 +191,14 @@ class ReliableOutput : public Output {
     return true;
   }
   void service() override { (void)s_.poll_once(milliseconds{0}); }
-  std::string finish(milliseconds ack_timeout) override {
-    const bool all = s_.wait_all_acked(ack_timeout);
+  std::string finish(milliseconds ack_timeout, const std::function<bool()>& stop) override {
+    const auto deadline = Clock::now() + ack_timeout;
+    bool all = false;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      all = s_.wait_all_acked(std::clamp(left, milliseconds{0}, kSendSlice));
+      if (all || left <= kSendSlice || stop()) break;
+    }
     const std::size_t unacked = s_.unacked();
     const auto st = s_.stats();
     final_ = Counts{st.messages, st.batches_queued, bytes_};
@@ -201,6 +216,12 @@ class ReliableOutput : public Output {
     return {st.messages, st.batches_queued, bytes_};
   }
   std::string extra() const override { return fmt::format(", {} batches acknowledged", acked_); }
+  // Acknowledgements come in send order, so "N acknowledged" means batches 1..N are safe: after a
+  // SIGKILL the last progress line says how much the receiver has.
+  std::string progress_extra() const override {
+    const auto st = s_.stats();
+    return fmt::format(", {} of {} batches acknowledged", st.batches_acked, st.batches_queued);
+  }
 
  private:
   ReliableSender s_;
@@ -269,8 +290,8 @@ class Progress {
     if (t < next_) return;
     next_ = t + interval_;
     const Counts c = out.counts();
-    spdlog::info("sent {} messages in {} batches, {:.0f} msg/s", c.messages, c.batches,
-                 io::per_second(c.messages, t));
+    spdlog::info("sent {} messages in {} batches, {:.0f} msg/s{}", c.messages, c.batches,
+                 io::per_second(c.messages, t), out.progress_extra());
   }
   Clock::time_point start() const { return start_; }
 
@@ -291,6 +312,7 @@ int run(const po::variables_map& vm) {
   SocketOptions socket;
   socket.linger = milliseconds(number_flag(vm, "linger-ms", 0, 3600 * 1000));
   socket.curve = curve.for_socket(ep.bind);
+  socket.max_message_bytes = receive_limit(envelope::Limits{});  // replies and acks come back
   const milliseconds ack_timeout(number_flag(vm, "ack-timeout-ms", 1, 24 * 3600 * 1000));
   const milliseconds delay(vm.count("delay-ms") ? number_flag(vm, "delay-ms", 0, 3600 * 1000)
                            : type == "pub"      ? 500
@@ -334,6 +356,9 @@ int run(const po::variables_map& vm) {
   if (reliable) {
     ReliableSenderOptions o;
     o.socket = socket;
+    // Acknowledgements are the reliable link's delivery promise (--ack-timeout-ms bounds the wait
+    // for them); a ZeroMQ linger would only keep the process alive after its summary.
+    o.socket.linger = milliseconds{0};
     o.batch = batch;
     auto r = std::make_unique<ReliableOutput>(context, o);
     attach_to(r->socket());
@@ -365,14 +390,24 @@ int run(const po::variables_map& vm) {
 
   Progress progress(progress_interval);
   bool interrupted = false;
+  bool stalled = false;
   const auto check_signal = [&] {
     if (signals.wait(milliseconds{0})) interrupted = true;
     return interrupted;
   };
-  // Hands one message over, retrying while the peer is slow or absent; false when interrupted.
+  // How long one message may wait for the socket to take it: with no peer (or one that stopped
+  // reading) the run ends after this, whether the messages come from --count or standard input.
+  const milliseconds stall_limit = reliable ? ack_timeout : socket.linger;
+  // Hands one message over, retrying while the peer is slow or absent; false when interrupted
+  // or when the socket took nothing for stall_limit.
   const auto deliver = [&](std::string_view m) {
+    const auto give_up = Clock::now() + stall_limit;
     while (!out->send(m)) {
       if (check_signal()) return false;
+      if (Clock::now() >= give_up) {
+        stalled = true;
+        return false;
+      }
       progress.maybe_report(*out);
     }
     return true;
@@ -388,17 +423,21 @@ int run(const po::variables_map& vm) {
     return !check_signal();
   };
 
+  std::uint64_t taken = 0;  // messages the socket took
   if (count) {
     std::string m;
     for (long long i = 1; i <= *count; ++i) {
       io::generate_message(m, static_cast<std::uint64_t>(i), size);
-      if (!deliver(m) || !periodic()) break;
+      if (!deliver(m)) break;
+      ++taken;
+      if (!periodic()) break;
     }
   } else {
     LineReader in;
     while (!in.eof()) {
       auto line = in.next(milliseconds{10});
       if (line && !deliver(*line)) break;
+      if (line) ++taken;
       if (!line) out->service();
       if (!periodic()) break;
     }
@@ -407,9 +446,22 @@ int run(const po::variables_map& vm) {
   std::string failure;
   if (interrupted) {
     failure = "interrupted by a signal before everything was sent";
-    (void)out->finish(milliseconds{0});
+    (void)out->finish(milliseconds{0}, [] { return true; });
   } else {
-    failure = out->finish(ack_timeout);
+    failure = out->finish(ack_timeout, check_signal);
+    if (interrupted && !failure.empty()) {
+      failure = "interrupted by a signal while waiting for the peer; " + failure;
+    }
+    if (stalled) {
+      const std::string what =
+          count
+              ? fmt::format("{} of {} messages", static_cast<std::uint64_t>(*count) - taken, *count)
+              : fmt::format("message {} and the rest of standard input", taken + 1);
+      const std::string stall =
+          fmt::format("{} not sent: the socket took nothing for {} ms (--{}; no peer?)", what,
+                      stall_limit.count(), reliable ? "ack-timeout-ms" : "linger-ms");
+      failure = failure.empty() ? stall : stall + "; " + failure;
+    }
   }
   const Counts c = out->counts();
   const double t = io::seconds_since(progress.start());

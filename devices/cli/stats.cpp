@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "io_util.hpp"
 
 namespace {
 
@@ -27,21 +28,56 @@ void declare(po::options_description& flags) {
   add_curve_flags(flags);
 }
 
-// One STATS round trip on a fresh REQ socket (a REQ that timed out cannot ask again).
-std::string ask(zmq::context_t& context, const Endpoint& ep, const CurveOptions& curve,
-                std::chrono::milliseconds timeout) {
+// Waits until `socket` shows `events` or a stop signal is pending, at most until `deadline`.
+// Returns kReady, kSignal or kTimeout.
+enum class Wait { kReady, kSignal, kTimeout };
+Wait wait_for(zmq::socket_ref socket, short events, SignalWaiter& signals,
+              std::chrono::steady_clock::time_point deadline) {
+  zmq_pollitem_t items[] = {{socket.handle(), 0, events, 0},
+                            {nullptr, signals.fd(), ZMQ_POLLIN, 0}};
+  for (;;) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Wait::kTimeout;
+    zmq::poll(items, 2, left);
+    if (items[1].revents & ZMQ_POLLIN) return Wait::kSignal;
+    if (items[0].revents & events) return Wait::kReady;
+  }
+}
+
+// One STATS round trip on a fresh REQ socket (a REQ that timed out cannot ask again), within
+// `timeout` for the whole of it: a REQ with no peer cannot even send, so the send waits too.
+// Empty when a signal came first. Throws std::runtime_error when the time runs out. A bound
+// --control is announced on stderr ('zkit stats: bound EP') the `first` time.
+std::optional<std::string> ask(zmq::context_t& context, const po::variables_map& vm,
+                               const Endpoint& ep, const CurveOptions& curve,
+                               std::chrono::milliseconds timeout, SignalWaiter& signals,
+                               bool first) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   zmq::socket_t req(context, zmq::socket_type::req);
   SocketOptions o;
   o.linger = std::chrono::milliseconds{0};
+  o.max_message_bytes = receive_limit(envelope::Limits{});
   o.curve = curve;
   apply(req, o);
-  attach(req, ep);
-  req.send(zmq::str_buffer("STATS"), zmq::send_flags::none);
-  zmq_pollitem_t item{req.handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, timeout) == 0) {
+  const std::string where = io::attach_endpoint(vm, "control", [&] { return attach(req, ep); });
+  if (ep.bind && first) std::cerr << "zkit stats: bound " << where << std::endl;
+  Wait w = wait_for(req, ZMQ_POLLOUT, signals, deadline);
+  if (w == Wait::kTimeout) {
+    throw std::runtime_error(fmt::format("no device {} {} within {} ms",
+                                         ep.bind ? "connected to" : "reachable at", ep.address,
+                                         timeout.count()));
+  }
+  if (w == Wait::kSignal) return std::nullopt;
+  if (!req.send(zmq::str_buffer("STATS"), zmq::send_flags::dontwait)) {
+    throw std::runtime_error("the request to " + ep.address + " could not be sent");
+  }
+  w = wait_for(req, ZMQ_POLLIN, signals, deadline);
+  if (w == Wait::kTimeout) {
     throw std::runtime_error(
         fmt::format("no answer from {} within {} ms", ep.address, timeout.count()));
   }
+  if (w == Wait::kSignal) return std::nullopt;
   zmq::message_t reply;
   (void)req.recv(reply, zmq::recv_flags::none);
   return reply.to_string();
@@ -60,8 +96,14 @@ int run(const po::variables_map& vm) {
   zmq::context_t context;
   const auto zap = curve.start_zap(context);
   for (long long n = 1;; ++n) {
-    const std::string reply = ask(context, ep, curve_options, timeout);
-    std::cout << (json ? reply + "\n" : stats_table(reply));
+    const auto reply = ask(context, vm, ep, curve_options, timeout, signals, n == 1);
+    if (!reply) {
+      // Watching ends on a signal by design; a single question it interrupts went unanswered.
+      if (watch > 0) break;
+      std::cerr << "zkit stats: interrupted by a signal before " << ep.address << " answered\n";
+      return kExitFailure;
+    }
+    std::cout << (json ? *reply + "\n" : stats_table(*reply));
     if (watch > 0 && !json) std::cout << "\n";
     std::cout << std::flush;
     if (watch <= 0 || (count > 0 && n >= count)) break;
@@ -74,6 +116,8 @@ int run(const po::variables_map& vm) {
 
 extern const zkit::cli::Subcommand stats_subcommand = {
     "stats", "print a device's statistics (its control socket's STATS) as a table or JSON",
-    "The device must run with --control. A plain --control EP connects.\n"
-    "Exit 1 when the device does not answer within --timeout-ms.",
+    "The device must run with --control. A plain --control EP connects; '@EP' binds (the device\n"
+    "then connects to it) and is printed on stderr as 'zkit stats: bound EP'.\n"
+    "Exit 1 when the device does not answer within --timeout-ms (the whole round trip, sending\n"
+    "included), or when SIGINT/SIGTERM comes first; with --watch a signal ends it with exit 0.",
     declare, run};

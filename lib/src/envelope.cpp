@@ -334,6 +334,12 @@ Result<Header> peek(std::span<const std::byte> frame) noexcept {
     if (h.compression() == Compression::kNone) {
       std::uint64_t count = 0;
       if (Status s = c.read_array("records", count); !s) return s;
+      // Every record takes at least kMinRecordBytes, so a count the bytes left cannot hold is a
+      // lie; callers add record_count to statistics, so it must not reach them unchecked.
+      if (count > c.remaining() / fmt::kMinRecordBytes) {
+        return Status::corruption("records declares " + num(count) + " records but only " +
+                                  num(c.remaining()) + " bytes follow at byte " + num(c.offset()));
+      }
       h.record_count = static_cast<std::uint32_t>(count);  // array32 at most: always fits
     } else {
       std::span<const std::byte> packed;

@@ -1,9 +1,15 @@
 // `zkit send | zkit recv` round trips over every socket pairing, the output formats, the exit
 // statuses of bad flags, and `zkit demo` end to end; every test runs the built zkit binary.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "child.hpp"
@@ -268,7 +274,10 @@ TEST_CASE("recv stopped by SIGINT prints its summary and exits 0", "[cli]") {
 namespace {
 
 // A plain pyzmq peer: `pull N` binds a PULL, says where on stderr, prints N messages;
-// `push EP MSG...` connects a PUSH and sends each MSG as one frame.
+// `push EP MSG...` connects a PUSH and sends each MSG as one frame ('#N': N bytes of 'x');
+// `dealer EP MSG...` does the same from a DEALER. The context is terminated
+// after close: pyzmq skips termination at interpreter exit, and without it the process may exit
+// before the PUSH's frames are written (issue 8, #10: 14 failures in 100 runs).
 constexpr const char* kPlainPeer = R"(
 import sys, zmq
 c = zmq.Context()
@@ -280,12 +289,20 @@ if sys.argv[1] == 'pull':
     s.RCVTIMEO = 10000
     for _ in range(int(sys.argv[2])):
         print(s.recv().decode(), flush=True)
-else:
-    s = c.socket(zmq.PUSH)
+    s.close(linger=0)
+elif sys.argv[1] == 'dealer':
+    s = c.socket(zmq.DEALER)
     s.connect(sys.argv[2])
     for m in sys.argv[3:]:
         s.send(m.encode())
     s.close(linger=5000)
+else:
+    s = c.socket(zmq.PUSH)
+    s.connect(sys.argv[2])
+    for m in sys.argv[3:]:
+        s.send(b'x' * int(m[1:]) if m.startswith('#') else m.encode())
+    s.close(linger=5000)
+c.term()
 )";
 
 }  // namespace
@@ -314,4 +331,135 @@ TEST_CASE("raw mode talks to plain pyzmq peers in both directions", "[cli]") {
     CHECK(recv.wait() == 0);
     CHECK(recv.out() == "from\npython\n");
   }
+}
+
+TEST_CASE("a frame over the receive limit disconnects its sender; recv serves the next peer",
+          "[cli]") {
+  TempDir dir;
+  write_file(dir.file("peer.py"), kPlainPeer);
+  Zkit recv(dir, "recv",
+            {"recv", "--socket", "pull", "--raw", "--count", "1", "--timeout-ms", "20000",
+             "--quiet", "--bind", kAnyPort});
+  const std::string ep = recv.bound_endpoint();
+  // 64 MiB (the batch limit) + 64 KiB (framing slack) + 1: one byte over the socket's limit.
+  Zkit big(dir, "py-big", {dir.file("peer.py"), "push", ep, "#67174401"}, "/dev/null", ZKIT_PYTHON);
+  REQUIRE(big.wait() == 0);  // written out (close with linger, then term)
+  Zkit small(dir, "py-small", {dir.file("peer.py"), "push", ep, "ok"}, "/dev/null", ZKIT_PYTHON);
+  CHECK(small.wait() == 0);
+  CHECK(recv.wait() == 0);
+  INFO(recv.err());
+  // The one message is "ok" (before: the 64 MiB frame was received whole).
+  CHECK(recv.err().find("zkit recv: 1 messages in ") != std::string::npos);
+  CHECK(recv.err().find(" batches, 2 bytes,") != std::string::npos);
+}
+
+TEST_CASE("recv names the codec's first error for dropped frames, and each kind at debug level",
+          "[cli]") {
+  TempDir dir;
+  write_file(dir.file("peer.py"), kPlainPeer);
+  Zkit recv(
+      dir, "recv",
+      {"recv", "--reliable", "--timeout-ms", "1000", "--log-level", "debug", "--bind", kAnyPort});
+  const std::string ep = recv.bound_endpoint();
+  Zkit peer(dir, "py-dealer", {dir.file("peer.py"), "dealer", ep, "garbage", "more garbage"},
+            "/dev/null", ZKIT_PYTHON);
+  CHECK(peer.wait() == 0);
+  CHECK(recv.wait() == 0);
+  const std::string err = recv.err();
+  INFO(err);
+  CHECK(err.find("2 malformed frames dropped (first: Corruption: message at byte 0 is not an "
+                 "array (type byte 0x67))") != std::string::npos);
+  CHECK(err.find("warning: dropped a malformed frame: Corruption: message at byte 0") !=
+        std::string::npos);
+  // "more garbage" fails the same way (another type byte): the same kind, not logged again.
+  CHECK(err.find("of another kind") == std::string::npos);
+}
+
+TEST_CASE("send with no peer ends after --linger-ms, from --count and from stdin alike", "[cli]") {
+  TempDir dir;
+  Zkit probe(dir, "probe", {"recv", "--socket", "pull", "--timeout-ms", "1", "--bind", kAnyPort});
+  const std::string ep = probe.bound_endpoint();
+  REQUIRE(probe.wait() == 0);
+  write_file(dir.file("input"), "1\n2\n3\n4\n5\n");
+  for (const bool from_stdin : {false, true}) {
+    std::vector<std::string> args = {"send", "--socket",  "push", "--linger-ms",
+                                     "300",  "--connect", ep};
+    if (!from_stdin) args.insert(args.end(), {"--count", "5"});
+    Zkit send(dir, "send", args, from_stdin ? dir.file("input") : "/dev/null");
+    const auto status = send.wait();  // before: --count waited for a signal
+    INFO("stdin " << from_stdin << ": " << send.err());
+    CHECK(status == 1);
+    CHECK(send.err().find("not sent: the socket took nothing for 300 ms (--linger-ms") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("send --reliable exits when it prints its summary, whatever --linger-ms says", "[cli]") {
+  TempDir dir;
+  Zkit probe(dir, "probe", {"recv", "--socket", "pull", "--timeout-ms", "1", "--bind", kAnyPort});
+  const std::string ep = probe.bound_endpoint();
+  REQUIRE(probe.wait() == 0);
+  // An hour of linger: before, the context's termination waited that long after the summary.
+  Zkit send(dir, "send",
+            {"send", "--reliable", "--count", "10", "--ack-timeout-ms", "300", "--linger-ms",
+             "3600000", "--connect", ep});
+  CHECK(send.wait() == 1);
+  CHECK(send.err().find("batches not acknowledged within --ack-timeout-ms") != std::string::npos);
+}
+
+TEST_CASE("send --reliable progress lines say how many batches were acknowledged", "[cli]") {
+  TempDir dir;
+  const std::string fifo = dir.file("input");
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  Zkit recv(dir, "recv",
+            {"recv", "--reliable", "--count", "2", "--timeout-ms", "20000", "--bind", kAnyPort});
+  const std::string ep = recv.bound_endpoint();
+  // Held open for writing before send starts (so that its open does not block), not inherited.
+  const int in = ::open(fifo.c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(in >= 0);
+  const auto write_line = [in](const std::string& line) {
+    REQUIRE(::write(in, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+  };
+  Zkit send(dir, "send", {"send", "--reliable", "--progress", "0.05", "--connect", ep}, fifo);
+  write_line("first\n");
+  // The progress line comes while standard input is still open, after the ack.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (send.err().find("1 of 1 batches acknowledged") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  INFO(send.err());
+  CHECK(send.err().find("info: sent 1 messages in 1 batches") != std::string::npos);
+  CHECK(send.err().find("1 of 1 batches acknowledged") != std::string::npos);
+  write_line("second\n");
+  ::close(in);
+  CHECK(send.wait() == 0);
+  CHECK(recv.wait() == 0);
+  CHECK(recv.out() == "first\nsecond\n");
+}
+
+TEST_CASE("scripts/crash-test.sh --help prints its usage, not a line of code", "[cli]") {
+  TempDir dir;
+  Zkit help(dir, "help", {std::string(ZKIT_SOURCE_DIR) + "/scripts/crash-test.sh", "--help"},
+            "/dev/null", "/bin/bash");
+  CHECK(help.wait() == 0);
+  const std::string out = help.out();
+  CHECK(out.rfind("Crash test for the spool node", 0) == 0);
+  CHECK(out.find("--build DIR defaults to build/ in the source tree") != std::string::npos);
+  CHECK(out.find("set -euo") == std::string::npos);  // before: the script's first line of code
+  CHECK(out.find("# ") == std::string::npos);
+}
+
+TEST_CASE("send --reliable waiting for acknowledgements ends on SIGINT, not at --ack-timeout-ms",
+          "[cli]") {
+  TempDir dir;
+  Zkit send(
+      dir, "send",
+      {"send", "--reliable", "--count", "10", "--ack-timeout-ms", "3600000", "--bind", kAnyPort});
+  REQUIRE(!send.bound_endpoint().empty());  // printed once the signals are in its hands
+  send.signal(SIGINT);
+  const auto status = send.wait();  // before: an hour in wait_all_acked
+  INFO(send.err());
+  CHECK(status == 1);
+  CHECK(send.err().find("interrupted by a signal") != std::string::npos);
 }

@@ -1,9 +1,11 @@
 // The `zkit` executable as operators run it: proxies between plain pyzmq peers, signals, the
 // control socket and `zkit stats`, CURVE with keys from `zkit keygen`, and exit status 2 with a
 // message naming the bad flag for every subcommand.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "process.hpp"
 #include "test_util.hpp"
@@ -361,4 +363,150 @@ TEST_CASE("zkit proxy streamer counts the records of batches built by python msg
   CHECK(j["backend"]["sent"]["records"] == 2000);
   CHECK(j["frontend"]["recv"]["raw"] == 0);
   stop_proxy(*proxy);
+}
+
+namespace {
+
+// A fake device: a REP socket on `endpoint` that answers every request with `reply`, on its own
+// thread, until the object is destroyed.
+class FakeDevice {
+ public:
+  FakeDevice(const std::string& endpoint, std::string reply)
+      : rep_(ctx_, zmq::socket_type::rep), reply_(std::move(reply)) {
+    rep_.set(zmq::sockopt::linger, 0);
+    rep_.bind(endpoint);
+    thread_ = std::thread([this] {
+      try {
+        for (;;) {
+          zmq::message_t request;
+          if (!rep_.recv(request)) continue;
+          rep_.send(zmq::buffer(reply_), zmq::send_flags::none);
+        }
+      } catch (const zmq::error_t&) {  // ETERM: the test is over
+      }
+    });
+  }
+  ~FakeDevice() {
+    ctx_.shutdown();
+    thread_.join();
+  }
+
+ private:
+  zmq::context_t ctx_;
+  zmq::socket_t rep_;
+  std::string reply_;
+  std::thread thread_;
+};
+
+// A proxy's STATS document with every counter set to `n`.
+std::string proxy_stats(std::uint64_t n) {
+  nlohmann::json flow = {{"frames", n},  {"bytes", n}, {"messages", n}, {"batches", n},
+                         {"records", n}, {"raw", n},   {"dropped", n}};
+  nlohmann::json side = {{"recv", flow}, {"sent", flow}};
+  nlohmann::json j = {{"device", "proxy"}, {"type", "streamer"},   {"state", "active"},
+                      {"uptime_s", 1.5},   {"frontend", side},     {"backend", side},
+                      {"drops", 0},        {"control_commands", 1}};
+  j["capture"] = {{"frames", 0}, {"dropped", 0}};
+  j["subscriptions"] = {{"subscribe", 0}, {"unsubscribe", 0}};
+  return j.dump();
+}
+
+}  // namespace
+
+TEST_CASE("zkit stats refuses a reply nested 100,000 levels deep instead of overflowing the stack",
+          "[devices][cli]") {
+  TempDir dir;
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += "{\"a\":";
+  deep += "1";
+  deep += std::string(100000, '}');
+  FakeDevice device(dir.ipc("control"), deep);
+  auto r = run({kZkit, "stats", "--control", dir.ipc("control")}, dir);
+  INFO(r.err);
+  CHECK(r.status == 1);  // was 139: SIGSEGV in the recursive dump
+  CHECK_THAT(r.err, Catch::Contains("nests deeper than 64 levels"));
+  // --json prints the reply as it came, without parsing it.
+  auto raw = run({kZkit, "stats", "--control", dir.ipc("control"), "--json"}, dir);
+  CHECK(raw.status == 0);
+  CHECK(raw.out == deep + "\n");
+}
+
+TEST_CASE("zkit stats sizes the table's columns to the largest numbers", "[devices][cli]") {
+  TempDir dir;
+  FakeDevice device(dir.ipc("control"), proxy_stats(18446744073709551615ULL));
+  auto r = run({kZkit, "stats", "--control", dir.ipc("control")}, dir);
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  std::istringstream lines(r.out);
+  std::string line;
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("frontend ", 0) != 0 && line.rfind("backend ", 0) != 0) continue;
+    ++rows;
+    std::istringstream words(line);
+    std::vector<std::string> w;
+    for (std::string x; words >> x;) w.push_back(x);
+    REQUIRE(w.size() == 9);  // "frontend recv" and 7 numbers, none run together
+    for (std::size_t i = 2; i < w.size(); ++i) CHECK(w[i] == "18446744073709551615");
+  }
+  CHECK(rows == 4);
+}
+
+TEST_CASE("zkit stats on a bound --control with no device honours --timeout-ms and SIGINT",
+          "[devices][cli]") {
+  TempDir dir;
+  // A bound REQ with no peer cannot send: the send must wait no longer than --timeout-ms.
+  auto r = run({kZkit, "stats", "--control", "@" + dir.ipc("lonely"), "--timeout-ms", "300"}, dir);
+  INFO(r.err);
+  CHECK(r.status == 1);  // was: blocked for ever in send (run() gives -1 after 20 s)
+  CHECK_THAT(r.err, Catch::Contains("no device connected to"));
+
+  for (int sig : {SIGINT, SIGTERM}) {
+    auto p =
+        zkit_process(dir, {"stats", "--control", "@tcp://127.0.0.1:*", "--timeout-ms", "3600000"});
+    REQUIRE(!p->bound_endpoint().empty());
+    p->signal(sig);
+    const auto st = p->wait(kLong);
+    INFO(p->err());
+    REQUIRE(st);
+    CHECK(*st == 1);
+    CHECK_THAT(p->err(), Catch::Contains("interrupted by a signal"));
+  }
+}
+
+TEST_CASE("Endpoints that cannot work exit 2 at parse time naming the flag and the endpoint",
+          "[devices][cli][usage]") {
+  TempDir dir;
+  zmq::context_t ctx;
+  zmq::socket_t taken(ctx, zmq::socket_type::pull);
+  taken.set(zmq::sockopt::linger, 0);
+  taken.bind("tcp://127.0.0.1:*");
+  const std::string busy = taken.get(zmq::sockopt::last_endpoint);
+  const std::string ep = dir.ipc("x");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"stats", "--control", "tcp://127.0.0.1:99999"},
+       "--control: endpoint 'tcp://127.0.0.1:99999' has port '99999'"},
+      {{"stats", "--control", "tcp://999.1.1.1:5555"},
+       "--control: endpoint 'tcp://999.1.1.1:5555' has host '999.1.1.1', which is not an IPv4"},
+      {{"stats", "--control", "tcp://no-such-host.invalid:5555"},
+       "--control: host 'no-such-host.invalid' in 'tcp://no-such-host.invalid:5555' does not "
+       "resolve"},
+      {{"stats", "--control", "@" + busy}, "--control: '@" + busy + "': Address already in use"},
+      {{"proxy", "--type", "streamer", "--frontend", busy, "--backend", ep},
+       "--frontend: '" + busy + "': Address already in use"},
+      {{"proxy", "--type", "streamer", "--frontend", ep, "--backend", busy},
+       "--backend: '" + busy + "': Address already in use"},
+      {{"proxy", "--type", "streamer", "--frontend", "@" + ep + ",@" + dir.ipc("y"), "--backend",
+        dir.ipc("z")},
+       "is a list; zkit takes one endpoint per flag"},
+  };
+  for (const auto& [args, text] : cases) {
+    std::vector<std::string> argv = {kZkit};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv, dir);
+    INFO(r.err);
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains(text));
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  }
 }

@@ -299,11 +299,11 @@ TEST_CASE("peek reads the header alone, never the records", "[envelope]") {
   CHECK(h->compression() == Compression::kNone);
   REQUIRE_FALSE(envelope::decode(std::span<const std::byte>(f)).is_ok());
 
-  // The first 35 bytes of a batch of 1000 records are enough: nothing after them is read.
+  // A batch of 1000 records: its records' content is not read, only its size is weighed.
   envelope::Encoder enc;
   std::vector<Bytes> recs(1000, Bytes(100, std::byte{1}));
   Encoded e = encode(enc, recs, 5, 6, 7);
-  auto hp = envelope::peek(std::span<const std::byte>(e.frame).first(35));
+  auto hp = envelope::peek(e.frame);
   REQUIRE(hp.is_ok());
   CHECK(hp->record_count == 1000);
   CHECK(hp->seq == 6);
@@ -573,6 +573,21 @@ TEST_CASE("Malformed frames are refused with a typed error naming the fault",
       }
     }
   }
+}
+
+TEST_CASE("peek refuses a record count the frame's bytes cannot hold, naming the field",
+          "[envelope][malformed]") {
+  // 4 billion records declared, 3 bytes follow: the count would poison statistics (issue 8, #8).
+  Bytes lying = Mp().zkit_header().array32(0xffffffffu).raw("abc");
+  REQUIRE_ERROR(envelope::peek(lying), Code::kCorruption,
+                "records declares 4294967295 records but only 3 bytes follow at byte 35");
+  // The boundary: 2 records need at least 4 bytes.
+  Bytes two = Mp().zkit_header().array32(2).raw("abc");
+  REQUIRE_ERROR(envelope::peek(two), Code::kCorruption,
+                "records declares 2 records but only 3 bytes follow at byte 35");
+  Bytes one = Mp().zkit_header().array32(1).raw("abc");
+  REQUIRE(envelope::peek(one).is_ok());
+  CHECK(envelope::peek(one)->record_count == 1);
 }
 
 TEST_CASE("An array claiming 4 billion items is refused at once, allocating nothing",

@@ -68,9 +68,10 @@ struct Header {
 
 // O(1): reads and checks the header fields and the records element's own header (an array, or for a
 // compressed batch a bin that fits the frame), never the records. For an uncompressed batch
-// record_count is the array length as declared (decode() checks it against the bytes and the
-// Limits). Errors: kCorruption (malformed or truncated), kUnsupported (version, flag bits,
-// compression).
+// record_count is the array length as declared, checked only against the bytes left (each record
+// takes at least 2), so it never exceeds what the frame could hold; decode() checks the records
+// themselves and the Limits. Errors: kCorruption (malformed, truncated, or a record count the
+// frame cannot hold), kUnsupported (version, flag bits, compression).
 Result<Header> peek(std::span<const std::byte> frame) noexcept;
 
 // A decoded batch: the header and an iterable range of records, each a span of bytes that stays

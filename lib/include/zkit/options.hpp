@@ -3,10 +3,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
 #include <zmq.hpp>
+
+#include "zkit/envelope.hpp"
 
 namespace zkit {
 
@@ -32,8 +35,20 @@ struct SocketOptions {
   std::optional<int> sndbuf;                              // kernel buffer sizes (bytes)
   std::optional<int> rcvbuf;
   bool immediate = false;  // ZMQ_IMMEDIATE: queue only to completed connections
+  // ZMQ_MAXMSGSIZE: a peer that sends a larger frame is disconnected before the frame is
+  // allocated. ZeroMQ default -1 (no limit); receivers set it with receive_limit() below.
+  std::optional<std::int64_t> max_message_bytes;
   CurveOptions curve;
 };
+
+// The ZMQ_MAXMSGSIZE that matches what a decoder accepts: limits.max_batch_bytes plus slack for
+// the small frames beside a batch (topic, reliable-link header). Frames past it could only be
+// refused after being received whole, so ZeroMQ refuses them first.
+inline constexpr std::int64_t kReceiveLimitSlack = 64 * 1024;
+std::int64_t receive_limit(const envelope::Limits& limits) noexcept;
+// Sets ZMQ_MAXMSGSIZE to receive_limit(limits) on a socket zkit receives on (before bind/connect:
+// ZeroMQ applies it to connections made afterwards). Throws zmq::error_t as setsockopt does.
+void apply_receive_limit(zmq::socket_ref socket, const envelope::Limits& limits);
 
 // Applies every set field. Throws zmq::error_t for an option ZeroMQ refuses and
 // std::invalid_argument for a malformed CURVE key (naming the field).
@@ -41,12 +56,19 @@ void apply(zmq::socket_ref socket, const SocketOptions& options);
 
 // Endpoint spelling shared by every zkit command: "@ep" binds, ">ep" connects, a plain "ep" uses
 // the caller's default. Throws std::invalid_argument naming the endpoint when it cannot parse
-// (no transport, an unknown transport, an empty address).
+// (no transport, an unknown transport, an empty address), when a tcp:// endpoint cannot work (no
+// port, a port over 65535, a numeric IPv4 address with a part over 255, "*" to connect to), or
+// for a CZMQ-style list ("@a,@b": one endpoint per flag in zkit). Host names are not resolved
+// here (see resolve_check).
 struct Endpoint {
   std::string address;  // "tcp://127.0.0.1:5555"
   bool bind = false;
 };
 Endpoint parse_endpoint(const std::string& spec, bool bind_by_default);
+// For a tcp:// endpoint that connects to a host name: resolves it once (getaddrinfo) and returns
+// an empty string when it resolves, else why not ("host 'x' does not resolve: ..."). Other
+// endpoints: empty. Blocks for as long as the resolver takes.
+std::string resolve_check(const Endpoint& endpoint);
 // Binds or connects as the endpoint says; returns the endpoint actually bound (resolving "*").
 std::string attach(zmq::socket_ref socket, const Endpoint& endpoint);
 
