@@ -43,6 +43,12 @@ void declare(po::options_description& flags) {
        "roll to a new segment file past this size (at least 64KiB)")
       ("window", po::value<long long>()->default_value(64)->value_name("N"),
        "batches unacknowledged per sender upstream, and in flight downstream")
+      ("max-sessions", po::value<long long>()->default_value(1024)->value_name("N"),
+       "upstream sender sessions kept; beyond, dead idle ones are forgotten, else refused")
+      ("max-producers", po::value<long long>()->default_value(65536)->value_name("N"),
+       "producers the duplicate table keeps; beyond, the longest-unseen are forgotten (counted)")
+      ("duplicate-window", po::value<long long>()->default_value(65536)->value_name("N"),
+       "a batch at most N seqs below its producer's highest is a resend; further below, a restart")
       ("linger-ms", po::value<long long>()->default_value(1000)->value_name("MS"),
        "at stop: wait up to MS for the downstream to acknowledge what is in flight")
       ("stats-interval", po::value<double>()->default_value(5.0)->value_name("SEC"),
@@ -158,6 +164,10 @@ int run(const po::variables_map& vm) {
   o.upstream_window = window;
   o.forward_window = window;
   o.linger = std::chrono::milliseconds(number_flag(vm, "linger-ms", 0, 3600 * 1000));
+  o.max_sessions = static_cast<std::size_t>(number_flag(vm, "max-sessions", 1, 1 << 24));
+  o.store.max_producers = static_cast<std::size_t>(number_flag(vm, "max-producers", 1, 1 << 26));
+  o.store.duplicate_window =
+      static_cast<std::uint64_t>(number_flag(vm, "duplicate-window", 1, 1LL << 40));
   const double interval = seconds_flag(vm, "stats-interval", 0.0);
   const Curve curve = curve_flags(vm);
   o.listen_socket.curve = curve.for_socket(le.bind);
@@ -197,10 +207,20 @@ int run(const po::variables_map& vm) {
   std::uint64_t last_acked = node->stats().acknowledged_messages;
   auto last_time = Clock::now();
   int sig = 0;
-  while (node->poll_once(std::chrono::milliseconds(100))) {
-    if (auto s = signals.wait(std::chrono::milliseconds(0))) {
-      sig = *s;
-      break;
+  // One wait for the node's sockets, its timers, the signals and the next statistics line: an idle
+  // spool does not wake on a timer of its own.
+  zmq_pollitem_t signal_item{nullptr, signals.fd(), ZMQ_POLLIN, 0};
+  auto until_report = [&] {
+    if (interval <= 0) return std::chrono::milliseconds(-1);
+    return std::max(std::chrono::milliseconds(0),
+                    std::chrono::ceil<std::chrono::milliseconds>(next_report - Clock::now()));
+  };
+  while (node->poll_once(until_report(), &signal_item)) {
+    if (signal_item.revents != 0) {
+      if (auto s = signals.wait(std::chrono::milliseconds(0))) {
+        sig = *s;
+        break;
+      }
     }
     if (interval > 0 && Clock::now() >= next_report) {
       const SpoolNodeStats s = node->stats();

@@ -29,6 +29,9 @@ expect_usage --segment-bytes "${base[@]}" --segment-bytes 1k
 expect_usage --max-age "${base[@]}" --max-age 10x
 expect_usage --fsync "${base[@]}" --fsync sometimes
 expect_usage --when-full "${base[@]}" --when-full maybe
+expect_usage --max-sessions "${base[@]}" --max-sessions 0
+expect_usage --max-producers "${base[@]}" --max-producers 0
+expect_usage --duplicate-window "${base[@]}" --duplicate-window -3
 expect_usage --listen spool --dir "$tmp/spool" --listen nope --forward "ipc://$tmp/out"
 expect_usage --dir spool --dir /proc/nonexistent/x --listen "ipc://$tmp/in" --forward "ipc://$tmp/out"
 expect_usage --action spool-inspect --action check --dir "$tmp"

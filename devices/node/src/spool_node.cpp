@@ -92,6 +92,8 @@ struct SpoolNode::Impl {
     r.window = o.upstream_window;
     r.manual_ack = true;
     r.heartbeat_timeout = o.heartbeat_timeout;
+    r.max_sessions = o.max_sessions;
+    r.duplicate_window = o.store.duplicate_window;
     // A batch the store could never take is refused by the link (counted as bad, acknowledged)
     // rather than parked forever.
     r.limits.max_batch_bytes = o.store.max_frame_bytes;

@@ -46,6 +46,8 @@ struct SpoolNodeOptions {
   SocketOptions control_socket;
   std::size_t upstream_window = 64;  // credit per sender session: batches not yet acknowledged
   std::size_t forward_window = 64;   // batches in flight downstream (each held in memory once)
+  std::size_t max_sessions = 1024;   // upstream sender sessions kept (ReliableReceiverOptions);
+                                     // the link's duplicate window is store.duplicate_window
   std::chrono::milliseconds heartbeat_interval{1000};  // downstream PING period
   std::chrono::milliseconds heartbeat_timeout{5000};   // both links: silence = peer dead
   std::chrono::milliseconds resend_timeout{2000};      // downstream: no ack progress -> resend
