@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <string.h>
 
+#include <array>
 #include <iostream>
 
 #include "cli.hpp"
@@ -108,11 +109,24 @@ int run(const po::variables_map& vm) {
   const auto period =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
   auto next_report = Clock::now() + period;
+  // One wait for a signal, the device's end (TERMINATE) and the next statistics line: an idle
+  // `zkit proxy` does not wake on a timer.
+  std::array<zmq_pollitem_t, 2> items{zmq_pollitem_t{nullptr, signals.fd(), ZMQ_POLLIN, 0},
+                                      proxy.terminated_item()};
   while (!proxy.terminated()) {
-    if (auto sig = signals.wait(std::chrono::milliseconds(100))) {
-      spdlog::info("{}: stopping (flushing for up to {} ms)", strsignal(*sig), data.linger.count());
-      proxy.stop();
-      break;
+    const auto timeout =
+        interval > 0 ? std::max(std::chrono::milliseconds(0),
+                                std::chrono::ceil<std::chrono::milliseconds>(next_report -
+                                                                             Clock::now()))
+                     : std::chrono::milliseconds(-1);
+    zmq::poll(items.data(), items.size(), timeout);
+    if (items[0].revents != 0) {
+      if (auto sig = signals.wait(std::chrono::milliseconds(0))) {
+        spdlog::info("{}: stopping (flushing for up to {} ms)", strsignal(*sig),
+                     data.linger.count());
+        proxy.stop();
+        break;
+      }
     }
     if (interval > 0 && Clock::now() >= next_report) {
       spdlog::info("{}", stats_line(proxy.stats().to_json()));

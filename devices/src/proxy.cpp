@@ -4,11 +4,15 @@
 // uses no CPU.
 #include "zkit/proxy.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <array>
 #include <atomic>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -112,7 +116,15 @@ SocketTypes socket_types(ProxyType t) {
 
 // State shared between the owner and the device thread.
 struct Shared {
+  Shared() : done_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (done_fd < 0) throw std::system_error(errno, std::generic_category(), "proxy: eventfd");
+  }
+  ~Shared() { ::close(done_fd); }
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+
   std::atomic<bool> terminated{false};
+  int done_fd;  // readable once terminated: the owner can wait on it instead of polling
   std::mutex mutex;
   std::string failure;  // guarded by mutex
 };
@@ -484,6 +496,8 @@ class Device {
     control_commands_closed_ += control_.commands();
     control_ = ControlSocket();
     shared_->terminated.store(true, std::memory_order_release);
+    const std::uint64_t one = 1;
+    (void)!::write(shared_->done_fd, &one, sizeof one);
   }
 
   void fail(const std::string& what) {
@@ -642,6 +656,10 @@ void Proxy::stop() {
 
 bool Proxy::terminated() const noexcept {
   return impl_->shared->terminated.load(std::memory_order_acquire);
+}
+
+zmq_pollitem_t Proxy::terminated_item() const noexcept {
+  return {nullptr, impl_->shared->done_fd, ZMQ_POLLIN, 0};
 }
 
 std::string Proxy::failure() const {

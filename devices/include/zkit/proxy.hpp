@@ -134,6 +134,9 @@ class Proxy {
   // True once the device stopped, by stop() or by TERMINATE on the control socket, or failed.
   // Any thread.
   bool terminated() const noexcept;
+  // A poll item (a descriptor) that turns readable once terminated(), so that an owner waiting for
+  // signals and the end of the device in one zmq::poll needs no timer. Valid for the Proxy's life.
+  zmq_pollitem_t terminated_item() const noexcept;
   // Why the device thread stopped on its own with an error (a ZeroMQ failure in the loop); empty
   // when it did not. Meaningful once terminated().
   std::string failure() const;
