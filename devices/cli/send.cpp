@@ -31,6 +31,9 @@ using std::chrono::milliseconds;
 // How long one attempt to hand a message over may block before we look at signals and progress.
 constexpr milliseconds kSendSlice{100};
 constexpr std::size_t kMaxSize = std::size_t{16} << 20;
+// ZeroMQ's linger timer has millisecond resolution and may fire this much before the deadline
+// computed here; a termination that ended closer to the deadline is taken as the linger's end.
+constexpr milliseconds kLingerSlack{5};
 
 void declare(po::options_description& flags) {
   // clang-format off
@@ -341,7 +344,7 @@ int run(const po::variables_map& vm) {
   batch.max_bytes = std::max(batch.max_bytes, (count ? size : kMaxSize) + 64);
 
   zmq::context_t context;
-  const auto zap = curve.start_zap(context);
+  auto zap = curve.start_zap(context);
   std::unique_ptr<Output> out;
   std::string bound;
   const auto attach_to = [&](auto& s) {
@@ -444,6 +447,7 @@ int run(const po::variables_map& vm) {
   }
 
   std::string failure;
+  const auto finish_started = Clock::now();
   if (interrupted) {
     failure = "interrupted by a signal before everything was sent";
     (void)out->finish(milliseconds{0}, [] { return true; });
@@ -464,10 +468,29 @@ int run(const po::variables_map& vm) {
     }
   }
   const Counts c = out->counts();
+  const std::string extra = out->extra();
   const double t = io::seconds_since(progress.start());
+  // push and pub promise that what they queued was written to the connection within --linger-ms.
+  // It leaves during the context's termination, which ZeroMQ ends at the linger by discarding
+  // what is still queued (a peer that reads nothing or too slowly), without saying so or how much:
+  // a termination that lasted the whole linger is the only sign of it. Sockets and the ZAP
+  // handler go first: the termination waits for every socket.
+  out.reset();
+  zap.reset();
+  context.close();
+  // --linger-ms 0 asks ZeroMQ to discard at once whatever is queued: nothing to measure.
+  const bool lingering =
+      !reliable && (type == "push" || type == "pub") && socket.linger > milliseconds{0};
+  if (lingering && !interrupted && Clock::now() + kLingerSlack >= finish_started + socket.linger) {
+    const std::string lost = fmt::format(
+        "ZeroMQ's linger ran out after {} ms (--linger-ms) with frames still queued "
+        "for the peer: they were discarded (ZeroMQ does not say how many)",
+        socket.linger.count());
+    failure = failure.empty() ? lost : failure + "; " + lost;
+  }
   std::cerr << fmt::format(
                    "zkit send: {} messages in {} batches, {} bytes, {:.3f} s, {:.0f} msg/s{}",
-                   c.messages, c.batches, c.bytes, t, io::per_second(c.messages, t), out->extra())
+                   c.messages, c.batches, c.bytes, t, io::per_second(c.messages, t), extra)
             << std::endl;
   if (!failure.empty()) {
     std::cerr << "zkit send: " << failure << std::endl;

@@ -510,3 +510,49 @@ TEST_CASE("Endpoints that cannot work exit 2 at parse time naming the flag and t
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   }
 }
+
+TEST_CASE("zkit send exits 1 when ZeroMQ's linger discards frames a peer did not read",
+          "[devices][cli]") {
+  TempDir dir;
+  zmq::context_t ctx;
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.set(zmq::sockopt::rcvhwm, 1);
+  pull.set(zmq::sockopt::rcvbuf, 4096);  // the kernel keeps a few of the 32 MB, not all
+  pull.set(zmq::sockopt::linger, 0);
+  pull.bind("tcp://127.0.0.1:*");
+  const std::string ep = pull.get(zmq::sockopt::last_endpoint);
+  const auto send = [&](const std::string& linger_ms) {
+    return std::vector<std::string>{"send",        "--socket", "push",      "--raw",
+                                    "--count",     "32",       "--size",    "1000000",
+                                    "--linger-ms", linger_ms,  "--connect", ep};
+  };
+
+  SECTION("a peer that reads nothing: the frames still queued at the linger are lost, and said") {
+    // Every message is taken at once (the send high-water mark is 1000), so nothing stalls: before,
+    // send exited 0, as if all 32 had been delivered.
+    auto p = zkit_process(dir, send("300"));
+    const auto st = p->wait(kLong);
+    INFO("stderr: " << p->err());
+    REQUIRE(st);
+    CHECK(*st == 1);
+    CHECK_THAT(p->err(), Catch::Contains("ZeroMQ's linger ran out after 300 ms (--linger-ms)"));
+  }
+  SECTION("a peer that reads everything within the linger: exit 0, no such line") {
+    auto p = zkit_process(dir, send("20000"));
+    int got = 0;
+    const auto deadline = std::chrono::steady_clock::now() + kLong;
+    while (std::chrono::steady_clock::now() < deadline) {
+      zmq::message_t m;
+      while (pull.recv(m, zmq::recv_flags::dontwait)) ++got;
+      if (p->wait(0ms) && got == 32) break;
+      zmq::pollitem_t item{pull.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, 10ms);
+    }
+    const auto st = p->wait(0ms);
+    INFO("stderr: " << p->err());
+    REQUIRE(st);
+    CHECK(*st == 0);
+    CHECK(got == 32);
+    CHECK_THAT(p->err(), !Catch::Contains("linger ran out"));
+  }
+}
