@@ -594,8 +594,8 @@ Proxy::Proxy(zmq::context_t& context, ProxyOptions o) : impl_(std::make_unique<I
 
   zmq::socket_t front(context, types.front);
   zmq::socket_t back(context, types.back);
-  apply(front, o.frontend_options);
-  apply(back, o.backend_options);
+  apply(front, o.frontend_options, o.limits);
+  apply(back, o.backend_options, o.limits);
   if (o.type == ProxyType::kQueue) front.set(zmq::sockopt::router_mandatory, 1);
   if (o.type == ProxyType::kForwarder) {
     front.set(zmq::sockopt::sndhwm, xsub_sndhwm(o));

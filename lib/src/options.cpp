@@ -116,6 +116,11 @@ void apply(zmq::socket_ref s, const SocketOptions& o) {
   }
 }
 
+void apply(zmq::socket_ref s, const SocketOptions& o, const envelope::Limits& limits) {
+  apply(s, o);
+  if (!o.max_message_bytes) apply_receive_limit(s, limits);
+}
+
 Endpoint parse_endpoint(const std::string& spec, bool bind_by_default) {
   Endpoint e;
   e.bind = bind_by_default;

@@ -139,7 +139,8 @@ Receiver::Receiver(zmq::context_t& context, zmq::socket_type type, PatternOption
       waker(context),
       receive_only_(type == zmq::socket_type::sub || type == zmq::socket_type::pull),
       name_(name) {
-  zkit::apply(socket, options.socket);
+  // Every receiving socket refuses frames its decoder would refuse, before allocating them.
+  zkit::apply(socket, options.socket, options.limits);
 }
 
 void Receiver::check_open() const {

@@ -24,7 +24,8 @@ struct Publisher::Impl {
                [this](std::string_view topic, zmq::message_t& frame) {
                  return send_frames(topic, frame);
                }) {
-    zkit::apply(socket, options.socket);
+    // Subscriptions arrive on an XPUB: a peer's oversized one is refused before it is allocated.
+    zkit::apply(socket, options.socket, options.limits);
     // A full subscriber queue fails the send (EAGAIN) instead of PUB's silent drop, so it counts.
     socket.set(zmq::sockopt::xpub_nodrop, 1);
     detail::set_send_timeout(socket, options, 0);

@@ -54,7 +54,7 @@ struct ReliableReceiver::State {
 
   State(zmq::context_t& context, ReliableReceiverOptions options)
       : o(std::move(options)), socket(context, zmq::socket_type::router), waker(context) {
-    apply(socket, o.socket);
+    apply(socket, o.socket, o.limits);
     socket.set(zmq::sockopt::router_handover, 1);  // a sender reconnecting under a fixed id
   }
 

@@ -46,7 +46,7 @@ struct ReliableSender::State {
         batcher(o.batch, &sequence),
         session(random_producer_id()),
         waker(context) {
-    apply(socket, o.socket);
+    apply(socket, o.socket, o.limits);  // acknowledgements come back on it
   }
 
   ReliableSenderOptions o;

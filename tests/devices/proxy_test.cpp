@@ -2,13 +2,13 @@
 // control socket (zmq_proxy_steerable's commands and STATS), capture, and garbage from raw peers.
 #include "zkit/proxy.hpp"
 
-#include "zkit/control.hpp"
-
 #include <catch2/catch.hpp>
 #include <map>
 #include <thread>
 
+#include "disconnect_watch.hpp"
 #include "test_util.hpp"
+#include "zkit/control.hpp"
 
 using namespace zkit;
 using namespace zkit::test;
@@ -566,4 +566,32 @@ TEST_CASE("A control request over the size bound is refused and the control sock
   const auto j = stats_json(ctx, proxy.control_endpoint());
   CHECK(j["device"] == "proxy");
   CHECK(j["control_commands"] == 1);  // the oversize request never reached the device
+}
+
+TEST_CASE("The proxy disconnects a peer whose frame is over its limits and forwards the others",
+          "[devices][proxy][limits]") {
+  zmq::context_t ctx;
+  ProxyOptions o = options(ProxyType::kStreamer);
+  o.limits = envelope::Limits().batch_bytes(1024);  // data options leave max_message_bytes unset
+  Proxy proxy(ctx, o);
+  zmq::socket_t hostile(ctx, zmq::socket_type::push);
+  hostile.set(zmq::sockopt::linger, 0);
+  hostile.set(zmq::sockopt::reconnect_ivl, 60000);  // stay away once dropped
+  DisconnectWatch watch(ctx, hostile);
+  hostile.connect(proxy.frontend_endpoint());
+  const std::string big(static_cast<std::size_t>(receive_limit(o.limits)) + 1, 'x');
+  REQUIRE(hostile.send(zmq::buffer(big), zmq::send_flags::none));
+  REQUIRE(watch.wait(10s));
+
+  zmq::socket_t good(ctx, zmq::socket_type::push), pull(ctx, zmq::socket_type::pull);
+  good.connect(proxy.frontend_endpoint());
+  pull.connect(proxy.backend_endpoint());
+  good.send(make_batch(1, 1, 3), zmq::send_flags::none);
+  auto msg = recv_within(pull);
+  REQUIRE(msg);
+  CHECK(seq_of((*msg)[0]) == 1);
+  auto j = wait_stats(ctx, proxy.control_endpoint(), [](const nlohmann::json& s) {
+    return s["frontend"]["recv"]["messages"] == 1;
+  });
+  CHECK(j["frontend"]["recv"]["messages"] == 1);  // the big frame never reached the proxy
 }

@@ -198,3 +198,23 @@ TEST_CASE("A Client full after send_timeout returns no id and counts it, never t
   CHECK(raw_client.stats().send_would_block == 1);
   CHECK(raw_client.in_flight() == 0);
 }
+
+TEST_CASE("Every socket that receives refuses frames over its decode limits unless told otherwise",
+          "[limits]") {
+  zmq::context_t ctx;
+  PatternOptions o;
+  o.limits = zkit::envelope::Limits().batch_bytes(4000);
+  const std::int64_t want = zkit::receive_limit(o.limits);
+  // Publisher receives subscriptions; Client receives replies; the others receive batches.
+  CHECK(zkit::Puller(ctx, o).socket().get(zmq::sockopt::maxmsgsize) == want);
+  CHECK(zkit::Subscriber(ctx, o).socket().get(zmq::sockopt::maxmsgsize) == want);
+  CHECK(zkit::Server(ctx, o).socket().get(zmq::sockopt::maxmsgsize) == want);
+  CHECK(zkit::Client(ctx, o).socket().get(zmq::sockopt::maxmsgsize) == want);
+  CHECK(zkit::Publisher(ctx, o).socket().get(zmq::sockopt::maxmsgsize) == want);
+  o.socket.max_message_bytes = 123;  // set by the user: it wins
+  CHECK(zkit::Puller(ctx, o).socket().get(zmq::sockopt::maxmsgsize) == 123);
+  CHECK(zkit::Subscriber(ctx, o).socket().get(zmq::sockopt::maxmsgsize) == 123);
+  CHECK(zkit::Server(ctx, o).socket().get(zmq::sockopt::maxmsgsize) == 123);
+  CHECK(zkit::Client(ctx, o).socket().get(zmq::sockopt::maxmsgsize) == 123);
+  CHECK(zkit::Publisher(ctx, o).socket().get(zmq::sockopt::maxmsgsize) == 123);
+}

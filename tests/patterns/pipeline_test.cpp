@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "disconnect_watch.hpp"
 #include "pattern_testutil.hpp"
 
 using namespace std::chrono_literals;
@@ -323,4 +324,40 @@ TEST_CASE("A raw Puller reads a pyzmq PUSH socket", "[pipeline][interop]") {
   CHECK(peer.line() == "done");
   CHECK(peer.wait() == 0);
   CHECK(puller.stats().decode_errors == 0);
+}
+
+TEST_CASE("A Puller disconnects a peer whose frame is over its decode limits; others still arrive",
+          "[pipeline][limits]") {
+  zmq::context_t ctx;
+  // Default socket options: the receive limit comes from the decode limits (issue 8, defect 6).
+  CHECK(Puller(ctx).socket().get(zmq::sockopt::maxmsgsize) ==
+        zkit::receive_limit(zkit::envelope::Limits{}));
+  PatternOptions own;
+  own.socket.max_message_bytes = 4096;  // set: it wins
+  CHECK(Puller(ctx, own).socket().get(zmq::sockopt::maxmsgsize) == 4096);
+
+  PatternOptions o;
+  o.limits = zkit::envelope::Limits().batch_bytes(1024);  // a small limit keeps the frame small
+  Puller puller(ctx, o);
+  const std::string ep = puller.bind("tcp://127.0.0.1:*");
+  zmq::socket_t hostile(ctx, zmq::socket_type::push);
+  hostile.set(zmq::sockopt::linger, 0);
+  hostile.set(zmq::sockopt::reconnect_ivl, 60000);  // stay away once dropped
+  zkit::test::DisconnectWatch watch(ctx, hostile);
+  hostile.connect(ep);
+  const std::string big(static_cast<std::size_t>(zkit::receive_limit(o.limits)) + 1, 'x');
+  REQUIRE(hostile.send(zmq::buffer(big), zmq::send_flags::none));
+  // ZeroMQ drops the connection on the frame's length, before the frame is allocated.
+  REQUIRE(watch.wait(10s));
+
+  Pusher pusher(ctx);
+  pusher.connect(ep);
+  for (int i = 0; i < 10; ++i) REQUIRE(pusher.send("m" + std::to_string(i)));
+  REQUIRE(pusher.flush());
+  auto got = receive_n(puller, 10);
+  REQUIRE(got.size() == 10);
+  CHECK(got.front() == "m0");
+  CHECK_FALSE(puller.receive(0ms));
+  CHECK(puller.stats().decode_errors == 0);  // the big frame never arrived
+  CHECK(puller.stats().bytes_in < big.size());
 }

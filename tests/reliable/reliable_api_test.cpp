@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "disconnect_watch.hpp"
 #include "link_harness.hpp"
 #include "zkit/reliable.hpp"
 #include "zkit/zap.hpp"
@@ -299,4 +300,35 @@ TEST_CASE("The docs/patterns.md reliable snippet runs in one thread as written",
   CHECK(r.clean());
   REQUIRE(got.size() == 10);
   CHECK(got[9] == "Hello World 9");
+}
+
+TEST_CASE("A ReliableReceiver disconnects a peer whose frame is over its decode limits",
+          "[reliable][limits]") {
+  zmq::context_t ctx;
+  ReliableReceiverOptions ro = fast_receiver();  // socket.max_message_bytes unset
+  ro.limits = envelope::Limits().batch_bytes(1024);
+  ReliableReceiver receiver(ctx, ro);
+  const std::string ep = receiver.bind("tcp://127.0.0.1:*");
+  zmq::socket_t hostile(ctx, zmq::socket_type::dealer);
+  hostile.set(zmq::sockopt::linger, 0);
+  hostile.set(zmq::sockopt::reconnect_ivl, 60000);  // stay away once dropped
+  DisconnectWatch watch(ctx, hostile);
+  hostile.connect(ep);
+  const std::string big(static_cast<std::size_t>(receive_limit(ro.limits)) + 1, 'x');
+  REQUIRE(hostile.send(zmq::buffer(big), zmq::send_flags::none));
+  // The receiver is not polled: ZeroMQ's I/O thread refuses the frame on its length alone.
+  REQUIRE(watch.wait(milliseconds(10000)));
+
+  ReliableSenderOptions so = fast_sender();
+  so.limits = ro.limits;
+  ReliableSender sender(ctx, so);
+  sender.connect(ep);
+  for (int i = 0; i < 10; ++i) REQUIRE(sender.send("0:" + std::to_string(i), milliseconds(0)));
+  sender.flush();
+  Sink sink;
+  auto handler = sink.handler();
+  REQUIRE(drive([&] { return sender.unacked() == 0 && sink.count(0) == 10; },
+                [&] { poll_both(sender, receiver, handler); }, 5000));
+  CHECK(sink.duplicates() == 0);
+  CHECK(receiver.stats().decode_errors == 0);  // the big frame never reached the receiver
 }

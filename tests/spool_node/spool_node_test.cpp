@@ -5,8 +5,9 @@
 #include <fstream>
 #include <thread>
 
-#include "node_harness.hpp"
+#include "disconnect_watch.hpp"
 #include "fault_env.hpp"
+#include "node_harness.hpp"
 #include "zkit/reliable_codec.hpp"
 #include "zkit/spool/inspect.hpp"
 
@@ -543,4 +544,37 @@ TEST_CASE("poll_once waits on the driver's extra item and reports it", "[spool_n
   // No timeout of its own: only the driver's event (or a node timer) ends the wait.
   REQUIRE(pump_until([&] { CHECK(node.poll_once(-1ms, &item)); },
                      [&] { return (item.revents & ZMQ_POLLIN) != 0; }));
+}
+
+TEST_CASE("A --pull peer whose frame is over the store's frame limit is disconnected",
+          "[spool_node][limits]") {
+  // Defect 6 at the node: the frame was received whole before being refused.
+  TempDir tmp;
+  zmq::context_t ctx;
+  Sink sink(ctx, "tcp://127.0.0.1:*");
+  auto o = node_options(tmp.file("spool"), "tcp://127.0.0.1:*", sink.endpoint());
+  o.pull = "tcp://127.0.0.1:*";
+  o.store.max_frame_bytes = 4096;  // pull_socket.max_message_bytes stays unset
+  SpoolNode node(ctx, o);
+  zmq::socket_t hostile(ctx, zmq::socket_type::push);
+  hostile.set(zmq::sockopt::linger, 0);
+  hostile.set(zmq::sockopt::reconnect_ivl, 60000);  // stay away once dropped
+  zkit::test::DisconnectWatch watch(ctx, hostile);
+  hostile.connect(node.pull_endpoint());
+  const std::string big(
+      static_cast<std::size_t>(zkit::receive_limit(zkit::envelope::Limits().batch_bytes(4096))) + 1,
+      'x');
+  REQUIRE(hostile.send(zmq::buffer(big), zmq::send_flags::none));
+  REQUIRE(watch.wait(10s));
+
+  zmq::socket_t pusher(ctx, zmq::socket_type::push);
+  pusher.set(zmq::sockopt::linger, 0);
+  pusher.connect(node.pull_endpoint());
+  pusher.send(Producer::batch(5, 1, 1, 100), zmq::send_flags::none);
+  auto step = [&] {
+    (void)node.poll_once(1ms);
+    sink.poll();
+  };
+  REQUIRE(pump_until(step, [&] { return node.stats().pull_batches == 1; }));
+  CHECK(node.stats().pull_malformed == 0);  // the big frame never reached the node
 }

@@ -33,6 +33,7 @@
 #include <string_view>
 #include <zmq.hpp>
 
+#include "zkit/envelope.hpp"
 #include "zkit/options.hpp"
 
 namespace zkit {
@@ -55,6 +56,9 @@ struct ProxyOptions {
   // queued input is forwarded for at most this long, then sockets close with this linger.
   SocketOptions frontend_options;
   SocketOptions backend_options;
+  // Frontend and backend refuse frames over receive_limit(limits) (ZMQ_MAXMSGSIZE: the peer is
+  // disconnected before the frame is allocated), unless their options set max_message_bytes.
+  envelope::Limits limits;
   // Applied to the control and the capture socket (CURVE, usually).
   SocketOptions control_options;
   SocketOptions capture_options;

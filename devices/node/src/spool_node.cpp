@@ -561,7 +561,7 @@ SpoolNode::SpoolNode(zmq::context_t& context, SpoolNodeOptions o) {
   i.forward_ep = fe.bind ? i.sender.bind(fe.address) : (i.sender.connect(fe.address), fe.address);
   if (pe) {
     i.pull = zmq::socket_t(context, zmq::socket_type::pull);
-    apply(i.pull, i.opt.pull_socket);
+    apply(i.pull, i.opt.pull_socket, i.pull_limits);
     i.pull_ep = attach(i.pull, *pe);
   }
   if (!i.opt.control.empty()) {

@@ -36,7 +36,8 @@ struct SocketOptions {
   std::optional<int> rcvbuf;
   bool immediate = false;  // ZMQ_IMMEDIATE: queue only to completed connections
   // ZMQ_MAXMSGSIZE: a peer that sends a larger frame is disconnected before the frame is
-  // allocated. ZeroMQ default -1 (no limit); receivers set it with receive_limit() below.
+  // allocated. Unset: ZeroMQ's -1 (no limit) on senders; zkit's receiving sockets use
+  // receive_limit() of their decode limits (see the three-argument apply() below).
   std::optional<std::int64_t> max_message_bytes;
   CurveOptions curve;
 };
@@ -53,6 +54,10 @@ void apply_receive_limit(zmq::socket_ref socket, const envelope::Limits& limits)
 // Applies every set field. Throws zmq::error_t for an option ZeroMQ refuses and
 // std::invalid_argument for a malformed CURVE key (naming the field).
 void apply(zmq::socket_ref socket, const SocketOptions& options);
+// What every socket zkit receives on does: apply(socket, options), then ZMQ_MAXMSGSIZE =
+// receive_limit(limits) unless options.max_message_bytes is set (then that wins). Call it before
+// bind/connect. Throws as apply() does.
+void apply(zmq::socket_ref socket, const SocketOptions& options, const envelope::Limits& limits);
 
 // Endpoint spelling shared by every zkit command: "@ep" binds, ">ep" connects, a plain "ep" uses
 // the caller's default. Throws std::invalid_argument naming the endpoint when it cannot parse
