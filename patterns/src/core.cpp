@@ -80,13 +80,10 @@ std::string attach(zmq::socket_t& socket, const std::string& endpoint, bool bind
   return zkit::attach(socket, Endpoint{endpoint, bind});
 }
 
-bool Inbox::hold(zmq::message_t&& frame, const envelope::Limits& limits, SocketStats& stats) {
+Status Inbox::hold(zmq::message_t&& frame, const envelope::Limits& limits, SocketStats& stats) {
   stats.bytes_in += frame.size();
   auto decoded = envelope::decode(std::move(frame), limits);
-  if (!decoded) {
-    ++stats.decode_errors;
-    return false;
-  }
+  if (!decoded) return decoded.status();
   batch_.emplace(std::move(decoded).value());
   raw_held_ = false;
   it_ = batch_->begin();
@@ -95,7 +92,7 @@ bool Inbox::hold(zmq::message_t&& frame, const envelope::Limits& limits, SocketS
   std::uint64_t now = envelope::unix_now_ns();
   std::uint64_t created = batch_->header().created_ns;
   if (created != 0 && created <= now) stats.latency.record(now - created);
-  return true;
+  return Status::ok();
 }
 
 void Inbox::hold_raw(zmq::message_t&& frame, SocketStats& stats) {
@@ -141,6 +138,18 @@ Receiver::Receiver(zmq::context_t& context, zmq::socket_type type, PatternOption
       name_(name) {
   // Every receiving socket refuses frames its decoder would refuse, before allocating them.
   zkit::apply(socket, options.socket, options.limits);
+}
+
+bool Receiver::hold(zmq::message_t&& frame) {
+  Status s = inbox.hold(std::move(frame), options.limits, stats);
+  if (s) return true;
+  malformed(s);
+  return false;
+}
+
+void Receiver::malformed(const Status& why) {
+  ++stats.decode_errors;
+  if (on_error) on_error(why);
 }
 
 void Receiver::check_open() const {

@@ -63,8 +63,9 @@ inline zmq_pollitem_t inert_poll_item() noexcept { return {nullptr, -1, 0, 0}; }
 // Holds the batch (or raw frame) being handed out.
 class Inbox {
  public:
-  // Decodes frame; false when it is not a valid batch (counted in decode_errors, dropped).
-  bool hold(zmq::message_t&& frame, const envelope::Limits& limits, SocketStats& stats);
+  // Decodes frame and holds it; else the codec's Status (nothing held, nothing counted but
+  // bytes_in: the caller counts the error, see Receiver::hold).
+  Status hold(zmq::message_t&& frame, const envelope::Limits& limits, SocketStats& stats);
   void hold_raw(zmq::message_t&& frame, SocketStats& stats);
   // The next record into m (data, producer_id, seq); false when nothing is held.
   bool next(Message& m, SocketStats& stats);
@@ -117,6 +118,14 @@ class Receiver {
   SocketStats stats;
   CloseReport report;
   bool closed = false;
+
+  // Decodes frame into the inbox; false when it is not a valid batch (see malformed()).
+  bool hold(zmq::message_t&& frame);
+  // Counts a frame (or record) dropped as malformed in stats.decode_errors and passes why to
+  // on_error: every drop counted there goes through here.
+  void malformed(const Status& why);
+
+  ErrorCallback on_error;  // empty: drops are only counted
 
  protected:
   // Reads frames that are already there; true as soon as the inbox holds messages.

@@ -99,7 +99,7 @@ struct Puller::Impl final : detail::Receiver {
         inbox.hold_raw(std::move(frame), stats);
         return true;
       }
-      if (inbox.hold(std::move(frame), options.limits, stats) && !inbox.empty()) return true;
+      if (hold(std::move(frame)) && !inbox.empty()) return true;
       frame = zmq::message_t();
     }
     return false;
@@ -128,6 +128,7 @@ std::size_t Puller::poll_once(const MessageHandler& handler, std::chrono::millis
 }
 void Puller::run(const MessageHandler& handler) { impl().run(handler); }
 void Puller::stop() { impl().waker.wake(); }
+void Puller::on_error(ErrorCallback callback) { impl().on_error = std::move(callback); }
 zmq_pollitem_t Puller::poll_item() noexcept {
   return impl_ ? impl_->poll_item() : detail::inert_poll_item();
 }

@@ -139,11 +139,14 @@ struct Subscriber::Impl final : detail::Receiver {
 
   // Reads the rest of a message with more parts than expected; counts it as malformed.
   void skip_rest(zmq::message_t& part) {
+    std::size_t parts = 2;
     while (part.more()) {
       if (!socket.recv(part, zmq::recv_flags::none)) break;
       stats.bytes_in += part.size();
+      ++parts;
     }
-    ++stats.decode_errors;
+    malformed(Status::corruption("message of " + std::to_string(parts) +
+                                 " frames; a Subscriber takes [topic][batch]"));
   }
 
   // The producer's entry, made most recently seen; a new one may push out the least recent.
@@ -188,7 +191,9 @@ struct Subscriber::Impl final : detail::Receiver {
           return true;
         }
         stats.bytes_in += first.size();
-        ++stats.decode_errors;  // a batch needs its topic frame
+        malformed(
+            Status::corruption("message of one frame (" + std::to_string(first.size()) +
+                               " bytes) without its topic; a Subscriber takes [topic][batch]"));
         continue;
       }
       zmq::message_t second;
@@ -204,7 +209,7 @@ struct Subscriber::Impl final : detail::Receiver {
         inbox.hold_raw(std::move(second), stats);
         return true;
       }
-      if (!inbox.hold(std::move(second), options.limits, stats)) continue;
+      if (!hold(std::move(second))) continue;
       topic = std::move(first);
       count_gap(*inbox.header());
       if (!inbox.empty()) return true;
@@ -255,6 +260,7 @@ std::size_t Subscriber::poll_once(const MessageHandler& handler,
 }
 void Subscriber::run(const MessageHandler& handler) { impl().run(handler); }
 void Subscriber::stop() { impl().waker.wake(); }
+void Subscriber::on_error(ErrorCallback callback) { impl().on_error = std::move(callback); }
 zmq_pollitem_t Subscriber::poll_item() noexcept {
   return impl_ ? impl_->poll_item() : detail::inert_poll_item();
 }

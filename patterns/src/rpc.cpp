@@ -31,6 +31,20 @@ const char* reply_status_name(ReplyStatus s) noexcept {
 
 namespace {
 
+// Reads the rest of a message with parts zkit does not expect; returns how many it read.
+std::size_t skip_rest(zmq::socket_t& socket, zmq::message_t& part) {
+  std::size_t n = 0;
+  while (part.more() && socket.recv(part, zmq::recv_flags::none)) ++n;
+  return n;
+}
+
+// A batch record too short to hold its correlation id.
+Status short_record(const char* kind, std::size_t size) {
+  return Status::corruption(std::string(kind) + " record of " + std::to_string(size) +
+                            " bytes is shorter than its " + std::to_string(rpc_format::kIdBytes) +
+                            "-byte correlation id");
+}
+
 // Builds [id][payload] in a reused buffer (no allocation once it has grown).
 std::span<const std::byte> with_id(std::vector<std::byte>& scratch, std::uint64_t id,
                                    std::span<const std::byte> payload) {
@@ -99,21 +113,21 @@ struct Client::Impl final : detail::Receiver {
           (void)socket.recv(frame, zmq::recv_flags::none);
         }
         if (frame.more()) {
-          while (frame.more() && socket.recv(frame, zmq::recv_flags::none)) {
-          }
-          ++stats.decode_errors;
+          skip_rest(socket, frame);
+          malformed(Status::corruption(
+              "raw reply with more than one payload frame; a raw Client takes [payload] or "
+              "[\"\"][payload]"));
           continue;
         }
         inbox.hold_raw(std::move(frame), stats);
         return true;
       }
       if (frame.more()) {
-        while (frame.more() && socket.recv(frame, zmq::recv_flags::none)) {
-        }
-        ++stats.decode_errors;
+        malformed(Status::corruption("reply of " + std::to_string(skip_rest(socket, frame) + 1) +
+                                     " frames; a Client takes one batch frame"));
         continue;
       }
-      if (inbox.hold(std::move(frame), options.limits, stats) && !inbox.empty()) return true;
+      if (hold(std::move(frame)) && !inbox.empty()) return true;
       frame = zmq::message_t();
     }
     return false;
@@ -160,7 +174,7 @@ struct Client::Impl final : detail::Receiver {
         continue;
       }
       if (m.data.size() < rpc_format::kIdBytes) {
-        ++stats.decode_errors;
+        malformed(short_record("reply", m.data.size()));
         continue;
       }
       std::uint64_t id = rpc_format::get_id(m.data);
@@ -260,6 +274,7 @@ void Client::run() {
   impl_->waker.clear();
 }
 void Client::stop() { impl().waker.wake(); }
+void Client::on_error(ErrorCallback callback) { impl().on_error = std::move(callback); }
 zmq_pollitem_t Client::poll_item() noexcept {
   return impl_ ? impl_->poll_item(impl_->outbox.poll_events()) : detail::inert_poll_item();
 }
@@ -344,12 +359,12 @@ struct Server::Impl final : detail::Receiver, Responder::Target {
         (void)socket.recv(part, zmq::recv_flags::none);  // parts arrive together
       }
       if (route.empty()) {  // a ROUTER always prepends an identity; kept as a guard
-        ++stats.decode_errors;
+        malformed(Status::corruption("request without a routing envelope"));
         continue;
       }
       if (options.raw) {
         inbox.hold_raw(std::move(part), stats);
-      } else if (!inbox.hold(std::move(part), options.limits, stats)) {
+      } else if (!hold(std::move(part))) {
         continue;
       }
       if (!inbox.empty()) return true;
@@ -366,7 +381,7 @@ struct Server::Impl final : detail::Receiver, Responder::Target {
         handler(m, Responder(this, route, client, 0));
       } else {
         if (m.data.size() < rpc_format::kIdBytes) {
-          ++stats.decode_errors;
+          malformed(short_record("request", m.data.size()));
           continue;
         }
         std::uint64_t rid = rpc_format::get_id(m.data);
@@ -464,6 +479,7 @@ void Server::run(const RequestHandler& handler) {
   impl_->waker.clear();
 }
 void Server::stop() { impl().waker.wake(); }
+void Server::on_error(ErrorCallback callback) { impl().on_error = std::move(callback); }
 bool Server::flush() {
   impl().check_open();
   return impl_->outbox.flush();

@@ -375,6 +375,26 @@ TEST_CASE("recv names the codec's first error for dropped frames, and each kind 
   CHECK(err.find("of another kind") == std::string::npos);
 }
 
+TEST_CASE("recv over a pull socket names the codec's first error for dropped frames", "[cli]") {
+  TempDir dir;
+  write_file(dir.file("peer.py"), kPlainPeer);
+  Zkit recv(dir, "recv",
+            {"recv", "--socket", "pull", "--timeout-ms", "1000", "--log-level", "debug", "--bind",
+             kAnyPort});
+  const std::string ep = recv.bound_endpoint();
+  Zkit peer(dir, "py-push", {dir.file("peer.py"), "push", ep, "garbage", "more garbage"},
+            "/dev/null", ZKIT_PYTHON);
+  CHECK(peer.wait() == 0);
+  CHECK(recv.wait() == 0);
+  const std::string err = recv.err();
+  INFO(err);
+  // Before: "2 malformed frames dropped" and nothing about why.
+  CHECK(err.find("2 malformed frames dropped (first: Corruption: batch at byte 0 is not an "
+                 "array (type byte 0x67))") != std::string::npos);
+  CHECK(err.find("warning: dropped a malformed frame: Corruption: batch at byte 0") !=
+        std::string::npos);
+}
+
 TEST_CASE("send with no peer ends after --linger-ms, from --count and from stdin alike", "[cli]") {
   TempDir dir;
   Zkit probe(dir, "probe", {"recv", "--socket", "pull", "--timeout-ms", "1", "--bind", kAnyPort});

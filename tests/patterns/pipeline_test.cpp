@@ -134,6 +134,8 @@ TEST_CASE(
     "[pipeline]") {
   zmq::context_t ctx;
   Puller puller(ctx);
+  std::vector<std::string> why;  // on_error: one per frame counted, with the codec's reason
+  puller.on_error([&](const zkit::Status& s) { why.push_back(s.to_string()); });
   std::string ep = puller.bind("tcp://127.0.0.1:*");
   zmq::socket_t bad(ctx, zmq::socket_type::push);
   bad.connect(ep);
@@ -149,6 +151,8 @@ TEST_CASE(
   // The bad frames are interleaved fairly; wait until all five were seen.
   for (int i = 0; i < 100 && puller.stats().decode_errors < 5; ++i) (void)puller.receive(10ms);
   CHECK(puller.stats().decode_errors == 5);
+  REQUIRE(why.size() == 5);
+  CHECK(why.front() == "Corruption: batch at byte 0 is not an array (type byte 0x6e)");
 }
 
 TEST_CASE("At the high-water mark a send with send_timeout is refused and nothing accepted is lost",

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -320,6 +321,12 @@ TEST_CASE("A raw Subscriber reads a pyzmq PUB, one-frame and two-frame messages"
 TEST_CASE("A batched Subscriber counts and drops plain frames from a raw publisher", "[pubsub]") {
   zmq::context_t ctx;
   Subscriber sub(ctx);
+  std::set<std::string> why;  // on_error: every frame counted says why
+  std::uint64_t reported = 0;
+  sub.on_error([&](const zkit::Status& s) {
+    ++reported;
+    why.insert(s.to_string());
+  });
   std::string ep = sub.bind("tcp://127.0.0.1:*");
   sub.subscribe("");
   zmq::socket_t plain(ctx, zmq::socket_type::pub);
@@ -338,6 +345,10 @@ TEST_CASE("A batched Subscriber counts and drops plain frames from a raw publish
   REQUIRE(seen);
   for (int i = 0; i < 50 && sub.stats().decode_errors < 2; ++i) (void)sub.receive(10ms);
   CHECK(sub.stats().decode_errors >= 2);
+  CHECK(reported == sub.stats().decode_errors);
+  CHECK(why.count("Corruption: message of one frame (7 bytes) without its topic; a Subscriber "
+                  "takes [topic][batch]") == 1);
+  CHECK(why.count("Corruption: batch at byte 0 is not an array (type byte 0x6e)") == 1);
 }
 
 namespace {

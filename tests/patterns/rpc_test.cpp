@@ -473,3 +473,45 @@ TEST_CASE("A raw Server answers a REQ socket behind a ROUTER-DEALER hop", "[rpc]
   }
   CHECK(server.stats().decode_errors == 0);
 }
+
+TEST_CASE("Server and Client say why through on_error for every frame they count as malformed",
+          "[rpc]") {
+  zmq::context_t ctx;
+  Server server(ctx);
+  std::vector<std::string> why;
+  server.on_error([&](const zkit::Status& s) { why.push_back(s.to_string()); });
+  const std::string ep = server.bind("tcp://127.0.0.1:*");
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(ep);
+  raw.send(zmq::str_buffer("not a batch"), zmq::send_flags::none);
+  for (int i = 0; i < 500 && server.stats().decode_errors < 1; ++i) {
+    (void)server.poll_once([](const Message&, Responder) {}, 10ms);
+  }
+  REQUIRE(server.stats().decode_errors == 1);
+  REQUIRE(why.size() == 1);
+  CHECK(why[0] == "Corruption: batch at byte 0 is not an array (type byte 0x6e)");
+
+  // A Client given a reply of two frames (a zkit Server never sends one).
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind("tcp://127.0.0.1:*");
+  Client client(ctx);
+  std::vector<std::string> client_why;
+  client.on_error([&](const zkit::Status& s) { client_why.push_back(s.to_string()); });
+  client.connect(router.get(zmq::sockopt::last_endpoint));
+  REQUIRE(client.send(
+      "ping", [](const zkit::Reply&) {}, 10s));
+  REQUIRE(client.flush());
+  zmq::message_t id, request;
+  router.set(zmq::sockopt::rcvtimeo, 10000);
+  REQUIRE(router.recv(id));
+  REQUIRE(router.recv(request));
+  router.send(id, zmq::send_flags::sndmore);
+  router.send(zmq::str_buffer("a"), zmq::send_flags::sndmore);
+  router.send(zmq::str_buffer("b"), zmq::send_flags::none);
+  for (int i = 0; i < 500 && client.stats().decode_errors < 1; ++i) (void)client.poll_once(10ms);
+  REQUIRE(client.stats().decode_errors == 1);
+  REQUIRE(client_why.size() == 1);
+  CHECK(client_why[0] == "Corruption: reply of 2 frames; a Client takes one batch frame");
+}

@@ -31,6 +31,9 @@
 //   close()                  senders flush, wait up to the linger and report what could not be
 //                            sent; receive-only sockets (SUB, PULL) close with linger 0.
 //   stats()                  counters and latency (zkit/stats.hpp), to_json() for a snapshot.
+//   on_error(callback)       receivers (Puller, Subscriber, Client, Server): called on the
+//                            socket's thread for every frame or record counted in
+//                            stats().decode_errors, with why (the codec's Status for a batch).
 //
 // Timeouts are std::chrono::milliseconds; a negative timeout waits for ever. Each socket object
 // belongs to one thread (stop() is the one exception). Sockets are move-only; the application owns
@@ -52,6 +55,7 @@
 #include "zkit/envelope.hpp"
 #include "zkit/options.hpp"
 #include "zkit/stats.hpp"
+#include "zkit/status.hpp"
 
 namespace zkit {
 
@@ -89,6 +93,8 @@ struct Message {
 };
 
 using MessageHandler = std::function<void(const Message&)>;
+// Why a receiver dropped a frame (see on_error in the vocabulary above).
+using ErrorCallback = std::function<void(const Status&)>;
 
 // What close() could not do. Nothing zkit held is dropped without appearing here.
 struct CloseReport {

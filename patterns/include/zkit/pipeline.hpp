@@ -88,6 +88,9 @@ class Puller {
   void run(const MessageHandler& handler);
   // Thread-safe; wakes a blocked run()/receive()/poll_once(). The Puller must outlive the call.
   void stop();
+  // Called for every frame counted in stats().decode_errors, with the codec's Status saying what
+  // was wrong and where; on this socket's thread, from inside receive/poll_once/run.
+  void on_error(ErrorCallback callback);
   // The poll contract (pattern.hpp); the step is poll_once(handler, 0ms).
   zmq_pollitem_t poll_item() noexcept;
   std::optional<std::chrono::steady_clock::time_point> next_deadline() const noexcept;

@@ -90,6 +90,8 @@ class Subscriber {
   std::size_t poll_once(const MessageHandler& handler, std::chrono::milliseconds timeout);
   void run(const MessageHandler& handler);
   void stop();  // thread-safe, as Puller::stop()
+  // As Puller::on_error; also for a message that is not [topic][batch].
+  void on_error(ErrorCallback callback);
   // The poll contract (pattern.hpp); the step is poll_once(handler, 0ms).
   zmq_pollitem_t poll_item() noexcept;
   std::optional<std::chrono::steady_clock::time_point> next_deadline() const noexcept;

@@ -84,6 +84,9 @@ class Client {
   // poll_once() until stop() (or context termination).
   void run();
   void stop();  // thread-safe
+  // As Puller::on_error; also for a reply that is not one batch frame or a record too short for
+  // its correlation id.
+  void on_error(ErrorCallback callback);
   std::size_t in_flight() const;
 
   // Flushes and hands requests over within the linger, then completes every outstanding request
@@ -147,6 +150,8 @@ class Server {
   std::size_t poll_once(const RequestHandler& handler, std::chrono::milliseconds timeout);
   void run(const RequestHandler& handler);
   void stop();  // thread-safe
+  // As Puller::on_error; also for a request record too short for its correlation id.
+  void on_error(ErrorCallback callback);
   bool flush();
   std::optional<std::chrono::steady_clock::time_point> pump();
   // The poll contract (pattern.hpp); the step is poll_once(handler, 0ms).
