@@ -200,7 +200,6 @@ class Consumer {
       : seen_(count + 1, false), count_(count) {
     ReliableReceiverOptions o;
     o.socket.linger = milliseconds{1000};
-    o.socket.max_message_bytes = receive_limit(o.limits);
     receiver_ = std::make_unique<ReliableReceiver>(context, o);
     (void)receiver_->bind(endpoint);
   }

@@ -75,8 +75,6 @@ int run(const po::variables_map& vm) {
   data.linger = std::chrono::milliseconds(number_flag(vm, "linger-ms", 0, 3600 * 1000));
   o.max_subscriptions =
       static_cast<std::size_t>(number_flag(vm, "max-subscriptions", 1, 100'000'000));
-  // Frames over the decoders' batch limit are refused by ZeroMQ before they are allocated.
-  data.max_message_bytes = receive_limit(envelope::Limits{});
   const double interval = seconds_flag(vm, "stats-interval", 0.0);
   const Curve curve = curve_flags(vm);
 
@@ -85,7 +83,6 @@ int run(const po::variables_map& vm) {
   o.backend_options = data;
   o.backend_options.curve = curve.for_socket(be.bind);
   o.control_options.linger = data.linger;
-  o.control_options.max_message_bytes = kReceiveLimitSlack;  // a command is a few bytes
   o.control_options.curve = curve.for_socket(ce.bind);
   o.capture_options.linger = std::chrono::milliseconds{0};
   o.capture_options.curve = curve.for_socket(pe.bind);

@@ -26,6 +26,10 @@ using std::chrono::milliseconds;
 // Longest wait inside one receive call: signals and the silence timeout are checked this often.
 constexpr milliseconds kSlice{100};
 
+std::size_t limit_flag(const po::variables_map& vm, const char* name) {
+  return static_cast<std::size_t>(number_flag(vm, name, 1, 1 << 26));
+}
+
 void declare(po::options_description& flags) {
   // clang-format off
   flags.add_options()
@@ -46,7 +50,11 @@ void declare(po::options_description& flags) {
        "\"data\" or \"hex\"})")
       ("check", "the messages are `zkit send --count` ones: check their numbers arrive in order, "
        "once, without gaps, per producer; exit 1 if not")
-      ("quiet", "print nothing on stdout (count, check and summarise only)");
+      ("quiet", "print nothing on stdout (count, check and summarise only)")
+      ("max-sessions", po::value<long long>()->value_name("N"),
+       "--reliable: sender sessions kept (default 1024); beyond, dead idle ones go, else refused")
+      ("max-producers", po::value<long long>()->value_name("N"),
+       "producers tracked for duplicates (--reliable, default 65536) or gaps (sub, default 4096)");
   // clang-format on
   io::add_endpoint_flags(flags, "binds");
   add_curve_flags(flags);
@@ -288,8 +296,6 @@ int run(const po::variables_map& vm) {
   const Curve curve = curve_flags(vm);
   SocketOptions socket;
   socket.curve = curve.for_socket(ep.bind);
-  // A frame no decoder would accept is refused by ZeroMQ before it is allocated.
-  socket.max_message_bytes = receive_limit(envelope::Limits{});
 
   Printer printer(format == "hex"    ? Format::kHex
                   : format == "json" ? Format::kJson
@@ -318,7 +324,8 @@ int run(const po::variables_map& vm) {
   if (reliable) {
     ReliableReceiverOptions o;
     o.socket = socket;
-    o.socket.max_message_bytes = receive_limit(o.limits);
+    if (vm.count("max-sessions")) o.max_sessions = limit_flag(vm, "max-sessions");
+    if (vm.count("max-producers")) o.max_producers = limit_flag(vm, "max-producers");
     ReliableReceiver r(context, o);
     report_drops(r, drops);
     attach_to(r);
@@ -327,7 +334,7 @@ int run(const po::variables_map& vm) {
   } else {
     PatternOptions o;
     o.socket = socket;
-    o.socket.max_message_bytes = receive_limit(o.limits);
+    if (vm.count("max-producers")) o.max_producers = limit_flag(vm, "max-producers");
     o.raw = raw;
     if (type == "pull") {
       Puller s(context, o);

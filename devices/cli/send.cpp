@@ -315,7 +315,6 @@ int run(const po::variables_map& vm) {
   SocketOptions socket;
   socket.linger = milliseconds(number_flag(vm, "linger-ms", 0, 3600 * 1000));
   socket.curve = curve.for_socket(ep.bind);
-  socket.max_message_bytes = receive_limit(envelope::Limits{});  // replies and acks come back
   const milliseconds ack_timeout(number_flag(vm, "ack-timeout-ms", 1, 24 * 3600 * 1000));
   const milliseconds delay(vm.count("delay-ms") ? number_flag(vm, "delay-ms", 0, 3600 * 1000)
                            : type == "pub"      ? 500

@@ -175,12 +175,7 @@ int run(const po::variables_map& vm) {
   o.pull_socket.curve = curve.for_socket(pe.bind);
   o.control_socket.curve = curve.for_socket(ce.bind);
   o.control_socket.linger = std::chrono::milliseconds{0};
-  // Frames over the decoders' batch limit are refused by ZeroMQ before they are allocated.
-  const std::int64_t limit = receive_limit(envelope::Limits{});
-  o.listen_socket.max_message_bytes = limit;
-  o.forward_socket.max_message_bytes = limit;  // acknowledgements come back on it
-  o.pull_socket.max_message_bytes = limit;
-  o.control_socket.max_message_bytes = kReceiveLimitSlack;  // a command is a few bytes
+  // Every receiving socket refuses frames over its decoder's limits (ZMQ_MAXMSGSIZE) by itself.
 
   zmq::context_t context;
   const auto zap = curve.start_zap(context);

@@ -196,6 +196,8 @@ TEST_CASE("bad flags exit 2 with one line naming the flag or value", "[cli]") {
       {{"recv", "--socket", "pull", "--topic", "t", "--bind", kAnyPort}, "--topic"},
       {{"send", "--socket", "push", "--reliable", "--connect", "tcp://127.0.0.1:1"}, "--reliable"},
       {{"demo", "--count", "0"}, "--count"},
+      {{"recv", "--reliable", "--bind", kAnyPort, "--max-sessions", "0"}, "--max-sessions"},
+      {{"recv", "--socket", "sub", "--bind", kAnyPort, "--max-producers", "0"}, "--max-producers"},
   };
   TempDir dir;
   for (const auto& c : cases) {
