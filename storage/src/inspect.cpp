@@ -48,10 +48,8 @@ Status scan(Env& env, const std::string& dir, const std::function<void(const Rec
       continue;
     }
     info.bytes = size.value();
-    std::vector<std::byte> header(format::kSegmentHeaderSize);
-    auto n = file.value()->read(0, header);
-    header.resize(n ? n.value() : 0);
-    auto hdr = log::decode_segment_header(header);
+    auto header = log::read_segment_header(*file.value());
+    auto hdr = log::decode_segment_header(header ? header.value() : std::vector<std::byte>{});
     if (hdr && hdr.value() != number) {
       hdr = Status::corruption("segment header names segment " + std::to_string(hdr.value()));
     }
@@ -101,10 +99,8 @@ void check_producers_file(Env& env, const std::string& dir,
   auto size = env.file_size(path);
   auto file = size ? env.open_readable(path) : Result<std::unique_ptr<RandomAccessFile>>(size.status());
   if (!file) return on_corrupt({name, 0, 0, file.status().to_string()});
-  std::vector<std::byte> header(format::kSegmentHeaderSize);
-  auto n = file.value()->read(0, header);
-  header.resize(n ? n.value() : 0);
-  auto hdr = log::decode_segment_header(header);
+  auto header = log::read_segment_header(*file.value());
+  auto hdr = log::decode_segment_header(header ? header.value() : std::vector<std::byte>{});
   if (!hdr || hdr.value() != 0) {
     return on_corrupt({name, 0, size.value(), hdr ? "header names segment " +
                        std::to_string(hdr.value()) : hdr.status().message()});

@@ -98,6 +98,14 @@ std::vector<std::byte> encode_segment_header(std::uint64_t number) {
   return h;
 }
 
+Result<std::vector<std::byte>> read_segment_header(RandomAccessFile& file) {
+  std::vector<std::byte> h(kSegmentHeaderSize);
+  auto n = file.read(0, h);
+  if (!n) return n.status();
+  h.resize(n.value());
+  return h;
+}
+
 Result<std::uint64_t> decode_segment_header(std::span<const std::byte> h) {
   if (h.size() < kSegmentHeaderSize) return Status::corruption("segment header truncated");
   if (std::memcmp(h.data(), kSegmentMagic.data(), kSegmentMagic.size()) != 0) {

@@ -64,6 +64,9 @@ std::uint64_t max_framed_size(std::size_t n);
 std::vector<std::byte> encode_segment_header(std::uint64_t number);
 // The segment number, or Corruption("bad magic" / "bad checksum" / "unsupported version").
 Result<std::uint64_t> decode_segment_header(std::span<const std::byte> header);
+// The first kSegmentHeaderSize bytes of a log file (a segment or the PRODUCERS file); fewer when
+// the file is shorter (a torn start).
+Result<std::vector<std::byte>> read_segment_header(RandomAccessFile& file);
 
 struct Corruption {
   std::uint64_t offset = 0;  // where the dropped bytes start in the file

@@ -397,11 +397,9 @@ Status Store::Impl::read_producers_file() {
   if (!size) return size.status();
   auto file = env->open_readable(path);
   if (!file) return file.status();
-  std::vector<std::byte> header(format::kSegmentHeaderSize);
-  auto n = file.value()->read(0, header);
-  if (!n) return n.status();
-  header.resize(n.value());
-  auto hdr = log::decode_segment_header(header);
+  auto header = log::read_segment_header(*file.value());
+  if (!header) return header.status();
+  auto hdr = log::decode_segment_header(header.value());
   if (!hdr || hdr.value() != 0) {
     report(format::kProducersName, {0, size.value(), "bad header; file ignored"});
     return {};
@@ -487,16 +485,15 @@ Status Store::Impl::recover_segment(std::uint64_t number, bool last) {
   auto file = env->open_readable(path(number));
   if (!file) return file.status();
 
-  std::vector<std::byte> header(format::kSegmentHeaderSize);
-  auto n = file.value()->read(0, header);
-  if (!n) return n.status();
-  header.resize(n.value());
+  auto read = log::read_segment_header(*file.value());
+  if (!read) return read.status();
+  const std::vector<std::byte>& header = read.value();
   auto hdr = log::decode_segment_header(header);
   if (hdr && hdr.value() != number) {
     hdr = Status::corruption("segment header names segment " + std::to_string(hdr.value()));
   }
   if (!hdr) {
-    bool torn = n.value() < format::kSegmentHeaderSize ||
+    bool torn = header.size() < format::kSegmentHeaderSize ||
                 std::all_of(header.begin(), header.end(), [](std::byte b) { return b == std::byte{0}; });
     if (last && torn) {
       // Created just before a crash: nothing in it was ever committed.
