@@ -78,8 +78,7 @@ std::size_t array_header_bytes(std::size_t n) noexcept { return n <= 15 ? 1 : 3;
 
 void check_group(std::string_view group) {
   if (!valid_group_name(group)) {
-    misuse("bad group name \"" + std::string(group.substr(0, 80)) +
-           "\" (1..64 of [A-Za-z0-9._-])");
+    misuse("bad group name \"" + std::string(group.substr(0, 80)) + "\" (1..64 of [A-Za-z0-9._-])");
   }
 }
 
@@ -260,8 +259,8 @@ Status read_body(detail::Cursor& c, MessageType type, Body& body) {
       std::uint64_t kind = 0;
       if (Status s = c.read_uint("start_kind", kind); !s) return s;
       if (kind > 3) {
-        return Status::invalid_argument("start_kind" + at(kind_at) + " is " +
-                                        std::to_string(kind) + ", expected 0..3");
+        return Status::invalid_argument("start_kind" + at(kind_at) + " is " + std::to_string(kind) +
+                                        ", expected 0..3");
       }
       j.start_kind = static_cast<StartKind>(kind);
       if (Status s = c.read_uint("start_a", j.start_a); !s) return s;

@@ -76,7 +76,8 @@ TEST_CASE("Types are numbered 20 to 30 in variant order", "[lib][consumer_codec]
   CHECK(std::string(error_code_name(static_cast<ErrorCode>(99))) == "unknown error");
 }
 
-TEST_CASE("The writer uses the fixed-width layout of consumer_format.hpp", "[lib][consumer_codec]") {
+TEST_CASE("The writer uses the fixed-width layout of consumer_format.hpp",
+          "[lib][consumer_codec]") {
   auto b = bytes_of(encode(Message{7, Deliver{9, 2, 3, 4}}));
   REQUIRE(b.size() == format::kFieldsOffset + 4 * format::kUintBytes);
   CHECK(b[0] == std::byte{0x97});
@@ -120,8 +121,8 @@ TEST_CASE("Compact MessagePack from another writer is accepted", "[lib][consumer
   Result<Message> a = decode(ack);
   REQUIRE(a.is_ok());
   CHECK(a->get<Ack>()->ranges == std::vector<TagRange>{{1, 3}});
-  auto join = bytes({0x9b, 0x01, 0x14, 0x05, 0xd9, 0x01, 'w', 0x01, 0x00, 0x01, 0x00, 0x00, 0x00,
-                     0x00});
+  auto join =
+      bytes({0x9b, 0x01, 0x14, 0x05, 0xd9, 0x01, 'w', 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00});
   Result<Message> j = decode(join);
   REQUIRE(j.is_ok());
   CHECK(j->get<Join>()->group == "w");

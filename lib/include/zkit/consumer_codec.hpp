@@ -132,8 +132,8 @@ struct Error {
 };
 
 // The alternatives are in type order: index() + 20 is the type.
-using Body = std::variant<Join, Joined, Deliver, Ack, Nack, Progress, Credit, Ping, Pong, Leave,
-                          Error>;
+using Body =
+    std::variant<Join, Joined, Deliver, Ack, Nack, Progress, Credit, Ping, Pong, Leave, Error>;
 
 struct Message {
   // The consumer's member id: random, nonzero, one per consumer object and join. An ERROR about a
