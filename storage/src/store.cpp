@@ -1181,6 +1181,21 @@ Status Store::advance_cursor(Position next) { return impl_->advance(next); }
 Position Store::cursor() const noexcept { return impl_->cursor; }
 Status Store::persist_cursor() { return impl_->write_cursor(); }
 
+Result<std::optional<StoredRecord>> Store::read_at(Position) {
+  return Status::unsupported("read_at: not implemented yet");
+}
+Result<Position> Store::resolve_start(StartKind, std::uint64_t, std::uint64_t) {
+  return Status::unsupported("resolve_start: not implemented yet");
+}
+Status Store::set_retention_floor(Position) { return {}; }
+Position Store::end() const noexcept { return {}; }
+LogCount Store::count_from(std::uint64_t) const noexcept { return {}; }
+Result<LogCount> Store::count_before(Position) { return LogCount{}; }
+std::uint64_t Store::add_drop_listener(DropListener) { return 0; }
+void Store::remove_drop_listener(std::uint64_t) noexcept {}
+const Options& Store::options() const noexcept { return impl_->opt; }
+Env& Store::env() const noexcept { return *impl_->env; }
+
 std::optional<std::uint64_t> Store::highest_seq(std::uint64_t producer_id,
                                                 std::uint64_t scope) const {
   const ProducerTable::Entry* e = impl_->producers.find({scope, producer_id});
