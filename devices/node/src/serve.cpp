@@ -316,7 +316,7 @@ struct ConsumerServer::Impl {
 
   void on_ack(Member& m, const cm::Ack& a) {
     Group& g = *m.group;
-    bool unknown = false;
+    bool unknown = false, any = false;
     for (const cm::TagRange& r : a.ranges) {
       auto [lo, hi] = held_range(m, r.first, r.last);
       const auto n = static_cast<std::uint64_t>(hi - lo);
@@ -329,13 +329,9 @@ struct ConsumerServer::Impl {
         m.held_messages -= it->messages;
       }
       m.held.erase(lo, hi);
-      if (n > 0) acked_since = true;
+      any = any || n > 0;
     }
-    if (acked_since) {
-      g.idle = false;
-      acked_since = false;
-      floors_changed = true;
-    }
+    if (any) g.idle = false;  // max_pending may have held it back
     if (unknown) {
       ++st.unknown_tag;
       error(m.routing, m.id, cm::ErrorCode::kUnknownTag, "ACK names a tag this member does not hold");
@@ -656,8 +652,6 @@ struct ConsumerServer::Impl {
   zmq::message_t in_routing, in_body, in_spare;
   std::string in_peer;
   cm::Message in;
-  bool acked_since = false;
-  bool floors_changed = true;
   std::uint64_t complaints = 0;
   ServeFigures st;
   bool shut = false;
@@ -722,7 +716,6 @@ Status ConsumerServer::reset(std::string_view name, std::string_view start_text)
   impl_->forget_held(*g);
   if (Status s = g->state.reset(p.value()); !s) return s;
   g->idle = false;
-  impl_->floors_changed = true;
   spdlog::info("spool group {}: reset to {}", name, p.value().to_string());
   return g->state.persist();
 }
@@ -739,7 +732,6 @@ Status ConsumerServer::remove(std::string_view name) {
   }
   const std::string n(name);
   impl_->groups.erase(impl_->groups.find(name));
-  impl_->floors_changed = true;
   spdlog::info("spool group {}: deleted", n);
   return spool::delete_group(impl_->opt.store.dir, n, impl_->opt.store.env);
 }
