@@ -443,3 +443,29 @@ TEST_CASE("Group state survives a restart: only what was not acked is delivered 
   CHECK(b.inbox.size() == 4);
   for (const Got& g : b.inbox) CHECK(g.d.delivery_count == 2);
 }
+
+TEST_CASE("A JOIN with a bad start or a bad group name gets ERROR 7 and does not join", "[queues]") {
+  Rig rig;
+  rig.produce(1);
+  RawConsumer& a = rig.consumer();
+  // A position before the log's first record, and a start kind the protocol does not have.
+  cm::Join j;
+  j.group = "new";
+  j.prefetch_batches = 1;
+  j.start_kind = cm::StartKind::kPosition;
+  j.start_a = 0;
+  j.start_b = 0;
+  a.send(j);
+  std::string bytes = cm::encode(cm::Message{a.member(), cm::Join{"other", 1}}).to_string();
+  bytes[12 + 1 + 5 + 9 + 9 + 8] = '\x09';  // start_kind's low byte (after "other", two numbers): 9
+  a.send_raw(bytes);
+  a.send_raw(std::string("\x9b\x01\x14") + std::string("\xcf\0\0\0\0\0\0\0\x07", 9) +
+             "\xa3" "a b" + std::string(7, '\0'));
+  REQUIRE(pump_until([&] { rig.step(); }, [&] { return a.errors.size() >= 3; }));
+  for (const auto& e : a.errors) CHECK((e.code == cm::ErrorCode::kBadStart || e.code == cm::ErrorCode::kMalformed));
+  CHECK(a.errors[0].code == cm::ErrorCode::kBadStart);
+  CHECK(a.errors[1].code == cm::ErrorCode::kBadStart);
+  CHECK_FALSE(a.joined);
+  CHECK(rig.group("new") == nullptr);
+  CHECK(rig.group("other") == nullptr);
+}
