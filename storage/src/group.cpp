@@ -146,6 +146,7 @@ class Window {
   Entry& at(std::size_t i) { return buf_[(head_ + i) & (buf_.size() - 1)]; }
   const Entry& at(std::size_t i) const { return buf_[(head_ + i) & (buf_.size() - 1)]; }
   Entry& front() { return at(0); }
+  const Entry& front() const { return at(0); }
   void pop_front() {
     head_ = (head_ + 1) & (buf_.size() - 1);
     --size_;
@@ -197,8 +198,7 @@ struct Source {
   LogCount read_seg;  // main: batch records in read_pos.segment before read_pos
 
   Position floor() const {
-    return win.empty() ? (replay ? tag(read_pos) : read_pos)
-                       : const_cast<Window&>(win).front().pos;
+    return win.empty() ? (replay ? tag(read_pos) : read_pos) : win.front().pos;
   }
   void pop_done() {
     while (!win.empty() && win.front().state == kAcked) {
