@@ -693,3 +693,48 @@ TEST_CASE("A full dead-letter log refuses, counted, and the batch stays in the g
   CHECK(back->seq == 3);
   CHECK(back->count == 2);
 }
+
+TEST_CASE("The group file is written only by persist calls, at most every persist_interval",
+          "[spool][group]") {
+  TempDir dir;
+  Store store = open_store(options(dir.path()));
+  fill(store, 1, 5);
+  GroupOptions o;
+  o.persist_interval = std::chrono::hours(1);
+  Group g = open_group(store, "g", o);
+  CHECK(g.stats().persists == 1);  // created
+  CHECK(!g.persist_due());
+  const Bytes at_creation = read_file(dir.path() + "/groups/g.group");
+  for (const auto& d : take_all(g)) require_ok(g.ack(d.pos));
+  CHECK(read_file(dir.path() + "/groups/g.group") == at_creation);  // acks never write
+  REQUIRE(g.persist_due());
+  require_ok(g.persist_if_due(Clock::now()));
+  CHECK(g.stats().persists == 1);  // the interval has not passed
+  require_ok(g.persist_if_due(*g.persist_due()));
+  CHECK(g.stats().persists == 2);
+  CHECK(!g.persist_due());
+  CHECK(read_file(dir.path() + "/groups/g.group") != at_creation);
+}
+
+TEST_CASE("More groups than cached readers, reading in turns, each get every batch in order",
+          "[spool][group]") {
+  TempDir dir;
+  Store store = open_store(options(dir.path()));
+  fill(store, 1, 300, 500);  // several segments
+  std::vector<Group> groups;
+  for (int i = 0; i < 12; ++i) groups.push_back(open_group(store, "g" + std::to_string(i)));
+  std::vector<std::uint64_t> last(groups.size(), 0);
+  for (int round = 0; round < 400; ++round) {
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      // Group i takes i % 3 + 1 batches per round: they drift apart.
+      for (std::size_t k = 0; k <= i % 3; ++k) {
+        auto d = take(groups[i]);
+        if (!d) break;
+        REQUIRE(d->seq == last[i] + 1);
+        last[i] = d->seq;
+        require_ok(groups[i].ack(d->pos));
+      }
+    }
+  }
+  for (std::size_t i = 0; i < groups.size(); ++i) CHECK(last[i] == 300);
+}
