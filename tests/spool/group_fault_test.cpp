@@ -239,3 +239,45 @@ TEST_CASE("Power loss at every sync point: no batch lost, at most the persist wi
     }
   }
 }
+
+TEST_CASE("A floor past the log's end after power loss (unsynced log) moves to the end: new "
+          "batches at those offsets are delivered",
+          "[spool][group][fault]") {
+  TempDir dir("zkit-group", memory_base());
+  FaultInjectionEnv fault;
+  auto opt = options(dir.path());
+  opt.env = &fault;
+  opt.fsync = zkit::spool::FsyncPolicy::every(std::chrono::hours(1));  // the log is not synced
+  {
+    Store store = open_store(opt);
+    Group g = std::move(Group::open(store, "g", group_options(),
+                                    store.resolve_start(StartKind::kEarliest).value()))
+                  .value();
+    for (std::uint64_t s = 1; s <= 10; ++s) REQUIRE(store.append(frame(1, s)).is_ok());
+    require_ok(store.commit());
+    for (int i = 0; i < 10; ++i) {
+      auto d = g.next(Clock::now());
+      REQUIRE(d.is_ok());
+      REQUIRE(d.value());
+      require_ok(g.ack(d.value()->record.position));
+    }
+    require_ok(g.persist());  // the group file is synced; the records it passed are not
+    require_ok(fault.simulate_power_loss());
+  }
+  fault.power_on();
+  Store store = open_store(opt);
+  auto g = Group::open(store, "g", group_options(), Position{});
+  REQUIRE(g.is_ok());
+  CHECK(g.value().floor() == store.end());
+  for (std::uint64_t s = 1; s <= 5; ++s) REQUIRE(store.append(frame(2, s)).is_ok());
+  require_ok(store.commit());
+  std::vector<std::uint64_t> seqs;
+  for (int guard = 0; guard < 100; ++guard) {
+    auto d = g.value().next(Clock::now());
+    REQUIRE(d.is_ok());
+    if (!d.value()) break;
+    CHECK(d.value()->record.meta.producer_id == 2);
+    seqs.push_back(d.value()->record.meta.seq);
+  }
+  CHECK(seqs == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+}
