@@ -34,8 +34,8 @@ constexpr std::uint32_t kMaxMalformed = 16;
 constexpr std::size_t kBurst = 2048;
 // After a disconnect event the members are probed now and again later: ZeroMQ may report the
 // event before the socket has forgotten the peer's pipe.
-constexpr std::array<milliseconds, 3> kProbeAfter{milliseconds{0}, milliseconds{50},
-                                                  milliseconds{400}};
+constexpr std::array<milliseconds, 4> kProbeAfter{milliseconds{0}, milliseconds{50},
+                                                  milliseconds{400}, milliseconds{1500}};
 // A group whose log read failed is retried after this.
 constexpr milliseconds kReadRetry{1000};
 // Frames over this are refused by ZeroMQ before they are allocated (the codec's own bound is
@@ -649,7 +649,7 @@ struct ConsumerServer::Impl {
   zmq::socket_t monitor;
   std::map<std::string, std::unique_ptr<Group>, std::less<>> groups;
   std::unordered_map<std::uint64_t, Member> members;
-  std::array<TimePoint, kProbeAfter.size()> probes{kNever, kNever, kNever};
+  std::array<TimePoint, kProbeAfter.size()> probes{kNever, kNever, kNever, kNever};
   std::vector<Member*> doomed;
   // Scratch buffers of read(), kept for their capacity.
   zmq::message_t in_routing, in_body, in_spare;
