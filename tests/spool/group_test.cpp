@@ -724,7 +724,8 @@ TEST_CASE("More groups than cached readers, reading in turns, each get every bat
   Store store = open_store(options(dir.path()));
   fill(store, 1, 300, 500);  // several segments
   std::vector<Group> groups;
-  for (int i = 0; i < 12; ++i) groups.push_back(open_group(store, "g" + std::to_string(i)));
+  for (int i = 0; i < 40; ++i)
+    groups.push_back(open_group(store, "g" + std::to_string(i)));  // > 32 readers
   std::vector<std::uint64_t> last(groups.size(), 0);
   for (int round = 0; round < 400; ++round) {
     for (std::size_t i = 0; i < groups.size(); ++i) {
