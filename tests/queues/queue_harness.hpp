@@ -61,9 +61,11 @@ class RawConsumer {
     inbox.clear();
   }
   void close() { socket_.close(); }
+  bool closed() const { return !socket_; }
 
   // Reads everything waiting.
   void poll() {
+    if (closed()) return;
     zmq::message_t f;
     while (socket_.recv(f, zmq::recv_flags::dontwait)) {
       auto m = cm::decode(f);

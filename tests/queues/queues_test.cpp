@@ -317,7 +317,12 @@ TEST_CASE("Endless new group names stop at max-groups; a join storm stops at max
     o.max_members = 2;
   });
   RawConsumer& storm = rig.consumer();
-  for (int i = 0; i < 50; ++i) storm.join("g" + std::to_string(i), 1);
+  for (int i = 0; i < 50; ++i) {
+    cm::Join j;
+    j.group = "g" + std::to_string(i);
+    j.prefetch_batches = 1;
+    storm.send(j, 5000 + 2 * static_cast<std::uint64_t>(i) + 1);
+  }
   REQUIRE(pump_until([&] { rig.step(); }, [&] { return storm.errors.size() == 47; }));
   for (const auto& e : storm.errors) CHECK(e.code == cm::ErrorCode::kTooManyGroups);
   // One connection re-joining with new member ids replaces itself: still one member.
@@ -368,7 +373,7 @@ TEST_CASE("Malformed frames and reliable-link frames get ERROR 6; a persistent o
   CHECK(good.errors.empty());
 }
 
-TEST_CASE("--forward keeps working beside --serve: the sink and the group each get everything",
+TEST_CASE("The forward link keeps working beside --serve: the sink and the group each get everything",
           "[queues]") {
   TempDir sink_dir;
   zmq::context_t sink_ctx;
