@@ -24,10 +24,9 @@ set(CPACK_PACKAGE_NAME zkit)
 set(CPACK_PACKAGE_VENDOR zkit)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
-set(CPACK_PACKAGE_DESCRIPTION
-    "The zkit command (proxy, spool, spool-inspect, send, recv, stats, keygen, demo), its shared\n"
-    "libraries, headers, CMake package and pkg-config files, and systemd unit templates\n"
-    "zkit-spool@.service and zkit-proxy@.service.")
+set(CPACK_PACKAGE_DESCRIPTION "The zkit command (proxy, spool, spool-inspect, send, recv, stats, \
+keygen, demo), its shared libraries, headers, CMake package and pkg-config files, and systemd unit \
+templates zkit-spool@.service and zkit-proxy@.service.")
 set(ZKIT_PACKAGE_CONTACT "zkit maintainers <root@localhost>" CACHE STRING
     "Maintainer field of the .deb")
 set(CPACK_PACKAGE_CONTACT "${ZKIT_PACKAGE_CONTACT}")
@@ -42,6 +41,11 @@ set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 # Headers include <zmq.hpp>: development use needs cppzmq-dev, the command does not.
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "cppzmq-dev, libzmq3-dev")
+# Maintainer scripts: ldconfig (and systemctl daemon-reload), also right under dpkg --root.
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/deb/postinst
+                                       ${PROJECT_SOURCE_DIR}/packaging/deb/postrm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_STRIP_FILES ON)  # the .deb carries no debug info (77 MB installed with it, RelWithDebInfo)
 set(CPACK_GENERATOR DEB)
 set(CPACK_SOURCE_GENERATOR TGZ)
 set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build[^/]*/" "__pycache__")

@@ -17,6 +17,7 @@ packages=(
   clang libclang-rt-14-dev                   # libFuzzer target for the decoder
   python3 python3-zmq python3-msgpack python3-zstandard  # interop tests with peers zkit did not write
   iproute2 procps                            # test helpers (ss, pkill-free pid handling)
+  dpkg-dev systemd                           # cpack -G DEB (dpkg-shlibdeps); systemd-analyze verify of the units
 )
 
 missing=()
