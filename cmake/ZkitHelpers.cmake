@@ -33,7 +33,11 @@ set(ZKIT_SYMBOL_MAP ${CMAKE_CURRENT_LIST_DIR}/zkit-symbols.map)
 # Headers live in ${CMAKE_CURRENT_SOURCE_DIR}/include, sources in src/.
 function(zkit_library)
   cmake_parse_arguments(Z "" "NAME;ALIAS" "SOURCES;PUBLIC_LIBS;PRIVATE_LIBS" ${ARGN})
-  add_library(${Z_NAME} ${Z_SOURCES})
+  if(ZKIT_SHARED_LIBS)
+    add_library(${Z_NAME} SHARED ${Z_SOURCES})
+  else()
+    add_library(${Z_NAME} STATIC ${Z_SOURCES})
+  endif()
   add_library(${Z_ALIAS} ALIAS ${Z_NAME})
   target_include_directories(${Z_NAME} PUBLIC
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>)
