@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git       # toolchain
+  dpkg-dev systemd                           # cpack -G DEB (dpkg-shlibdeps); systemd-analyze verify of the units
   libzmq3-dev cppzmq-dev                     # ZeroMQ and its C++ binding
   libmsgpack-cxx-dev                         # MessagePack (reliable-link codec, test cross-checks)
   libboost-program-options-dev               # the zkit command's flags and config files
@@ -17,7 +18,6 @@ packages=(
   clang libclang-rt-14-dev                   # libFuzzer target for the decoder
   python3 python3-zmq python3-msgpack python3-zstandard  # interop tests with peers zkit did not write
   iproute2 procps                            # test helpers (ss, pkill-free pid handling)
-  dpkg-dev systemd                           # cpack -G DEB (dpkg-shlibdeps); systemd-analyze verify of the units
 )
 
 missing=()
