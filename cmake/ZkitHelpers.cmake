@@ -22,11 +22,22 @@ if(ZKIT_FUZZ)
   target_link_options(zkit_build_flags INTERFACE -fsanitize=address,undefined)
 endif()
 
+# RPATH: build-tree binaries get CMake's build RPATH (the build's library folders). Installed
+# executables look in the library folder relative to themselves, installed libraries beside
+# themselves, so an install in any prefix (or a .deb unpacked under dpkg --root) finds its own libs.
+file(RELATIVE_PATH zkit_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
+set(CMAKE_INSTALL_RPATH "$ORIGIN/${zkit_bin_to_lib}")
+set(ZKIT_SYMBOL_MAP ${CMAKE_CURRENT_LIST_DIR}/zkit-symbols.map)
+
 # zkit_library(NAME <target> ALIAS <zkit::x> SOURCES ... PUBLIC_LIBS ... PRIVATE_LIBS ...)
 # Headers live in ${CMAKE_CURRENT_SOURCE_DIR}/include, sources in src/.
 function(zkit_library)
   cmake_parse_arguments(Z "" "NAME;ALIAS" "SOURCES;PUBLIC_LIBS;PRIVATE_LIBS" ${ARGN})
-  add_library(${Z_NAME} ${Z_SOURCES})
+  if(ZKIT_SHARED_LIBS)
+    add_library(${Z_NAME} SHARED ${Z_SOURCES})
+  else()
+    add_library(${Z_NAME} STATIC ${Z_SOURCES})
+  endif()
   add_library(${Z_ALIAS} ALIAS ${Z_NAME})
   target_include_directories(${Z_NAME} PUBLIC
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>)
@@ -34,7 +45,18 @@ function(zkit_library)
   target_link_libraries(${Z_NAME} PUBLIC ${Z_PUBLIC_LIBS} PRIVATE ${Z_PRIVATE_LIBS}
                         $<BUILD_INTERFACE:zkit_build_flags>)
   string(REPLACE "zkit::" "" export_name ${Z_ALIAS})
-  set_target_properties(${Z_NAME} PROPERTIES EXPORT_NAME ${export_name} POSITION_INDEPENDENT_CODE ON)
+  set_target_properties(${Z_NAME} PROPERTIES EXPORT_NAME ${export_name} POSITION_INDEPENDENT_CODE ON
+    VERSION ${PROJECT_VERSION} SOVERSION ${ZKIT_SOVERSION} INSTALL_RPATH "$ORIGIN")
+  get_target_property(type ${Z_NAME} TYPE)
+  if(type STREQUAL "SHARED_LIBRARY")
+    # Export only namespace zkit (cmake/zkit-symbols.map). -z defs: a library links everything it
+    # uses itself, so a missing PRIVATE_LIBS entry fails here rather than in some consumer.
+    target_link_options(${Z_NAME} PRIVATE "LINKER:--version-script=${ZKIT_SYMBOL_MAP}")
+    if(NOT ZKIT_SANITIZE)
+      target_link_options(${Z_NAME} PRIVATE "LINKER:-z,defs")
+    endif()
+    set_property(TARGET ${Z_NAME} APPEND PROPERTY LINK_DEPENDS ${ZKIT_SYMBOL_MAP})
+  endif()
   set_property(GLOBAL APPEND PROPERTY ZKIT_EXPORTED_TARGETS ${Z_NAME})
   set_property(GLOBAL APPEND PROPERTY ZKIT_PUBLIC_HEADER_DIRS ${CMAKE_CURRENT_SOURCE_DIR}/include)
 endfunction()

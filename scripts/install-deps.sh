@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git       # toolchain
+  dpkg-dev systemd                           # cpack -G DEB (dpkg-shlibdeps); systemd-analyze verify of the units
   libzmq3-dev cppzmq-dev                     # ZeroMQ and its C++ binding
   libmsgpack-cxx-dev                         # MessagePack (reliable-link codec, test cross-checks)
   libboost-program-options-dev               # the zkit command's flags and config files

@@ -26,7 +26,8 @@ namespace zkit::cli {
 namespace {
 
 void print_usage(std::ostream& out, const std::vector<const Subcommand*>& commands) {
-  out << "usage: zkit <subcommand> [flags]      (zkit <subcommand> --help for its flags)\n\n"
+  out << "usage: zkit <subcommand> [flags]      (zkit <subcommand> --help for its flags)\n"
+         "       zkit --version                 (version and git description)\n\n"
          "Brokerless batched messaging on ZeroMQ: devices and tools.\n\nsubcommands:\n";
   for (const Subcommand* c : commands) out << fmt::format("  {:<14} {}\n", c->name, c->summary);
   out << "\nEndpoints: '@tcp://host:port' binds, '>tcp://host:port' connects; a plain endpoint\n"
