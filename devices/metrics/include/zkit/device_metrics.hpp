@@ -1,0 +1,27 @@
+// Each device's figures as Prometheus metrics, and its readiness, from the same stats struct its
+// STATS document is written from (ProxyStats::to_json, SpoolNodeStats::to_json): nothing here
+// keeps a figure of its own. docs/devices.md "Metrics" lists every name.
+//
+// Adding a device is one write_metrics overload (a line per figure) and one not_ready overload;
+// adding a figure is one line. Per-socket figures carry a `socket` label, per-group figures a
+// `group` label; the endpoint adds `device` and `name` to every sample.
+#pragma once
+
+#include <string>
+
+#include "zkit/metrics.hpp"
+#include "zkit/proxy.hpp"
+#include "zkit/spool_node.hpp"
+
+namespace zkit {
+
+void write_metrics(metrics::Exposition& x, const ProxyStats& s);
+void write_metrics(metrics::Exposition& x, const SpoolNodeStats& s);
+
+// Empty when ready, else why not (one line). Proxy: its sockets are bound (it has not stopped).
+std::string not_ready(const ProxyStats& s);
+// Spool: the store is open and accepting (state "running"), and the downstream link is connected
+// when `has_downstream`.
+std::string not_ready(const SpoolNodeStats& s, bool has_downstream);
+
+}  // namespace zkit
