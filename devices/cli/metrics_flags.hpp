@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -30,27 +31,43 @@ inline void add_metrics_flags(po::options_description& flags, const char* device
   // clang-format on
 }
 
-// Starts the endpoint when --metrics was given (null otherwise). Usage errors (exit 2) name the
-// flag and the endpoint: one that does not parse, or a port in use.
-template <class Stats, class Render, class NotReady>
-std::unique_ptr<MetricsEndpoint<Stats>> start_metrics(const po::variables_map& vm,
-                                                      const char* device, const Stats& first,
-                                                      Render render, NotReady not_ready) {
-  if (!vm.count("metrics")) return nullptr;
-  MetricsServerOptions o;
-  o.endpoint = vm["metrics"].as<std::string>();
-  o.max_connections =
-      static_cast<std::size_t>(number_flag(vm, "metrics-connections", 1, 100000));
-  const std::string name = vm["name"].as<std::string>();
+// Runs `f`, turning a bad or busy endpoint into a usage error (exit 2) naming the flag.
+template <class F>
+auto metrics_flag_errors(F&& f) {
   try {
-    return std::make_unique<MetricsEndpoint<Stats>>(
-        o, metrics::Labels{{"device", device}, {"name", name}}, first, std::move(render),
-        std::move(not_ready));
+    return f();
   } catch (const std::invalid_argument& e) {
     throw UsageError(std::string("--metrics: ") + e.what());
   } catch (const MetricsBindError& e) {
     throw UsageError(std::string("--metrics: ") + e.what());
   }
+}
+
+// The endpoint's options from the flags, checked (syntax, port free) before the device starts;
+// empty without --metrics. Usage errors name the flag and the endpoint.
+inline std::optional<MetricsServerOptions> metrics_flag(const po::variables_map& vm) {
+  if (!vm.count("metrics")) return std::nullopt;
+  MetricsServerOptions o;
+  o.endpoint = vm["metrics"].as<std::string>();
+  o.max_connections =
+      static_cast<std::size_t>(number_flag(vm, "metrics-connections", 1, 100000));
+  metrics_flag_errors([&o] { check_metrics_endpoint(o.endpoint); return 0; });
+  return o;
+}
+
+// Starts the endpoint when --metrics was given (null otherwise), once the device runs.
+template <class Stats, class Render, class NotReady>
+std::unique_ptr<MetricsEndpoint<Stats>> start_metrics(const std::optional<MetricsServerOptions>& o,
+                                                      const po::variables_map& vm,
+                                                      const char* device, const Stats& first,
+                                                      Render render, NotReady not_ready) {
+  if (!o) return nullptr;
+  const std::string name = vm["name"].as<std::string>();
+  return metrics_flag_errors([&] {
+    return std::make_unique<MetricsEndpoint<Stats>>(
+        *o, metrics::Labels{{"device", device}, {"name", name}}, first, std::move(render),
+        std::move(not_ready));
+  });
 }
 
 // One descriptor readable while any of `fds` is (an epoll set; negative fds are left out), for a

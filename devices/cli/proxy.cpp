@@ -79,6 +79,7 @@ int run(const po::variables_map& vm) {
       static_cast<std::size_t>(number_flag(vm, "max-subscriptions", 1, 100'000'000));
   const double interval = seconds_flag(vm, "stats-interval", 0.0);
   const Curve curve = curve_flags(vm);
+  const auto metrics_options = metrics_flag(vm);
 
   o.frontend_options = data;
   o.frontend_options.curve = curve.for_socket(fe.bind);
@@ -99,7 +100,7 @@ int run(const po::variables_map& vm) {
   if (has_capture) std::cout << "capture " << proxy.capture_endpoint() << "\n";
   // The HTTP thread reads copies this thread takes from the device (its STATS) when a scrape asks.
   const auto http = start_metrics(
-      vm, "proxy", proxy.stats(),
+      metrics_options, vm, "proxy", proxy.stats(),
       [](metrics::Exposition& x, const ProxyStats& s) { write_metrics(x, s); },
       [](const ProxyStats& s) { return not_ready(s); });
   if (http) std::cout << "metrics " << http->endpoint() << "\n";

@@ -172,6 +172,7 @@ int run(const po::variables_map& vm) {
       static_cast<std::uint64_t>(number_flag(vm, "duplicate-window", 1, 1LL << 40));
   const double interval = seconds_flag(vm, "stats-interval", 0.0);
   const Curve curve = curve_flags(vm);
+  const auto metrics_options = metrics_flag(vm);
   o.listen_socket.curve = curve.for_socket(le.bind);
   o.forward_socket.curve = curve.for_socket(fe.bind);
   o.pull_socket.curve = curve.for_socket(pe.bind);
@@ -194,7 +195,7 @@ int run(const po::variables_map& vm) {
   if (has_control) std::cout << "control " << node->control_endpoint() << "\n";
   // The HTTP thread reads copies of the node's stats this loop takes when a scrape asks.
   const auto http = start_metrics(
-      vm, "spool", node->stats(),
+      metrics_options, vm, "spool", node->stats(),
       [](metrics::Exposition& x, const SpoolNodeStats& s) { write_metrics(x, s); },
       [has_forward = vm.count("forward") != 0](const SpoolNodeStats& s) {
         return not_ready(s, has_forward);

@@ -68,7 +68,29 @@ void mhd_log(void*, const char* fmt, va_list ap) {
   spdlog::debug("metrics http: {}", text);
 }
 
+// A listening socket on `text`; throws std::invalid_argument or MetricsBindError.
+int listen_on(const std::string& text, sockaddr_in& sa) {
+  sa = parse_host_port(text);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 64) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw MetricsBindError("'" + text + "': " + std::strerror(e));
+  }
+  socklen_t len = sizeof sa;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  return fd;
+}
+
 }  // namespace
+
+void check_metrics_endpoint(const std::string& endpoint) {
+  sockaddr_in sa{};
+  ::close(listen_on(endpoint, sa));
+}
 
 struct HttpServer::Impl {
   std::vector<std::pair<std::string, Handler>> routes;
@@ -129,18 +151,9 @@ HttpServer::HttpServer(const MetricsServerOptions& o,
                        std::vector<std::pair<std::string, Handler>> routes)
     : impl_(std::make_unique<Impl>()) {
   if (o.max_connections < 1) throw std::invalid_argument("metrics: max_connections must be >= 1");
-  sockaddr_in sa = parse_host_port(o.endpoint);
+  sockaddr_in sa{};
+  impl_->listen_fd = listen_on(o.endpoint, sa);
   impl_->routes = std::move(routes);
-  impl_->listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (impl_->listen_fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
-  const int one = 1;
-  ::setsockopt(impl_->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(impl_->listen_fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 ||
-      ::listen(impl_->listen_fd, 64) != 0) {
-    throw MetricsBindError("'" + o.endpoint + "': " + std::strerror(errno));
-  }
-  socklen_t len = sizeof sa;
-  ::getsockname(impl_->listen_fd, reinterpret_cast<sockaddr*>(&sa), &len);
   impl_->endpoint = to_text(sa);
   impl_->daemon = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
@@ -187,6 +200,7 @@ bool SnapshotExchange::take_ask() noexcept {
 void SnapshotExchange::answered() noexcept {
   // Also after a publish nobody asked for (serving_ unchanged): a harmless extra wake-up.
   answered_.store(serving_, std::memory_order_release);
+  answers_.fetch_add(1, std::memory_order_acq_rel);
   const std::uint64_t one = 1;
   (void)!::write(answer_fd_, &one, sizeof one);
 }
@@ -217,12 +231,16 @@ ScrapePolicy::ScrapePolicy(const MetricsServerOptions& o, SnapshotExchange& exch
 void ScrapePolicy::refresh() {
   const auto now = Clock::now();
   if (now - last_answer_ < o_.min_interval) return;
-  if (exchange_.ask(o_.fresh_wait)) {
+  const bool fresh = exchange_.ask(o_.fresh_wait);
+  const std::uint64_t answers = exchange_.answers();
+  if (fresh) {
     last_answer_ = Clock::now();
     unanswered_since_.reset();
-  } else if (!unanswered_since_) {
+  } else if (!unanswered_since_ || answers != answers_seen_) {
+    // Busy, not stuck, while it publishes at all: the stall is measured from its last sign.
     unanswered_since_ = now;
   }
+  answers_seen_ = answers;
 }
 
 double ScrapePolicy::age_seconds() const {

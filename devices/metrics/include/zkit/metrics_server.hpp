@@ -62,6 +62,11 @@ struct HttpReply {
   std::string body;
 };
 
+// Throws as HttpServer's constructor would for `endpoint` (std::invalid_argument for bad syntax,
+// MetricsBindError when the port is taken), keeping nothing bound: for a command to refuse the
+// flag before it starts its device.
+void check_metrics_endpoint(const std::string& endpoint);
+
 // A plain HTTP/1.1 server on its own thread (libmicrohttpd), serving fixed paths.
 class HttpServer {
  public:
@@ -99,6 +104,8 @@ class SnapshotExchange {
   // Reader side, one thread at a time: asks and waits up to `wait` for the answer. True when the
   // loop answered this ask (or a later one) in time.
   bool ask(std::chrono::milliseconds wait);
+  // Publications so far (answered() calls), asked for or not: the loop's sign of life.
+  std::uint64_t answers() const noexcept { return answers_.load(std::memory_order_acquire); }
 
  private:
   int ask_fd_ = -1;
@@ -106,6 +113,7 @@ class SnapshotExchange {
   std::atomic<std::uint64_t> asked_{0};     // reader: asks made
   std::uint64_t serving_ = 0;               // loop: the ask being answered
   std::atomic<std::uint64_t> answered_{0};  // loop: asks answered
+  std::atomic<std::uint64_t> answers_{0};   // loop: answered() calls
 };
 
 // One writer, one reader at a time, neither waits: a triple buffer of a copyable stats struct.
@@ -151,7 +159,8 @@ class ScrapePolicy {
   MetricsServerOptions o_;
   SnapshotExchange& exchange_;
   Clock::time_point last_answer_;
-  std::optional<Clock::time_point> unanswered_since_;
+  std::uint64_t answers_seen_ = 0;
+  std::optional<Clock::time_point> unanswered_since_;  // no publication at all since then
 };
 
 // A device's /metrics, /healthz and /readyz over its stats struct. The device's loop calls
