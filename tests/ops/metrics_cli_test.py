@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""`zkit proxy/spool --metrics`: usage errors (a port in use, a bad endpoint) exit 2 with one line
+"""`zkit stats` tables for every device kind (spool with groups, an unknown kind), and
+`zkit proxy/spool --metrics`: usage errors (a port in use, a bad endpoint) exit 2 with one line
 naming the flag and the endpoint; the status codes of /metrics, /healthz, /readyz and other paths;
 /readyz turns 503 when the spool's downstream goes; and a /metrics flood from several threads
 while 1,000,000 messages go through a spool loses or stalls nothing (counts only, no timing).
@@ -172,9 +173,76 @@ def spool_flood(tmp):
     check(spool.returncode == 0, f"spool exits 0 on SIGTERM with --metrics ({spool.returncode})")
 
 
+def fake_device(reply):
+    """A REP socket answering every request with `reply` (a device's STATS), on a thread."""
+    import zmq
+    ctx = zmq.Context.instance()
+    rep = ctx.socket(zmq.REP)
+    rep.setsockopt(zmq.LINGER, 0)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    stop = threading.Event()
+
+    def serve():
+        poller = zmq.Poller()
+        poller.register(rep, zmq.POLLIN)
+        while not stop.is_set():
+            if poller.poll(50):
+                rep.recv()
+                rep.send_string(reply)
+        rep.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    return f"tcp://127.0.0.1:{port}", lambda: (stop.set(), t.join())
+
+
+def stats_tables():
+    import json
+    spool = {"device": "spool", "state": "blocked: full", "uptime_s": 2.5,
+             "accepted": {"batches": 7, "messages": 70}, "pull": {"batches": 1, "messages": 3},
+             "stored": {"batches": 8, "messages": 73},
+             "backlog": {"batches": 5, "messages": 50, "bytes": 5000, "oldest_age_ms": 1500},
+             "groups": {"forward": {"delivered": 11, "lag_batches": 4},
+                        "audit": {"delivered": 12345678901, "dead_lettered": 2}}}
+    ep, stop = fake_device(json.dumps(spool))
+    try:
+        r = subprocess.run([ZKIT, "stats", "--control", ep], capture_output=True, text=True,
+                           timeout=20)
+        out = r.stdout
+        check(r.returncode == 0 and out.startswith("zkit spool (blocked: full), up 2.5 s\n"),
+              f"spool table: header ({out[:60]!r})")
+        check(any(l.split() == ["backlog", "5", "50", "5000"] for l in out.splitlines()),
+              "spool table: the backlog row")
+        rows = {l.split()[0]: l.split() for l in out.splitlines() if l.split()}
+        # Columns: the union of the groups' figures (in the JSON's key order).
+        check(rows.get("group") == ["group", "dead_lettered", "delivered", "lag_batches"],
+              f"spool table: one column per group figure ({rows.get('group')})")
+        check(rows.get("audit") == ["audit", "2", "12345678901"] and
+              rows.get("forward") == ["forward", "11", "4"],
+              f"spool table: a row per group ({rows.get('audit')}, {rows.get('forward')})")
+        w = subprocess.run([ZKIT, "stats", "--control", ep, "--watch", "0.05", "--count", "2"],
+                           capture_output=True, text=True, timeout=20)
+        check(w.returncode == 0 and w.stdout.count("zkit spool (") == 2 and "\033" not in w.stdout,
+              "--watch into a pipe: the table twice, no terminal codes")
+    finally:
+        stop()
+    ep, stop = fake_device(json.dumps({"device": "bridge", "state": "running",
+                                       "amqp": {"published": 9, "confirmed": 8}}))
+    try:
+        r = subprocess.run([ZKIT, "stats", "--control", ep], capture_output=True, text=True,
+                           timeout=20)
+        lines = [l.split() for l in r.stdout.splitlines()]
+        check(r.returncode == 0 and lines[0] == ["zkit", "bridge"] and
+              ["amqp.confirmed", "8"] in lines and ["state", "running"] in lines,
+              f"a kind without a table of its own: every figure by its path ({r.stdout!r})")
+    finally:
+        stop()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="zkit-metrics-cli-")
     try:
+        stats_tables()
         usage_errors(tmp)
         proxy_pages()
         spool_flood(tmp)
