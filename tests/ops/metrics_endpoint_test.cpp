@@ -185,6 +185,26 @@ TEST_CASE("Readiness of the spool and the proxy comes from their stats", "[ops][
   CHECK_FALSE(not_ready(p).empty());
 }
 
+TEST_CASE("A group's figures carry its name and the names the alert rules use", "[ops][metrics]") {
+  struct Group {  // the fields of spool::GroupStats (CONTRACT.md B)
+    std::uint64_t delivered = 10, redelivered = 3, acked = 6, acked_messages = 60, nacked = 1,
+                  dead_lettered = 2, dead_lettered_messages = 20, dropped_batches = 0,
+                  dropped_messages = 0, pending = 2, lag_batches = 4;
+  };
+  metrics::Exposition x({{"device", "spool"}});
+  write_group_metrics(x, "audit", Group{});
+  write_group_metrics(x, "billing", Group{});
+  const std::string t = x.text();
+  CHECK(t.find("zkit_spool_group_dead_lettered_batches_total{device=\"spool\",group=\"audit\"} 2\n") !=
+        std::string::npos);
+  CHECK(t.find("zkit_spool_group_redelivered_batches_total{device=\"spool\",group=\"billing\"} 3\n") !=
+        std::string::npos);
+  CHECK(t.find("zkit_spool_group_lag_batches{device=\"spool\",group=\"audit\"} 4\n") !=
+        std::string::npos);
+  CHECK(t.find("zkit_spool_group_delivered_batches_total{device=\"spool\",group=\"audit\"} 10\n") !=
+        std::string::npos);
+}
+
 TEST_CASE("A /metrics flood leaves the proxy's message path running and the figures exact",
           "[ops][metrics]") {
   zmq::context_t ctx;
