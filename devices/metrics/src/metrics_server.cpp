@@ -190,8 +190,12 @@ SnapshotExchange::~SnapshotExchange() {
 }
 
 bool SnapshotExchange::take_ask() noexcept {
+  // The reader writes ask_fd_ before it sets pending_: once pending_ is seen, the read below
+  // drains that write, so ask_fd_ never stays readable (the loop never spins) for an ask taken.
+  if (!pending_.load(std::memory_order_relaxed)) return false;
+  if (!pending_.exchange(false, std::memory_order_acquire)) return false;
   std::uint64_t n = 0;
-  if (::read(ask_fd_, &n, sizeof n) != sizeof n) return false;  // EAGAIN: nobody asked
+  (void)!::read(ask_fd_, &n, sizeof n);
   // Every ask made before this point is answered by the copy the caller now takes.
   serving_ = asked_.load(std::memory_order_acquire);
   return true;
@@ -209,6 +213,7 @@ bool SnapshotExchange::ask(std::chrono::milliseconds wait) {
   const std::uint64_t mine = asked_.fetch_add(1, std::memory_order_acq_rel) + 1;
   const std::uint64_t one = 1;
   (void)!::write(ask_fd_, &one, sizeof one);
+  pending_.store(true, std::memory_order_release);
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
     if (answered_.load(std::memory_order_acquire) >= mine) return true;

@@ -98,6 +98,7 @@ class SnapshotExchange {
   zmq_pollitem_t ask_item() const noexcept { return {nullptr, ask_fd_, ZMQ_POLLIN, 0}; }
   int ask_fd() const noexcept { return ask_fd_; }
   // True when a reader asked since the last call; the caller then publishes and calls answered().
+  // While nobody asks it is one relaxed atomic load (no system call): cheap to call every round.
   bool take_ask() noexcept;
   void answered() noexcept;
 
@@ -111,6 +112,7 @@ class SnapshotExchange {
   int ask_fd_ = -1;
   int answer_fd_ = -1;
   std::atomic<std::uint64_t> asked_{0};     // reader: asks made
+  std::atomic<bool> pending_{false};        // reader sets it after writing ask_fd_
   std::uint64_t serving_ = 0;               // loop: the ask being answered
   std::atomic<std::uint64_t> answered_{0};  // loop: asks answered
   std::atomic<std::uint64_t> answers_{0};   // loop: answered() calls
