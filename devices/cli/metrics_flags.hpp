@@ -49,9 +49,11 @@ inline std::optional<MetricsServerOptions> metrics_flag(const po::variables_map&
   if (!vm.count("metrics")) return std::nullopt;
   MetricsServerOptions o;
   o.endpoint = vm["metrics"].as<std::string>();
-  o.max_connections =
-      static_cast<std::size_t>(number_flag(vm, "metrics-connections", 1, 100000));
-  metrics_flag_errors([&o] { check_metrics_endpoint(o.endpoint); return 0; });
+  o.max_connections = static_cast<std::size_t>(number_flag(vm, "metrics-connections", 1, 100000));
+  metrics_flag_errors([&o] {
+    check_metrics_endpoint(o.endpoint);
+    return 0;
+  });
   return o;
 }
 

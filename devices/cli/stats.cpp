@@ -101,8 +101,9 @@ void groups_table(const Json& groups, std::string& out) {
 }
 
 std::string spool_table(const Json& j) {
-  std::string out = fmt::format("zkit spool ({}), up {:.1f} s\n", cell(at(j, {"state"})),
-                                at(j, {"uptime_s"}).is_number() ? j["uptime_s"].get<double>() : 0.0);
+  std::string out =
+      fmt::format("zkit spool ({}), up {:.1f} s\n", cell(at(j, {"state"})),
+                  at(j, {"uptime_s"}).is_number() ? j["uptime_s"].get<double>() : 0.0);
   Rows rows{{"", "batches", "messages", "bytes"}};
   auto row = [&](const char* label, const Json& o, bool bytes = false) {
     rows.push_back({label, cell(at(o, {"batches"})), cell(at(o, {"messages"})),
@@ -123,28 +124,31 @@ std::string spool_table(const Json& j) {
                                                  : 0.0,
       cell(at(j, {"duplicates"})), cell(at(j, {"acknowledged_upstream"})),
       cell(at(j, {"downstream", "in_flight"})), cell(at(j, {"upstream", "parked"})));
-  out += fmt::format("fsync {} (avg {} us, p99 {} us, max {} us); batch age p50 {} ms, p99 {} ms, "
-                     "max {} ms\n",
-                     cell(at(j, {"fsync", "count"})), cell(at(j, {"fsync", "avg_us"})),
-                     cell(at(j, {"fsync", "p99_us"})), cell(at(j, {"fsync", "max_us"})),
-                     cell(at(j, {"batch_age_ms", "p50"})), cell(at(j, {"batch_age_ms", "p99"})),
-                     cell(at(j, {"batch_age_ms", "max"})));
+  out += fmt::format(
+      "fsync {} (avg {} us, p99 {} us, max {} us); batch age p50 {} ms, p99 {} ms, "
+      "max {} ms\n",
+      cell(at(j, {"fsync", "count"})), cell(at(j, {"fsync", "avg_us"})),
+      cell(at(j, {"fsync", "p99_us"})), cell(at(j, {"fsync", "max_us"})),
+      cell(at(j, {"batch_age_ms", "p50"})), cell(at(j, {"batch_age_ms", "p99"})),
+      cell(at(j, {"batch_age_ms", "max"})));
   const Json& disk = at(j, {"disk"});
-  out += fmt::format("disk {} in {} segments, {} free, full {}, failing {}, write errors {}, "
-                     "io errors {}, corrupt skipped {}\n",
-                     human_bytes(at(disk, {"bytes"})), cell(at(disk, {"segments"})),
-                     human_bytes(at(disk, {"free_bytes"})), cell(at(disk, {"full"})),
-                     cell(at(disk, {"failing"})), cell(at(disk, {"write_errors"})),
-                     cell(at(disk, {"io_errors"})), cell(at(j, {"corrupt_skipped"})));
+  out += fmt::format(
+      "disk {} in {} segments, {} free, full {}, failing {}, write errors {}, "
+      "io errors {}, corrupt skipped {}\n",
+      human_bytes(at(disk, {"bytes"})), cell(at(disk, {"segments"})),
+      human_bytes(at(disk, {"free_bytes"})), cell(at(disk, {"full"})), cell(at(disk, {"failing"})),
+      cell(at(disk, {"write_errors"})), cell(at(disk, {"io_errors"})),
+      cell(at(j, {"corrupt_skipped"})));
   out += fmt::format("upstream {} peers, credit paused {}; downstream connected {}\n",
                      cell(at(j, {"upstream", "peers"})), cell(at(j, {"upstream", "credit_paused"})),
                      cell(at(j, {"downstream", "connected"})));
-  out += fmt::format("refused: full {}, bad batches {}, link decode errors {}, pull malformed {}, "
-                     "unforwardable {}; loop errors {}, control commands {}\n",
-                     cell(at(j, {"rejected_full"})), cell(at(j, {"bad_batches"})),
-                     cell(at(j, {"link_decode_errors"})), cell(at(j, {"pull", "malformed"})),
-                     cell(at(j, {"unforwardable"})), cell(at(j, {"loop_errors"})),
-                     cell(at(j, {"control_commands"})));
+  out += fmt::format(
+      "refused: full {}, bad batches {}, link decode errors {}, pull malformed {}, "
+      "unforwardable {}; loop errors {}, control commands {}\n",
+      cell(at(j, {"rejected_full"})), cell(at(j, {"bad_batches"})),
+      cell(at(j, {"link_decode_errors"})), cell(at(j, {"pull", "malformed"})),
+      cell(at(j, {"unforwardable"})), cell(at(j, {"loop_errors"})),
+      cell(at(j, {"control_commands"})));
   groups_table(at(j, {"groups"}), out);
   return out;
 }
@@ -172,8 +176,8 @@ constexpr int kMaxDepth = 64;
 std::string device_table(const std::string& reply) {
   const Json::parser_callback_t depth = [](int d, Json::parse_event_t, Json&) {
     if (d > kMaxDepth) {
-      throw std::runtime_error(fmt::format("the device's reply nests deeper than {} levels",
-                                           kMaxDepth));
+      throw std::runtime_error(
+          fmt::format("the device's reply nests deeper than {} levels", kMaxDepth));
     }
     return true;
   };

@@ -54,8 +54,8 @@ TEST_CASE("integers are written exactly, doubles as Prometheus reads them", "[me
 
 TEST_CASE("a histogram is cumulative in seconds with +Inf, _sum and _count", "[metrics]") {
   LatencyHistogram h;
-  h.record(20'000);         // 20 us: below the first bound (50 us)
-  h.record(3'000'000);      // 3 ms
+  h.record(20'000);     // 20 us: below the first bound (50 us)
+  h.record(3'000'000);  // 3 ms
   h.record(3'000'000);
   h.record(400'000'000'000);  // 400 s: past the last bound (300 s)
   Exposition x({{"name", "a"}});
@@ -84,8 +84,8 @@ TEST_CASE("count_at_most leaves out a bucket that straddles the bound", "[metric
 
 TEST_CASE("misuse of names, types and labels throws naming the metric", "[metrics]") {
   Exposition x({{"device", "proxy"}});
-  CHECK_THROWS_WITH(x.counter("zkit_frames", "F.", 1), Catch::Contains("zkit_frames") &&
-                                                           Catch::Contains("_total"));
+  CHECK_THROWS_WITH(x.counter("zkit_frames", "F.", 1),
+                    Catch::Contains("zkit_frames") && Catch::Contains("_total"));
   CHECK_THROWS_AS(x.gauge("zkit_frames_total", "F.", 1), std::invalid_argument);
   CHECK_THROWS_AS(x.histogram("zkit_age", "A.", LatencyHistogram{}), std::invalid_argument);
   CHECK_THROWS_AS(x.gauge("9zkit", "bad name", 1), std::invalid_argument);

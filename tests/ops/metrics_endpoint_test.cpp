@@ -1,8 +1,6 @@
 // The HTTP metrics endpoint in-process: routes and status codes, bad and busy endpoints, the
 // ask/answer exchange, the triple buffer, readiness, a stalled loop, a slow client, and a request
 // flood while messages go through a proxy (no timing assertions: counts only).
-#include "zkit/metrics_server.hpp"
-
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +13,7 @@
 #include "http_get.hpp"
 #include "zkit/device_metrics.hpp"
 #include "zkit/envelope.hpp"
+#include "zkit/metrics_server.hpp"
 #include "zkit/proxy.hpp"
 
 using namespace zkit;
@@ -56,8 +55,13 @@ double sample(const std::string& text, const std::string& prefix) {
 
 TEST_CASE("HttpServer answers its routes, 404 for other paths and 405 for other methods",
           "[ops][metrics]") {
-  HttpServer server(local(), {{"/a", [] { return HttpReply{200, "text/plain", "A\n"}; }},
-                              {"/b", [] { return HttpReply{503, "text/plain", "B\n"}; }}});
+  HttpServer server(local(), {{"/a",
+                               [] {
+                                 return HttpReply{200, "text/plain", "A\n"};
+                               }},
+                              {"/b", [] {
+                                 return HttpReply{503, "text/plain", "B\n"};
+                               }}});
   REQUIRE(server.endpoint().rfind("127.0.0.1:", 0) == 0);
   CHECK(server.endpoint() != "127.0.0.1:0");
   const auto a = http_get(server.endpoint(), "/a");
@@ -82,8 +86,8 @@ TEST_CASE("A bad endpoint and a port in use are refused, naming the endpoint", "
   MetricsServerOptions o;
   o.endpoint = first.endpoint();
   CHECK_THROWS_AS(HttpServer(o, {}), MetricsBindError);
-  CHECK_THROWS_WITH(HttpServer(o, {}), Catch::Contains(first.endpoint()) &&
-                                           Catch::Contains("in use"));
+  CHECK_THROWS_WITH(HttpServer(o, {}),
+                    Catch::Contains(first.endpoint()) && Catch::Contains("in use"));
 }
 
 TEST_CASE("An ask is answered only by a publication after it; unanswered asks time out",
@@ -146,7 +150,8 @@ TEST_CASE("/healthz turns 503 once the loop has not answered for stall_after", "
   o.stall_after = 200ms;
   auto ep = fake_endpoint(o);  // nobody ever serves its asks
   int status = 0;
-  for (int i = 0; i < 200 && status != 503; ++i) status = http_get(ep.endpoint(), "/healthz").status;
+  for (int i = 0; i < 200 && status != 503; ++i)
+    status = http_get(ep.endpoint(), "/healthz").status;
   CHECK(status == 503);
   const auto body = http_get(ep.endpoint(), "/healthz").body;
   CHECK(body.find("stalled") != std::string::npos);
@@ -195,9 +200,11 @@ TEST_CASE("A group's figures carry its name and the names the alert rules use", 
   write_group_metrics(x, "audit", Group{});
   write_group_metrics(x, "billing", Group{});
   const std::string t = x.text();
-  CHECK(t.find("zkit_spool_group_dead_lettered_batches_total{device=\"spool\",group=\"audit\"} 2\n") !=
+  CHECK(t.find(
+            "zkit_spool_group_dead_lettered_batches_total{device=\"spool\",group=\"audit\"} 2\n") !=
         std::string::npos);
-  CHECK(t.find("zkit_spool_group_redelivered_batches_total{device=\"spool\",group=\"billing\"} 3\n") !=
+  CHECK(t.find(
+            "zkit_spool_group_redelivered_batches_total{device=\"spool\",group=\"billing\"} 3\n") !=
         std::string::npos);
   CHECK(t.find("zkit_spool_group_lag_batches{device=\"spool\",group=\"audit\"} 4\n") !=
         std::string::npos);

@@ -38,8 +38,8 @@ void write_metrics(Exposition& x, const ProxyStats& s) {
   flow(x, "received", "backend", s.backend_recv);
   flow(x, "sent", "backend", s.backend_sent);
   flow(x, "sent", "frontend", s.frontend_sent);
-  for (const auto& [socket, f] : {std::pair{"backend", &s.backend_sent},
-                                  std::pair{"frontend", &s.frontend_sent}}) {
+  for (const auto& [socket, f] :
+       {std::pair{"backend", &s.backend_sent}, std::pair{"frontend", &s.frontend_sent}}) {
     x.counter("zkit_proxy_dropped_messages_total",
               "Messages read that could not be handed to this socket (lost, counted).", f->dropped,
               {{"socket", socket}});
@@ -52,8 +52,8 @@ void write_metrics(Exposition& x, const ProxyStats& s) {
             "Messages not copied because the capture socket would block.", s.capture_dropped);
   x.counter("zkit_proxy_subscribes_total", "Forwarder: subscription messages from subscribers.",
             s.subscribes);
-  x.counter("zkit_proxy_unsubscribes_total",
-            "Forwarder: unsubscription messages from subscribers.", s.unsubscribes);
+  x.counter("zkit_proxy_unsubscribes_total", "Forwarder: unsubscription messages from subscribers.",
+            s.unsubscribes);
   x.gauge("zkit_proxy_topics", "Forwarder: distinct topics subscribed now.", s.topics);
   x.counter("zkit_proxy_subscriptions_refused_total",
             "Forwarder: subscriptions to a new topic refused at --max-subscriptions.",

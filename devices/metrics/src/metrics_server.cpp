@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,8 +22,6 @@
 #include <cstdio>
 #include <cstring>
 #include <system_error>
-
-#include <spdlog/spdlog.h>
 
 namespace zkit {
 namespace {
@@ -37,8 +36,8 @@ sockaddr_in parse_host_port(const std::string& text) {
   if (colon == std::string::npos) throw bad("no ':PORT'");
   const std::string host = text.substr(0, colon);
   const std::string port = text.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoul(port) > 65535) {
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
     throw bad("the port must be a number in [0, 65535]");
   }
   sockaddr_in sa{};
@@ -131,12 +130,13 @@ struct HttpServer::Impl {
         reply = {500, "text/plain; charset=utf-8", std::string("error: ") + e.what() + "\n"};
       }
     }
-    MHD_Response* response = MHD_create_response_from_buffer(
-        reply.body.size(), reply.body.data(), MHD_RESPMEM_MUST_COPY);
+    MHD_Response* response = MHD_create_response_from_buffer(reply.body.size(), reply.body.data(),
+                                                             MHD_RESPMEM_MUST_COPY);
     if (response == nullptr) return MHD_NO;
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type.c_str());
     if (reply.status == 405) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    const MHD_Result r = MHD_queue_response(connection, static_cast<unsigned>(reply.status), response);
+    const MHD_Result r =
+        MHD_queue_response(connection, static_cast<unsigned>(reply.status), response);
     MHD_destroy_response(response);
     return r;
   }
@@ -158,10 +158,10 @@ HttpServer::HttpServer(const MetricsServerOptions& o,
   impl_->daemon = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
       &Impl::answer, impl_.get(), MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, nullptr,
-      MHD_OPTION_LISTEN_SOCKET, impl_->listen_fd,
-      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(o.max_connections),
-      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(o.connection_timeout.count()),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, o.connection_memory, MHD_OPTION_END);
+      MHD_OPTION_LISTEN_SOCKET, impl_->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+      static_cast<unsigned>(o.max_connections), MHD_OPTION_CONNECTION_TIMEOUT,
+      static_cast<unsigned>(o.connection_timeout.count()), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      o.connection_memory, MHD_OPTION_END);
   if (impl_->daemon == nullptr) {
     throw std::runtime_error("metrics: the HTTP server (libmicrohttpd) did not start on " +
                              impl_->endpoint);
@@ -217,8 +217,8 @@ bool SnapshotExchange::ask(std::chrono::milliseconds wait) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
     if (answered_.load(std::memory_order_acquire) >= mine) return true;
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd p{answer_fd_, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {

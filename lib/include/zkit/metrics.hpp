@@ -21,8 +21,8 @@
 #pragma once
 
 #include <concepts>
-#include <initializer_list>
 #include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
@@ -49,8 +49,8 @@ using Labels = std::vector<Label>;
 class Value {
  public:
   template <class T>
-    requires std::is_arithmetic_v<T>
-  Value(T v) noexcept {  // NOLINT: implicit on purpose, values come straight from stats fields
+  requires std::is_arithmetic_v<T> Value(T v)
+  noexcept {  // NOLINT: implicit on purpose, values come straight from stats fields
     if constexpr (std::is_same_v<T, bool>) {
       u_ = v ? 1 : 0;
     } else if constexpr (std::is_floating_point_v<T>) {

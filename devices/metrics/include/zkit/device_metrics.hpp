@@ -39,9 +39,10 @@ void write_group_metrics(metrics::Exposition& x, const std::string& group, const
   x.counter("zkit_spool_group_dead_lettered_messages_total",
             "Messages in the batches moved to the dead-letter log.", g.dead_lettered_messages, l);
   x.counter("zkit_spool_group_dropped_batches_total",
-            "Batches the group lost to drop-oldest before acknowledging them.", g.dropped_batches, l);
-  x.counter("zkit_spool_group_dropped_messages_total",
-            "Messages the group lost to drop-oldest.", g.dropped_messages, l);
+            "Batches the group lost to drop-oldest before acknowledging them.", g.dropped_batches,
+            l);
+  x.counter("zkit_spool_group_dropped_messages_total", "Messages the group lost to drop-oldest.",
+            g.dropped_messages, l);
   x.gauge("zkit_spool_group_pending_batches", "Batches delivered and not yet acknowledged.",
           g.pending, l);
   x.gauge("zkit_spool_group_lag_batches", "Committed batches after the floor not yet acknowledged.",

@@ -31,7 +31,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "zkit/metrics.hpp"
@@ -74,7 +73,8 @@ class HttpServer {
   // Binds and listens on options.endpoint, then starts the thread. Throws std::invalid_argument
   // for an endpoint that is not HOST:PORT, MetricsBindError when the bind fails,
   // std::runtime_error when libmicrohttpd cannot start.
-  HttpServer(const MetricsServerOptions& options, std::vector<std::pair<std::string, Handler>> routes);
+  HttpServer(const MetricsServerOptions& options,
+             std::vector<std::pair<std::string, Handler>> routes);
   ~HttpServer();  // stops the thread and closes every connection
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -139,21 +139,22 @@ class StatsSlot {
  private:
   static constexpr unsigned kIndex = 3, kFresh = 4;
   Stats buf_[3];
-  unsigned back_ = 0;                 // writer's
-  std::atomic<unsigned> middle_{1};   // shared: index | kFresh when not yet read
-  unsigned front_ = 2;                // reader's
+  unsigned back_ = 0;                // writer's
+  std::atomic<unsigned> middle_{1};  // shared: index | kFresh when not yet read
+  unsigned front_ = 2;               // reader's
 };
 
-// The reader side's policy (min_interval, fresh_wait, stall) and the three pages, independent of
-// the stats type. Private to MetricsEndpoint; public for its tests.
+// The reader side's policy (min_interval, fresh_wait, stall_after), independent of the stats
+// type. Reader thread only; used by MetricsEndpoint.
 class ScrapePolicy {
  public:
   ScrapePolicy(const MetricsServerOptions& options, SnapshotExchange& exchange);
   // Asks for new figures unless the last answer is younger than min_interval. Reader thread.
   void refresh();
-  // Seconds since the figures the reader holds were taken; nullopt while the loop has not
-  // answered for stall_after (then /healthz fails).
+  // Seconds since the loop last answered an ask (the age of the figures the reader holds).
   double age_seconds() const;
+  // How long the loop has published nothing while asked, once that is at least stall_after;
+  // nullopt otherwise (then /healthz answers 503).
   std::optional<std::chrono::milliseconds> stalled() const;
 
  private:
@@ -212,7 +213,8 @@ class MetricsEndpoint {
     const Stats& s = current();
     metrics::Exposition x(labels_);
     render_(x, s);
-    x.gauge("zkit_stats_age_seconds", "How old the figures of this scrape are (taken by the "
+    x.gauge("zkit_stats_age_seconds",
+            "How old the figures of this scrape are (taken by the "
             "device's loop when the scrape asked, or earlier when it was busy).",
             policy_.age_seconds());
     return {200, std::string(metrics::kContentType), x.text()};
@@ -222,8 +224,8 @@ class MetricsEndpoint {
     (void)current();
     if (auto stall = policy_.stalled()) {
       return {503, "text/plain; charset=utf-8",
-              "stalled: the device loop has not answered for " +
-                  std::to_string(stall->count()) + " ms\n"};
+              "stalled: the device loop has not answered for " + std::to_string(stall->count()) +
+                  " ms\n"};
     }
     return {200, "text/plain; charset=utf-8", "alive\n"};
   }
