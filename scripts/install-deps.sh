@@ -18,6 +18,8 @@ packages=(
   clang libclang-rt-14-dev                   # libFuzzer target for the decoder
   python3 python3-zmq python3-msgpack python3-zstandard  # interop tests with peers zkit did not write
   iproute2 procps                            # test helpers (ss, pkill-free pid handling)
+  libmicrohttpd-dev                          # --metrics: the HTTP server of /metrics, /healthz, /readyz
+  prometheus                                 # promtool check/test rules and the real-scrape test (tests/ops)
 )
 
 missing=()

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "metrics_flags.hpp"
 
 namespace {
 
@@ -42,6 +43,7 @@ void declare(po::options_description& flags) {
        "log a statistics line every SEC seconds to stderr (0: never)");
   // clang-format on
   add_curve_flags(flags);
+  add_metrics_flags(flags, "proxy");
 }
 
 std::string opt_string(const po::variables_map& vm, const char* name) {
@@ -77,6 +79,7 @@ int run(const po::variables_map& vm) {
       static_cast<std::size_t>(number_flag(vm, "max-subscriptions", 1, 100'000'000));
   const double interval = seconds_flag(vm, "stats-interval", 0.0);
   const Curve curve = curve_flags(vm);
+  const auto metrics_options = metrics_flag(vm);
 
   o.frontend_options = data;
   o.frontend_options.curve = curve.for_socket(fe.bind);
@@ -95,6 +98,12 @@ int run(const po::variables_map& vm) {
             << "\n";
   if (has_control) std::cout << "control " << proxy.control_endpoint() << "\n";
   if (has_capture) std::cout << "capture " << proxy.capture_endpoint() << "\n";
+  // The HTTP thread reads copies this thread takes from the device (its STATS) when a scrape asks.
+  const auto http = start_metrics(
+      metrics_options, vm, "proxy", proxy.stats(),
+      [](metrics::Exposition& x, const ProxyStats& s) { write_metrics(x, s); },
+      [](const ProxyStats& s) { return not_ready(s); });
+  if (http) std::cout << "metrics " << http->endpoint() << "\n";
   std::cout << std::flush;
   spdlog::info("proxy {}: frontend {} {}, backend {} {}{}{}", proxy_type_name(o.type),
                fe.bind ? "bound at" : "connected to", proxy.frontend_endpoint(),
@@ -108,19 +117,22 @@ int run(const po::variables_map& vm) {
   auto next_report = Clock::now() + period;
   // One wait for a signal, the device's end (TERMINATE) and the next statistics line: an idle
   // `zkit proxy` does not wake on a timer.
-  std::array<zmq_pollitem_t, 2> items{zmq_pollitem_t{nullptr, signals.fd(), ZMQ_POLLIN, 0},
-                                      proxy.terminated_item()};
+  std::array<zmq_pollitem_t, 3> items{zmq_pollitem_t{nullptr, signals.fd(), ZMQ_POLLIN, 0},
+                                      proxy.terminated_item(),
+                                      http ? http->asked_item() : zmq_pollitem_t{}};
   while (!proxy.terminated()) {
     const auto timeout =
         interval > 0 ? std::max(std::chrono::milliseconds(0),
                                 std::chrono::ceil<std::chrono::milliseconds>(next_report -
                                                                              Clock::now()))
                      : std::chrono::milliseconds(-1);
-    zmq::poll(items.data(), items.size(), timeout);
+    zmq::poll(items.data(), http ? 3 : 2, timeout);
+    if (http) http->serve([&proxy] { return proxy.stats(); });
     if (items[0].revents != 0) {
       if (auto sig = signals.wait(std::chrono::milliseconds(0))) {
         spdlog::info("{}: stopping (flushing for up to {} ms)", strsignal(*sig),
                      data.linger.count());
+        if (http) http->stopping();
         proxy.stop();
         break;
       }
@@ -129,6 +141,10 @@ int run(const po::variables_map& vm) {
       spdlog::info("{}", stats_line(proxy.stats().to_json()));
       next_report += period;
     }
+  }
+  if (http) {
+    http->stopping();
+    http->publish(proxy.stats());  // the final figures, for a last scrape
   }
   const std::string failure = proxy.failure();
   if (failure.empty()) spdlog::info("proxy stopped");

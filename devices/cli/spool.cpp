@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli.hpp"
+#include "metrics_flags.hpp"
 #include "zkit/spool_node.hpp"
 
 namespace {
@@ -72,6 +73,7 @@ void declare(po::options_description& flags) {
       ("stats-interval", po::value<double>()->default_value(5.0)->value_name("SEC"),
        "log a statistics line every SEC seconds to stderr (0: never)");
   add_curve_flags(flags);
+  add_metrics_flags(flags, "spool");
 }
 
 // "64MiB", "1G", "512k", "4096": bytes. Binary multiples for both spellings (K=KiB).
@@ -218,6 +220,7 @@ int run(const po::variables_map& vm) {
       static_cast<std::uint64_t>(number_flag(vm, "duplicate-window", 1, 1LL << 40));
   const double interval = seconds_flag(vm, "stats-interval", 0.0);
   const Curve curve = curve_flags(vm);
+  const auto metrics_options = metrics_flag(vm);
   o.listen_socket.curve = curve.for_socket(le.bind);
   o.forward_socket.curve = curve.for_socket(fe.bind);
   o.pull_socket.curve = curve.for_socket(pe.bind);
@@ -241,6 +244,14 @@ int run(const po::variables_map& vm) {
   if (has_serve) std::cout << "serve " << node->serve_endpoint() << "\n";
   if (has_pull) std::cout << "pull " << node->pull_endpoint() << "\n";
   if (has_control) std::cout << "control " << node->control_endpoint() << "\n";
+  // The HTTP thread reads copies of the node's stats this loop takes when a scrape asks.
+  const auto http = start_metrics(
+      metrics_options, vm, "spool", node->stats(),
+      [](metrics::Exposition& x, const SpoolNodeStats& s) { write_metrics(x, s); },
+      [has_forward = vm.count("forward") != 0](const SpoolNodeStats& s) {
+        return not_ready(s, has_forward);
+      });
+  if (http) std::cout << "metrics " << http->endpoint() << "\n";
   std::cout << std::flush;
   spdlog::info("spool {}: listening {} {}{}{}, fsync {}{}", o.store.dir, le.bind ? "at" : "via",
                node->listen_endpoint(),
@@ -259,13 +270,16 @@ int run(const po::variables_map& vm) {
   int sig = 0;
   // One wait for the node's sockets, its timers, the signals and the next statistics line: an idle
   // spool does not wake on a timer of its own.
-  zmq_pollitem_t signal_item{nullptr, signals.fd(), ZMQ_POLLIN, 0};
+  // With --metrics a scrape's ask shares the signals' item (poll_once takes one extra item).
+  const WakeSet wake({signals.fd(), http ? http->asked_item().fd : -1});
+  zmq_pollitem_t signal_item{nullptr, wake.fd(), ZMQ_POLLIN, 0};
   auto until_report = [&] {
     if (interval <= 0) return std::chrono::milliseconds(-1);
     return std::max(std::chrono::milliseconds(0),
                     std::chrono::ceil<std::chrono::milliseconds>(next_report - Clock::now()));
   };
   while (node->poll_once(until_report(), &signal_item)) {
+    if (http) http->serve([&node] { return node->stats(); });
     if (signal_item.revents != 0) {
       if (auto s = signals.wait(std::chrono::milliseconds(0))) {
         sig = *s;
@@ -294,7 +308,9 @@ int run(const po::variables_map& vm) {
   } else {
     spdlog::info("TERMINATE: stopping");
   }
+  if (http) http->stopping();
   const Status st = node->shutdown();
+  if (http) http->publish(node->stats());  // the final figures, for a last scrape
   if (!st) spdlog::error("spool: shutdown: {}", st.to_string());
   const SpoolNodeStats s = node->stats();
   std::cerr << "final statistics: " << stats_summary(s) << "\n"

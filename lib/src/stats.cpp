@@ -43,6 +43,23 @@ void LatencyHistogram::merge(const LatencyHistogram& o) noexcept {
   max_ = std::max(max_, o.max_);
 }
 
+std::uint64_t LatencyHistogram::count_at_most(std::uint64_t ns) const noexcept {
+  constexpr std::size_t kSub = 1u << kSubBits;
+  std::uint64_t n = 0;
+  // The last bucket is open-ended: never wholly below a bound.
+  for (std::size_t i = 0; i + 1 < kBuckets; ++i) {
+    std::uint64_t top = i;  // the bucket's highest value
+    if (i >= kSub) {
+      const std::size_t block = i / kSub;
+      top = (static_cast<std::uint64_t>(kSub + i % kSub) << (block - 1)) +
+            (std::uint64_t{1} << (block - 1)) - 1;
+    }
+    if (top > ns) break;
+    n += buckets_[i];
+  }
+  return n;
+}
+
 std::uint64_t LatencyHistogram::percentile(double p) const {
   if (!(p >= 0.0 && p <= 100.0)) throw std::invalid_argument("percentile outside [0, 100]");
   if (count_ == 0) return 0;

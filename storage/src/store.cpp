@@ -749,6 +749,7 @@ Status Store::Impl::sync_active() {
   ++st.fsyncs;
   st.fsync_ns_total += ns;
   st.fsync_ns_max = std::max(st.fsync_ns_max, ns);
+  st.fsync_latency.record(ns);
   last_sync = Clock::now();
   synced = active->size();
   return {};

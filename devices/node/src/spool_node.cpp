@@ -78,6 +78,7 @@ struct SpoolNode::Impl {
     spool::Position next;
     std::uint32_t messages = 0;
     bool acked = false;
+    std::uint64_t created_ns = 0;  // the batch's, for SpoolNodeStats::batch_age
   };
   enum class Outcome { kDone, kPark };
 
@@ -324,7 +325,8 @@ struct SpoolNode::Impl {
         break;
       }
       const spool::StoredRecord& rec = *r.value();
-      Out o{++next_id, rec.position, rec.next, rec.meta.message_count, false};
+      Out o{++next_id, rec.position, rec.next, rec.meta.message_count, false, 0};
+      if (auto h = envelope::peek(rec.frame); h.is_ok()) o.created_ns = h->created_ns;
       // Read back from the checksummed log with the header it was stored with: not peeked again.
       Status s = sender.send_batch(zmq::message_t(rec.frame.data(), rec.frame.size()), o.id,
                                    rec.meta.producer_id, rec.meta.seq);
@@ -352,6 +354,8 @@ struct SpoolNode::Impl {
         ack_forward_group(o);
         ++st.acknowledged_batches;
         st.acknowledged_messages += o.messages;
+        const std::uint64_t now = envelope::unix_now_ns();
+        if (o.created_ns != 0) st.batch_age.record(now > o.created_ns ? now - o.created_ns : 0);
         return;
       }
     }
@@ -922,7 +926,12 @@ std::string SpoolNodeStats::to_json() const {
   w.key("fsync").begin_object();
   w.field("count", d.fsyncs);
   w.field("avg_us", d.fsyncs ? d.fsync_ns_total / d.fsyncs / 1000 : std::uint64_t{0});
-  w.field("max_us", d.fsync_ns_max / 1000).end_object();
+  w.field("max_us", d.fsync_ns_max / 1000);
+  w.field("p99_us", d.fsync_latency.percentile(99) / 1000).end_object();
+  w.key("batch_age_ms").begin_object();
+  w.field("count", batch_age.count()).field("p50", batch_age.percentile(50) / 1'000'000);
+  w.field("p99", batch_age.percentile(99) / 1'000'000).field("max", batch_age.max() / 1'000'000);
+  w.end_object();
   w.key("disk").begin_object();
   w.field("bytes", d.disk_bytes).field("free_bytes", d.disk_free_bytes);
   w.field("segments", d.segments).field("full", d.full);

@@ -30,6 +30,11 @@ class LatencyHistogram {
   std::uint64_t min() const noexcept { return count_ ? min_ : 0; }
   std::uint64_t max() const noexcept { return max_; }
   double mean() const noexcept { return count_ ? static_cast<double>(sum_) / count_ : 0.0; }
+  std::uint64_t sum() const noexcept { return sum_; }
+  // Samples in buckets that lie wholly at or below ns (a bucket straddling ns is left out, so the
+  // figure never over-counts; it is within the ~3% resolution). For cumulative exposition
+  // buckets (zkit/metrics.hpp).
+  std::uint64_t count_at_most(std::uint64_t ns) const noexcept;
   // The value below which p percent of the samples fall (p in [0, 100]); 0 when empty.
   // Throws std::invalid_argument for p outside [0, 100].
   std::uint64_t percentile(double p) const;

@@ -35,6 +35,7 @@
 #include "zkit/options.hpp"
 #include "zkit/spool/group.hpp"
 #include "zkit/spool/store.hpp"
+#include "zkit/stats.hpp"
 
 namespace zkit {
 
@@ -140,6 +141,10 @@ struct SpoolNodeStats {
   std::uint64_t forwarded_messages = 0;
   std::uint64_t acknowledged_batches = 0;  // acknowledged by the downstream
   std::uint64_t acknowledged_messages = 0;
+  // Unix-clock ns from each batch's created_ns (sealed by its producer) to the downstream's
+  // acknowledgement: the end-to-end age of a batch through the spool (clock offsets between hosts
+  // add in).
+  LatencyHistogram batch_age;
   std::uint64_t unforwardable = 0;      // stored records whose frame no longer reads as a batch
   std::uint64_t in_flight = 0;          // now
   bool downstream_connected = false;    // now

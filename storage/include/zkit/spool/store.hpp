@@ -29,6 +29,7 @@
 #include <string_view>
 
 #include "zkit/spool/env.hpp"
+#include "zkit/stats.hpp"
 #include "zkit/status.hpp"
 
 namespace zkit::spool {
@@ -179,6 +180,7 @@ struct Stats {
   std::uint64_t fsyncs = 0;
   std::uint64_t fsync_ns_total = 0;
   std::uint64_t fsync_ns_max = 0;
+  LatencyHistogram fsync_latency;      // ns of each fsync (with its directory sync)
   std::uint64_t corrupt_skipped = 0;   // corrupt stretches skipped (on open and while reading)
   std::uint64_t dropped_batches = 0;   // deleted unforwarded by drop-oldest
   std::uint64_t dropped_messages = 0;

@@ -1,0 +1,174 @@
+// The proxy's and the spool's figures as metrics: one line per figure, read from the stats struct.
+#include "zkit/device_metrics.hpp"
+
+namespace zkit {
+namespace {
+
+using metrics::Exposition;
+using metrics::Labels;
+
+void flow(Exposition& x, const char* dir, const char* socket, const FlowStats& f) {
+  const Labels l{{"socket", socket}};
+  const std::string p = std::string("zkit_proxy_") + dir + "_";
+  const std::string what = dir[0] == 'r' ? "received on the socket" : "sent through the socket";
+  x.counter(p + "frames_total", "ZeroMQ frames " + what + ".", f.frames, l);
+  x.counter(p + "bytes_total", "Frame bytes " + what + ".", f.bytes, l);
+  x.counter(p + "messages_total", "Whole (multipart) messages " + what + ".", f.messages, l);
+  x.counter(p + "batches_total", "Messages " + what + " whose payload is a zkit batch.", f.batches,
+            l);
+  x.counter(p + "records_total", "Application messages inside uncompressed batches " + what + ".",
+            f.records, l);
+  x.counter(p + "compressed_batches_total",
+            "Compressed batches " + what + " (their records are not counted).",
+            f.compressed_batches, l);
+  x.counter(p + "raw_messages_total", "Messages " + what + " whose payload is not a batch.", f.raw,
+            l);
+  x.counter(p + "malformed_total",
+            "Of the raw messages " + what + ": shaped like a batch but not valid.", f.malformed, l);
+}
+
+}  // namespace
+
+void write_metrics(Exposition& x, const ProxyStats& s) {
+  x.gauge("zkit_proxy_uptime_seconds", "Seconds since the proxy started.",
+          static_cast<double>(s.uptime_ms) / 1000.0);
+  x.gauge("zkit_proxy_paused", "1 while the proxy is paused (PAUSE on its control socket).",
+          s.paused);
+  flow(x, "received", "frontend", s.frontend_recv);
+  flow(x, "received", "backend", s.backend_recv);
+  flow(x, "sent", "backend", s.backend_sent);
+  flow(x, "sent", "frontend", s.frontend_sent);
+  for (const auto& [socket, f] :
+       {std::pair{"backend", &s.backend_sent}, std::pair{"frontend", &s.frontend_sent}}) {
+    x.counter("zkit_proxy_dropped_messages_total",
+              "Messages read that could not be handed to this socket (lost, counted).", f->dropped,
+              {{"socket", socket}});
+    x.gauge("zkit_proxy_held_messages", "Messages read and waiting for room on this socket (0/1).",
+            f->held, {{"socket", socket}});
+  }
+  x.counter("zkit_proxy_capture_frames_total", "Frames copied to the capture socket.",
+            s.capture_frames);
+  x.counter("zkit_proxy_capture_dropped_messages_total",
+            "Messages not copied because the capture socket would block.", s.capture_dropped);
+  x.counter("zkit_proxy_subscribes_total", "Forwarder: subscription messages from subscribers.",
+            s.subscribes);
+  x.counter("zkit_proxy_unsubscribes_total", "Forwarder: unsubscription messages from subscribers.",
+            s.unsubscribes);
+  x.gauge("zkit_proxy_topics", "Forwarder: distinct topics subscribed now.", s.topics);
+  x.counter("zkit_proxy_subscriptions_refused_total",
+            "Forwarder: subscriptions to a new topic refused at --max-subscriptions.",
+            s.subscriptions_refused);
+  x.counter("zkit_proxy_control_commands_total", "Commands received on the control socket.",
+            s.control_commands);
+}
+
+void write_metrics(Exposition& x, const SpoolNodeStats& s) {
+  const spool::Stats& d = s.store;
+  const Labels listen{{"socket", "listen"}}, pull{{"socket", "pull"}}, fwd{{"socket", "forward"}};
+  x.gauge("zkit_spool_uptime_seconds", "Seconds since the spool started.",
+          static_cast<double>(s.uptime_ms) / 1000.0);
+  for (const char* state : {"running", "blocked: full", "blocked: write error", "stopped"}) {
+    x.gauge("zkit_spool_state", "1 for the spool's state now, 0 for the others.", s.state == state,
+            {{"state", state}});
+  }
+  // Upstream.
+  const char* rb = "Batches received (--listen: from reliable senders; --pull: plain PUSH peers).";
+  const char* rm = "Messages in the batches received.";
+  x.counter("zkit_spool_received_batches_total", rb, s.accepted_batches, listen);
+  x.counter("zkit_spool_received_batches_total", rb, s.pull_batches, pull);
+  x.counter("zkit_spool_received_messages_total", rm, s.accepted_messages, listen);
+  x.counter("zkit_spool_received_messages_total", rm, s.pull_messages, pull);
+  const char* mal = "Frames dropped as malformed (--listen: link messages; --pull: batches).";
+  x.counter("zkit_spool_malformed_total", mal, s.link_decode_errors, listen);
+  x.counter("zkit_spool_malformed_total", mal, s.pull_malformed, pull);
+  x.counter("zkit_spool_bad_batches_total",
+            "Reliable DATA whose batch did not decode (acknowledged, not stored).", s.bad_batches,
+            listen);
+  x.counter("zkit_spool_acknowledged_upstream_batches_total",
+            "Batches acknowledged to senders once committed.", s.acknowledged_upstream, listen);
+  x.counter("zkit_spool_duplicate_batches_total",
+            "Batches already stored: acknowledged, not stored again.", s.duplicates);
+  x.gauge("zkit_spool_parked_batches", "Batches received and waiting for room or the disk.",
+          s.parked);
+  x.gauge("zkit_spool_upstream_peers", "Reliable senders heard within the heartbeat timeout.",
+          s.upstream_peers, listen);
+  x.gauge("zkit_spool_credit_paused", "1 while credit is withheld from senders (backpressure).",
+          s.credit_paused, listen);
+  // Store.
+  x.counter("zkit_spool_stored_batches_total", "Batches appended to the log.", d.stored);
+  x.counter("zkit_spool_stored_messages_total", "Messages in the batches appended to the log.",
+            d.stored_messages);
+  x.gauge("zkit_spool_backlog_batches", "Batches stored and not yet acknowledged downstream.",
+          d.backlog_batches);
+  x.gauge("zkit_spool_backlog_messages", "Messages stored and not yet acknowledged downstream.",
+          d.backlog_messages);
+  x.gauge("zkit_spool_backlog_bytes", "Frame bytes stored and not yet acknowledged downstream.",
+          d.backlog_bytes);
+  x.gauge("zkit_spool_backlog_oldest_age_seconds",
+          "Age of the oldest batch not yet acknowledged downstream (0: none).",
+          static_cast<double>(d.oldest_age_ms) / 1000.0);
+  x.gauge("zkit_spool_segments", "Segment files of the log.", d.segments);
+  x.gauge("zkit_spool_disk_bytes", "Bytes of the segment files on disk.", d.disk_bytes);
+  x.gauge("zkit_spool_disk_free_bytes", "Free bytes of the spool directory's file system.",
+          d.disk_free_bytes);
+  x.gauge("zkit_spool_full", "1 while the block policy refuses appends (--max-bytes/--max-age).",
+          d.full);
+  x.counter("zkit_spool_rejected_full_total", "Appends refused by the block policy.",
+            d.rejected_full);
+  x.counter("zkit_spool_fsyncs_total", "fsyncs of the log.", d.fsyncs);
+  x.histogram("zkit_spool_fsync_seconds", "Time of each fsync of the log (with its directory).",
+              d.fsync_latency);
+  x.counter("zkit_spool_write_errors_total", "Failed appends or commits (each retried).",
+            s.write_errors);
+  x.gauge("zkit_spool_disk_failing", "1 while a write error is being retried.", s.disk_failing);
+  x.counter("zkit_spool_io_errors_total", "Failed writes, syncs and creates in the store.",
+            d.io_errors);
+  x.counter("zkit_spool_corrupt_records_total", "Corrupt stretches of the log skipped.",
+            d.corrupt_skipped);
+  x.counter("zkit_spool_dropped_batches_total",
+            "Batches deleted unforwarded by --when-full drop-oldest.", d.dropped_batches);
+  x.counter("zkit_spool_dropped_messages_total",
+            "Messages deleted unforwarded by --when-full drop-oldest.", d.dropped_messages);
+  x.gauge("zkit_spool_producers", "Producers in the duplicate table.", d.producers);
+  x.counter("zkit_spool_producers_forgotten_total",
+            "Producers forgotten at --max-producers (longest unseen first).",
+            d.producers_forgotten);
+  x.counter("zkit_spool_seq_restarts_total",
+            "Batches stored with a seq far below the producer's highest (a restart).",
+            d.seq_restarts);
+  // Downstream.
+  x.counter("zkit_spool_forwarded_batches_total", "Batches handed to the downstream link.",
+            s.forwarded_batches, fwd);
+  x.counter("zkit_spool_forwarded_messages_total", "Messages handed to the downstream link.",
+            s.forwarded_messages, fwd);
+  x.counter("zkit_spool_acknowledged_batches_total", "Batches acknowledged by the downstream.",
+            s.acknowledged_batches, fwd);
+  x.counter("zkit_spool_acknowledged_messages_total", "Messages acknowledged by the downstream.",
+            s.acknowledged_messages, fwd);
+  x.histogram("zkit_spool_batch_age_seconds",
+              "From a batch's creation by its producer to the downstream's acknowledgement.",
+              s.batch_age, fwd);
+  x.counter("zkit_spool_unforwardable_total",
+            "Stored records whose frame no longer reads as a batch (skipped).", s.unforwardable,
+            fwd);
+  x.gauge("zkit_spool_in_flight_batches", "Batches sent downstream and not yet acknowledged.",
+          s.in_flight, fwd);
+  x.gauge("zkit_spool_downstream_connected", "1 while the downstream receiver answers.",
+          s.downstream_connected, fwd);
+  x.counter("zkit_spool_control_commands_total", "Commands received on the control socket.",
+            s.control_commands);
+  x.counter("zkit_spool_loop_errors_total", "Exceptions caught in the loop (logged, carried on).",
+            s.loop_errors);
+}
+
+std::string not_ready(const ProxyStats& s) {
+  return s.terminated ? "the proxy has stopped; its sockets are closed" : "";
+}
+
+std::string not_ready(const SpoolNodeStats& s, bool has_downstream) {
+  if (s.state != "running") return "spool " + s.state;
+  if (has_downstream && !s.downstream_connected) return "downstream not connected";
+  return "";
+}
+
+}  // namespace zkit
