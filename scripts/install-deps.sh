@@ -17,6 +17,9 @@ packages=(
   clang libclang-rt-14-dev                   # libFuzzer target for the decoder
   python3 python3-zmq python3-msgpack python3-zstandard  # interop tests with peers zkit did not write
   iproute2 procps                            # test helpers (ss, pkill-free pid handling)
+  rabbitmq-server                            # a real broker for the bridge tests, bench/bridge
+  python3-pika                               # the article's pika programs; pika baseline in bench
+  librabbitmq-dev                            # rabbitmq-c: the bridge, the direct baseline in bench
 )
 
 missing=()
