@@ -20,6 +20,7 @@ packages=(
   rabbitmq-server                            # a real broker for the bridge tests, bench/bridge
   python3-pika                               # the article's pika programs; pika baseline in bench
   librabbitmq-dev                            # rabbitmq-c: the bridge, the direct baseline in bench
+  nats-server libnats-dev                    # bench/queues: the NATS JetStream peer (tests/support/nats.sh)
 )
 
 missing=()

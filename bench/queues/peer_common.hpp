@@ -123,21 +123,34 @@ class Tally {
   Clock::time_point done_at_{};
 };
 
+// What a run measured, for the result line.
+struct Outcome {
+  double seconds = 0;
+  std::uint64_t distinct = 0, lost = 0, duplicates = 0, malformed = 0;
+  static Outcome of(const Tally& t, double seconds) {
+    return {seconds, t.distinct(), t.lost(), t.duplicates(), t.malformed()};
+  }
+};
+
 // The result line: {"system":..., "label":..., "size":..., "msgs_per_s":..., "lost":...}.
-inline void print_result(const char* system, const Args& a, double seconds, const Tally& t,
+// msgs_per_s is distinct messages / seconds.
+inline void print_result(const char* system, const Args& a, const Outcome& o,
                          const std::string& extra_json = "") {
   std::printf("{\"system\":\"%s\",\"label\":\"%s\",\"size\":%zu,\"messages\":%llu,"
               "\"publishers\":%d,\"consumers\":%d,\"prefetch\":%d,\"window\":%d,"
               "\"seconds\":%.4f,\"msgs_per_s\":%.1f,\"lost\":%llu,\"duplicates\":%llu,"
               "\"malformed\":%llu%s%s}\n",
               system, a.label.c_str(), a.size, static_cast<unsigned long long>(a.messages),
-              a.publishers, a.consumers, a.prefetch, a.window, seconds,
-              static_cast<double>(t.distinct()) / seconds,
-              static_cast<unsigned long long>(t.lost()),
-              static_cast<unsigned long long>(t.duplicates()),
-              static_cast<unsigned long long>(t.malformed()), extra_json.empty() ? "" : ",",
+              a.publishers, a.consumers, a.prefetch, a.window, o.seconds,
+              static_cast<double>(o.distinct) / o.seconds, static_cast<unsigned long long>(o.lost),
+              static_cast<unsigned long long>(o.duplicates),
+              static_cast<unsigned long long>(o.malformed), extra_json.empty() ? "" : ",",
               extra_json.c_str());
   std::fflush(stdout);
+}
+inline void print_result(const char* system, const Args& a, double seconds, const Tally& t,
+                         const std::string& extra_json = "") {
+  print_result(system, a, Outcome::of(t, seconds), extra_json);
 }
 
 }  // namespace zkit::qbench
