@@ -25,8 +25,10 @@ void declare(po::options_description& flags) {
        "the spool directory (created when missing)")
       ("listen", po::value<std::string>()->required()->value_name("EP"),
        "where reliable senders connect (plain EP binds)")
-      ("forward", po::value<std::string>()->required()->value_name("EP"),
-       "the downstream reliable receiver (plain EP connects)")
+      ("forward", po::value<std::string>()->value_name("EP"),
+       "the downstream reliable receiver (plain EP connects); the group 'forward'")
+      ("serve", po::value<std::string>()->value_name("EP"),
+       "consumers join groups here (`zkit recv --group`, zkit::Consumer; plain EP binds)")
       ("pull", po::value<std::string>()->value_name("EP"),
        "also accept plain PUSH peers here (no acknowledgement: see docs; plain EP binds)")
       ("control", po::value<std::string>()->value_name("EP"),
@@ -51,6 +53,22 @@ void declare(po::options_description& flags) {
        "a batch at most N seqs below its producer's highest is a resend; further below, a restart")
       ("linger-ms", po::value<long long>()->default_value(1000)->value_name("MS"),
        "at stop: wait up to MS for the downstream to acknowledge what is in flight")
+      ("max-groups", po::value<long long>()->default_value(64)->value_name("N"),
+       "--serve: consumer groups kept (durable); a JOIN naming one more is refused")
+      ("max-members", po::value<long long>()->default_value(64)->value_name("N"),
+       "--serve: members per group; one more is refused")
+      ("max-prefetch", po::value<long long>()->default_value(1024)->value_name("N"),
+       "--serve: the largest prefetch (batches pending per member) a consumer may ask for")
+      ("max-pending", po::value<long long>()->default_value(65536)->value_name("N"),
+       "--serve: batches per group out or acked above its floor; beyond, only redeliveries")
+      ("max-dead-bytes", po::value<std::string>()->default_value("1GiB")->value_name("SIZE"),
+       "--serve: bound on each group's dead-letter log (0: none)")
+      ("ack-wait", po::value<std::string>()->default_value("30s")->value_name("DURATION"),
+       "--serve: a delivery not acked within this goes to another member (a JOIN may ask less)")
+      ("max-deliver", po::value<long long>()->default_value(5)->value_name("N"),
+       "--serve: deliveries of a batch before it goes to the dead-letter log (0: unlimited)")
+      ("consumer-heartbeat", po::value<std::string>()->default_value("5s")->value_name("DURATION"),
+       "--serve: a member silent this long is dead; what it holds is redelivered")
       ("stats-interval", po::value<double>()->default_value(5.0)->value_name("SEC"),
        "log a statistics line every SEC seconds to stderr (0: never)");
   add_curve_flags(flags);
@@ -119,6 +137,18 @@ std::string human_bytes(double b) {
   return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.1f} {}", b, units[u]);
 }
 
+std::string groups_summary(const SpoolNodeStats& s) {
+  std::string out;
+  for (const GroupFigures& g : s.groups) {
+    fmt::format_to(std::back_inserter(out),
+                   "; group {}: {} members, acked {} ({} msgs), lag {}, pending {}, redelivered {}, "
+                   "dead-lettered {}",
+                   g.name, g.members, g.state.acked, g.state.acked_messages, g.state.lag_batches,
+                   g.state.pending, g.state.redelivered, g.state.dead_lettered);
+  }
+  return out;
+}
+
 std::string stats_summary(const SpoolNodeStats& s) {
   const spool::Stats& d = s.store;
   return fmt::format(
@@ -130,7 +160,8 @@ std::string stats_summary(const SpoolNodeStats& s) {
       s.acknowledged_messages, d.backlog_messages, human_bytes(static_cast<double>(d.backlog_bytes)),
       static_cast<double>(d.oldest_age_ms) / 1000.0, d.fsyncs,
       d.fsyncs ? d.fsync_ns_total / d.fsyncs / 1000 : 0, d.dropped_messages, d.corrupt_skipped,
-      s.write_errors, human_bytes(static_cast<double>(d.disk_free_bytes)));
+      s.write_errors, human_bytes(static_cast<double>(d.disk_free_bytes))) +
+         groups_summary(s);
 }
 
 int run(const po::variables_map& vm) {
@@ -151,13 +182,30 @@ int run(const po::variables_map& vm) {
     throw UsageError("--segment-bytes: must be at least 64KiB");
   }
   const Endpoint le = endpoint_flag(vm, "listen", true);
-  const Endpoint fe = endpoint_flag(vm, "forward", false);
+  const bool has_forward = vm.count("forward") != 0;
+  const bool has_serve = vm.count("serve") != 0;
+  if (!has_forward && !has_serve) {
+    throw UsageError("--forward or --serve is required (where the log goes)");
+  }
+  const Endpoint fe = has_forward ? endpoint_flag(vm, "forward", false) : Endpoint{};
+  const Endpoint se = has_serve ? endpoint_flag(vm, "serve", true) : Endpoint{};
   const bool has_pull = vm.count("pull") != 0;
   const bool has_control = vm.count("control") != 0;
   const Endpoint pe = has_pull ? endpoint_flag(vm, "pull", true) : Endpoint{};
   const Endpoint ce = has_control ? endpoint_flag(vm, "control", true) : Endpoint{};
   o.listen = vm["listen"].as<std::string>();
-  o.forward = vm["forward"].as<std::string>();
+  o.forward = opt_string(vm, "forward");
+  o.serve = opt_string(vm, "serve");
+  o.max_groups = static_cast<std::size_t>(number_flag(vm, "max-groups", 1, 1 << 20));
+  o.max_members = static_cast<std::size_t>(number_flag(vm, "max-members", 1, 1 << 20));
+  o.max_prefetch = static_cast<std::size_t>(number_flag(vm, "max-prefetch", 1, 1 << 20));
+  o.max_pending = static_cast<std::size_t>(number_flag(vm, "max-pending", 1, 1 << 26));
+  o.max_dead_bytes = size_flag(vm, "max-dead-bytes");
+  o.ack_wait = duration_flag(vm, "ack-wait");
+  if (o.ack_wait.count() <= 0) throw UsageError("--ack-wait: must be more than 0");
+  o.max_deliver = static_cast<std::uint32_t>(number_flag(vm, "max-deliver", 0, 1 << 30));
+  o.consumer_heartbeat = duration_flag(vm, "consumer-heartbeat");
+  if (o.consumer_heartbeat.count() < 3) throw UsageError("--consumer-heartbeat: at least 3ms");
   o.pull = opt_string(vm, "pull");
   o.control = opt_string(vm, "control");
   const auto window = static_cast<std::size_t>(number_flag(vm, "window", 1, 1 << 20));
@@ -174,6 +222,8 @@ int run(const po::variables_map& vm) {
   o.forward_socket.curve = curve.for_socket(fe.bind);
   o.pull_socket.curve = curve.for_socket(pe.bind);
   o.control_socket.curve = curve.for_socket(ce.bind);
+  o.serve_socket.curve = curve.for_socket(se.bind);
+  o.serve_socket.linger = std::chrono::milliseconds{0};
   o.control_socket.linger = std::chrono::milliseconds{0};
   // Every receiving socket refuses frames over its decoder's limits (ZMQ_MAXMSGSIZE) by itself.
 
@@ -186,14 +236,19 @@ int run(const po::variables_map& vm) {
     throw UsageError(std::string("--dir: ") + e.what());
   }
   // Machine-readable: the endpoints as bound (a "*" port resolved), one per line.
-  std::cout << "listen " << node->listen_endpoint() << "\nforward " << node->forward_endpoint()
-            << "\n";
+  std::cout << "listen " << node->listen_endpoint() << "\n";
+  if (has_forward) std::cout << "forward " << node->forward_endpoint() << "\n";
+  if (has_serve) std::cout << "serve " << node->serve_endpoint() << "\n";
   if (has_pull) std::cout << "pull " << node->pull_endpoint() << "\n";
   if (has_control) std::cout << "control " << node->control_endpoint() << "\n";
   std::cout << std::flush;
-  spdlog::info("spool {}: listening {} {}, forwarding {} {}, fsync {}{}", o.store.dir,
-               le.bind ? "at" : "via", node->listen_endpoint(), fe.bind ? "at" : "to",
-               node->forward_endpoint(), o.store.fsync.to_string(),
+  spdlog::info("spool {}: listening {} {}{}{}, fsync {}{}", o.store.dir, le.bind ? "at" : "via",
+               node->listen_endpoint(),
+               has_forward ? fmt::format(", forwarding {} {}", fe.bind ? "at" : "to",
+                                         node->forward_endpoint())
+                           : "",
+               has_serve ? ", serving consumers at " + node->serve_endpoint() : "",
+               o.store.fsync.to_string(),
                has_control ? ", control " + node->control_endpoint() : "");
 
   const auto period = std::chrono::duration_cast<Clock::duration>(
@@ -251,11 +306,14 @@ int run(const po::variables_map& vm) {
 
 extern const zkit::cli::Subcommand spool_subcommand = {
     "spool",
-    "store-and-forward node: reliable senders -> on-disk log -> reliable receiver",
+    "store-and-forward node: reliable senders -> on-disk log -> reliable receiver / consumer groups",
     "Accepts batches from `zkit send --reliable` peers on --listen (and plain PUSH peers on\n"
     "--pull), appends them to a log in --dir, acknowledges each once it is as durable as --fsync\n"
     "promises, and forwards the log to --forward (e.g. `zkit recv --reliable`), advancing its\n"
     "cursor only on the downstream's acknowledgement. Chains: spool -> spool -> consumer.\n"
+    "With --serve EP, consumers (`zkit recv --from EP --group NAME`) join named groups: each\n"
+    "group gets every batch, each batch goes to one member of it, with acks, redelivery and a\n"
+    "dead-letter log (docs/queues.md; `zkit groups` manages them over --control).\n"
     "Endpoints: '@EP' binds, '>EP' connects; plain --listen/--pull/--control bind, plain\n"
     "--forward connects. The endpoints as bound are printed on stdout ('listen tcp://...').\n"
     "SIGINT/SIGTERM or TERMINATE on --control: stop accepting, acknowledge what is stored,\n"

@@ -150,6 +150,10 @@ class PosixEnv final : public Env {
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return os_error("mkdir", dir, errno);
     return {};
   }
+  Status remove_dir(const std::string& dir) override {
+    if (::rmdir(dir.c_str()) != 0) return os_error("rmdir", dir, errno);
+    return {};
+  }
   bool exists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
   Result<std::vector<std::string>> list_dir(const std::string& dir) override {
     DIR* d = ::opendir(dir.c_str());

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <deque>
@@ -241,6 +242,24 @@ struct Store::Impl {
   std::deque<InFlight> inflight;    // read, not yet acknowledged, in log order
   Position highest_read;            // the furthest StoredRecord::next handed out
 
+  // read_at's readers: a few open at once so that several groups reading at their own pace each
+  // continue sequentially (a hit is a reader whose last record ended where the caller asks).
+  struct PositionedReader {
+    std::uint64_t segment = 0;
+    std::uint64_t next = 0;   // the offset after the last record returned
+    std::uint64_t limit = 0;  // the limit the reader was given
+    bool at_end = false;
+    std::uint64_t used = 0;   // for least-recently-used replacement
+    std::unique_ptr<RandomAccessFile> file;
+    std::unique_ptr<log::Reader> reader;
+  };
+  static constexpr std::size_t kPositionedReaders = 8;
+  std::array<PositionedReader, kPositionedReaders> preaders;
+  std::uint64_t preader_clock = 0;
+  bool retention_mode = false;  // set_retention_floor was called: the cursor is the groups' floor
+  std::vector<std::pair<std::uint64_t, DropListener>> drop_listeners;
+  std::uint64_t next_listener_id = 1;
+
   bool recycling = false;  // in recycle_acked_active (its roll commits, which writes the cursor)
   bool full_flag = false;
   std::uint64_t full_need = 0;
@@ -321,6 +340,29 @@ struct Store::Impl {
   Result<std::optional<StoredRecord>> read_next();
   Status advance(Position next);
   void reset_reader();
+  Result<std::optional<StoredRecord>> read_at(Position p);
+  Position end() const {
+    return {segments.back().number,
+            std::max<std::uint64_t>(written, format::kSegmentHeaderSize)};
+  }
+  const Segment* segment_at_or_after(std::uint64_t number) const {
+    auto it = std::lower_bound(segments.begin(), segments.end(), number,
+                               [](const Segment& s, std::uint64_t n) { return s.number < n; });
+    return it == segments.end() ? nullptr : &*it;
+  }
+  void forget_readers(std::uint64_t number) {
+    for (auto& r : preaders) {
+      if (r.reader && r.segment == number) {
+        r.reader.reset();
+        r.file.reset();
+      }
+    }
+  }
+  // Scans segment `number` between the header and `limit`, calling f(offset, view) per batch
+  // record until f returns false.
+  template <class F>
+  Status scan_segment(std::uint64_t number, std::uint64_t limit, F&& f);
+  Status set_retention_floor(Position p);
 };
 
 // ---- recovery ------------------------------------------------------------------------------
@@ -795,6 +837,18 @@ Status Store::Impl::delete_acked_segments() {
   while (segments.size() > 1 && segments.front().number < cursor.segment) {
     const std::uint64_t number = segments.front().number;
     if (reader_segment == number) reset_reader();
+    forget_readers(number);
+    if (retention_mode) {
+      // The groups' floor passed the segment: it leaves the backlog whole (the backlog figures
+      // move a segment at a time in this mode; the groups count their own lag exactly).
+      const Segment& f = segments.front();
+      const bool partly = f.number == acked_segment;
+      st.backlog_batches -= std::min(st.backlog_batches, f.batches - acked_in(f));
+      st.backlog_messages -= std::min(st.backlog_messages,
+                                      f.messages - (partly ? acked_messages_in_segment : 0));
+      st.backlog_bytes -= std::min(st.backlog_bytes, f.bytes - (partly ? acked_bytes_in_segment : 0));
+      if (partly) acked_in_segment = acked_messages_in_segment = acked_bytes_in_segment = 0;
+    }
     segments.pop_front();
     if (Status s = env->remove(path(number)); !s && s.code() != Code::kNotFound) {
       result = io_failed(s);  // an orphan file; recovery removes it (it is before the cursor)
@@ -820,6 +874,14 @@ Status Store::Impl::drop_front_segment() {
   st.backlog_bytes -= std::min(st.backlog_bytes, lost_bytes);
   spdlog::warn("spool: dropping {} ({} unforwarded batches, {} messages) to stay within limits",
                files::segment_name(front.number), lost, lost_messages);
+  const DroppedSegment dropped{front.number, front.batches, front.messages,
+                               {segments[1].number, format::kSegmentHeaderSize}};
+  for (const auto& [id, listener] : drop_listeners) listener(dropped);
+  if (front.number == acked_segment) {
+    acked_in_segment = acked_messages_in_segment = acked_bytes_in_segment = 0;
+  }
+  // Counted as lost above: the retention accounting in delete_acked_segments must not count it.
+  front.batches = front.messages = front.bytes = 0;
   std::erase_if(inflight, [&](const InFlight& f) { return f.next.segment == front.number; });
   cursor = {segments[1].number, format::kSegmentHeaderSize};
   if (read_pos < cursor) {
@@ -856,6 +918,20 @@ Status Store::Impl::make_room(std::uint64_t need) {
 
 std::optional<std::uint64_t> Store::Impl::oldest_unacked_arrival() {
   if (!inflight.empty()) return inflight.front().arrival;
+  if (retention_mode) {
+    // The oldest record at or after the groups' floor.
+    if (lookahead && lookahead->position < cursor) lookahead.reset();
+    if (!lookahead) {
+      if (read_pos < cursor) {
+        read_pos = cursor;
+        reset_reader();
+      }
+      auto r = read_raw();
+      if (r && r.value()) lookahead = *r.value();
+    }
+    if (lookahead) return lookahead->meta.arrival_ns;
+    return std::nullopt;
+  }
   if (st.backlog_batches == 0) return std::nullopt;
   // Nothing in flight: every batch read so far was acknowledged, so the next unread one is oldest.
   if (!lookahead) {
@@ -1089,6 +1165,131 @@ Status Store::Impl::advance(Position next) {
   return s;
 }
 
+
+// ---- many readers --------------------------------------------------------------------------
+
+Result<std::optional<StoredRecord>> Store::Impl::read_at(Position p) {
+  if (closed) throw std::invalid_argument("zkit::spool::Store used after close()");
+  while (true) {
+    const Segment* seg = segment_at_or_after(p.segment);
+    if (seg == nullptr) return std::optional<StoredRecord>();
+    if (seg->number != p.segment || p.offset < format::kSegmentHeaderSize) {
+      p = {seg->number, std::max<std::uint64_t>(seg->number == p.segment ? p.offset : 0,
+                                                format::kSegmentHeaderSize)};
+    }
+    const bool is_active = seg == &segments.back();
+    const std::uint64_t limit = is_active ? written : seg->size;
+    if (p.offset >= limit) {
+      if (is_active) return std::optional<StoredRecord>();
+      p = {seg->number + 1, format::kSegmentHeaderSize};
+      continue;
+    }
+    // A reader that stopped where p is, else one on the same segment (seek), else the least
+    // recently used slot gets a new one.
+    PositionedReader* r = nullptr;
+    for (auto& c : preaders) {
+      if (c.reader && c.segment == seg->number && c.next == p.offset) {
+        r = &c;
+        break;
+      }
+    }
+    if (r == nullptr) {
+      for (auto& c : preaders) {
+        if (c.reader && c.segment == seg->number) {
+          r = &c;
+          r->at_end = true;  // forces the seek below
+          break;
+        }
+      }
+    }
+    if (r == nullptr) {
+      r = &*std::min_element(preaders.begin(), preaders.end(),
+                             [](const PositionedReader& a, const PositionedReader& b) {
+                               return a.used < b.used;
+                             });
+      r->reader.reset();
+      auto f = env->open_readable(path(seg->number));
+      if (!f) return f.status();
+      r->file = std::move(f.value());
+      const std::string name = files::segment_name(seg->number);
+      r->reader = std::make_unique<log::Reader>(
+          *r->file, p.offset, limit, [name](const log::Corruption& c) {
+            // Recovery counted what was corrupt on open; this is a re-read or new damage.
+            spdlog::debug("spool: reader skips corrupt bytes in {} at {}: {}", name, c.offset,
+                          c.reason);
+          });
+      r->segment = seg->number;
+      r->limit = limit;
+      r->at_end = false;
+    } else if (r->at_end || r->limit != limit || r->next != p.offset) {
+      r->reader->seek(p.offset, limit);
+      r->limit = limit;
+      r->at_end = false;
+    }
+    r->used = ++preader_clock;
+    std::span<const std::byte> rec;
+    auto got = r->reader->next(rec);
+    if (!got) {
+      r->reader.reset();
+      r->file.reset();
+      return got.status();
+    }
+    if (!got.value()) {
+      r->at_end = true;
+      r->next = p.offset;
+      if (is_active) return std::optional<StoredRecord>();
+      p = {seg->number + 1, format::kSegmentHeaderSize};
+      continue;
+    }
+    r->next = r->reader->record_end();
+    auto v = log::decode_record(rec);
+    if (!v || !v.value().is_batch()) {
+      p = {seg->number, r->next};
+      continue;
+    }
+    const auto& h = v.value().header;
+    return std::optional<StoredRecord>(StoredRecord{
+        {seg->number, r->reader->record_offset()},
+        {seg->number, r->next},
+        {h.producer_id, h.seq, h.arrival_ns, h.count, v.value().scope},
+        v.value().body});
+  }
+}
+
+template <class F>
+Status Store::Impl::scan_segment(std::uint64_t number, std::uint64_t limit, F&& f) {
+  auto file = env->open_readable(path(number));
+  if (!file) return file.status();
+  log::Reader scan(*file.value(), format::kSegmentHeaderSize, limit, {});
+  std::span<const std::byte> rec;
+  while (true) {
+    auto got = scan.next(rec);
+    if (!got) return got.status();
+    if (!got.value()) return {};
+    auto v = log::decode_record(rec);
+    if (!v || !v.value().is_batch()) continue;
+    if (!f(scan.record_offset(), v.value())) return {};
+  }
+}
+
+Status Store::Impl::set_retention_floor(Position p) {
+  if (closed) throw std::invalid_argument("zkit::spool::Store used after close()");
+  retention_mode = true;
+  p = std::min(p, end());
+  if (p <= cursor) return {};
+  cursor = p;
+  while (!inflight.empty() && inflight.front().next <= cursor) inflight.pop_front();
+  highest_read = std::max(highest_read, cursor);
+  if (read_pos < cursor) {
+    read_pos = cursor;
+    reset_reader();
+  }
+  Status s = delete_acked_segments();
+  if (full_flag || failing) (void)recycle_acked_active();
+  if (Status w = maybe_write_cursor(); !w && s) s = w;
+  return s;
+}
+
 // ---- Store ---------------------------------------------------------------------------------
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1180,6 +1381,100 @@ void Store::rewind() {
 Status Store::advance_cursor(Position next) { return impl_->advance(next); }
 Position Store::cursor() const noexcept { return impl_->cursor; }
 Status Store::persist_cursor() { return impl_->write_cursor(); }
+
+Result<std::optional<StoredRecord>> Store::read_at(Position p) { return impl_->read_at(p); }
+
+Result<Position> Store::resolve_start(StartKind kind, std::uint64_t a, std::uint64_t b) {
+  Impl& i = *impl_;
+  const Position first{i.segments.front().number, format::kSegmentHeaderSize};
+  const Position last = i.end();
+  auto limit_of = [&](const Segment& s) { return &s == &i.segments.back() ? i.written : s.size; };
+  switch (kind) {
+    case StartKind::kEarliest: return first;
+    case StartKind::kLatest: return last;
+    case StartKind::kPosition: {
+      const Position want{a, b};
+      if (want < first || want > last) {
+        return Status::invalid_argument("start position " + want.to_string() +
+                                        " is outside the log (" + first.to_string() + " to " +
+                                        last.to_string() + ")");
+      }
+      const Segment* seg = i.segment_at_or_after(a);
+      if (seg == nullptr) return last;
+      if (seg->number != a) return Position{seg->number, format::kSegmentHeaderSize};
+      std::optional<Position> found;
+      Status s = i.scan_segment(seg->number, limit_of(*seg), [&](std::uint64_t off, const auto&) {
+        if (off < b) return true;
+        found = Position{seg->number, off};
+        return false;
+      });
+      if (!s) return s;
+      if (found) return *found;
+      // Nothing at or after b in that segment: the next segment's first record (or the end).
+      if (seg == &i.segments.back()) return last;
+      return Position{seg->number + 1, format::kSegmentHeaderSize};
+    }
+    case StartKind::kTime: {
+      for (const Segment& seg : i.segments) {
+        if (seg.batches == 0 || seg.last_arrival < a) continue;
+        std::optional<Position> found;
+        Status s = i.scan_segment(seg.number, limit_of(seg), [&](std::uint64_t off, const auto& v) {
+          if (v.header.arrival_ns < a) return true;
+          found = Position{seg.number, off};
+          return false;
+        });
+        if (!s) return s;
+        if (found) return *found;
+      }
+      return last;
+    }
+  }
+  return Status::invalid_argument("unknown start kind " +
+                                  std::to_string(static_cast<unsigned>(kind)) +
+                                  " (expected 0 earliest, 1 latest, 2 position or 3 time)");
+}
+
+Status Store::set_retention_floor(Position p) { return impl_->set_retention_floor(p); }
+Position Store::end() const noexcept { return impl_->end(); }
+
+LogCount Store::count_from(std::uint64_t segment) const noexcept {
+  LogCount c;
+  for (const auto& s : impl_->segments) {
+    if (s.number < segment) continue;
+    c.batches += s.batches;
+    c.messages += s.messages;
+  }
+  return c;
+}
+
+Result<LogCount> Store::count_before(Position p) {
+  Impl& i = *impl_;
+  LogCount c;
+  const Segment* seg = i.find(p.segment);
+  if (seg == nullptr) return c;
+  const std::uint64_t limit =
+      std::min(p.offset, seg == &i.segments.back() ? i.written : seg->size);
+  if (limit <= format::kSegmentHeaderSize) return c;
+  Status s = i.scan_segment(p.segment, limit, [&](std::uint64_t, const auto& v) {
+    ++c.batches;
+    c.messages += v.header.count;
+    return true;
+  });
+  if (!s) return s;
+  return c;
+}
+
+std::uint64_t Store::add_drop_listener(DropListener listener) {
+  const std::uint64_t id = impl_->next_listener_id++;
+  impl_->drop_listeners.emplace_back(id, std::move(listener));
+  return id;
+}
+void Store::remove_drop_listener(std::uint64_t id) noexcept {
+  if (!impl_) return;
+  std::erase_if(impl_->drop_listeners, [id](const auto& l) { return l.first == id; });
+}
+const Options& Store::options() const noexcept { return impl_->opt; }
+Env& Store::env() const noexcept { return *impl_->env; }
 
 std::optional<std::uint64_t> Store::highest_seq(std::uint64_t producer_id,
                                                 std::uint64_t scope) const {

@@ -9,8 +9,11 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "zkit/consumer.hpp"
+#include "zkit/consumer_codec.hpp"
 #include "zkit/pipeline.hpp"
 #include "zkit/pubsub.hpp"
 #include "zkit/rpc.hpp"
@@ -148,6 +151,83 @@ TEST_CASE("docs: the poll-loop snippet drives a Pusher and a Puller from one zmq
   CHECK(delivered == 100);
 }
 
+// A scripted spool for the consumer snippet: answers the JOIN, delivers three batches (the third a
+// redelivery), and waits (bounded) for their acks.
+struct ScriptedSpool {
+  zmq::context_t ctx;
+  zmq::socket_t router{ctx, zmq::socket_type::router};
+  std::string endpoint;
+  std::uint64_t acked = 0;
+  std::thread thread;
+  ScriptedSpool() {
+    router.set(zmq::sockopt::linger, 0);
+    router.bind("tcp://127.0.0.1:*");
+    endpoint = router.get(zmq::sockopt::last_endpoint);
+    thread = std::thread([this] { serve(); });
+  }
+  ~ScriptedSpool() { thread.join(); }
+  void serve() {
+    namespace proto = zkit::consumer;
+    router.set(zmq::sockopt::rcvtimeo, 5000);
+    zmq::message_t rid, head;
+    for (int turns = 0; turns < 100 && acked < 3; ++turns) {
+      if (!router.recv(rid) || !router.recv(head)) return;
+      auto m = proto::decode(head);
+      if (!m) continue;
+      auto send = [&](const proto::Message& out, zmq::message_t* batch = nullptr) {
+        router.send(zmq::buffer(rid.to_string_view()), zmq::send_flags::sndmore);
+        router.send(proto::encode(out), batch ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        if (batch) router.send(*batch, zmq::send_flags::none);
+      };
+      if (const auto* j = m->get<proto::Join>()) {
+        send({m->member, proto::Joined{j->group, 30000, 1666, 5}});
+        for (std::uint64_t tag = 1; tag <= 3; ++tag) {
+          zkit::envelope::Encoder e;
+          e.begin(42);
+          e.add("task " + std::to_string(tag));
+          zmq::message_t batch = e.finish(tag, zkit::envelope::unix_now_ns());
+          send({m->member, proto::Deliver{tag, tag == 3 ? 2u : 1u, 0, 64 * tag}}, &batch);
+        }
+      } else if (const auto* a = m->get<proto::Ack>()) {
+        for (const auto& r : a->ranges) acked += r.last - r.first + 1;
+      } else if (m->get<proto::Ping>()) {
+        send({m->member, proto::Pong{}});
+      }
+    }
+  }
+};
+
+TEST_CASE("docs: the consumer snippet handles three batches from a spool", "[docs]") {
+  ScriptedSpool spool;
+  std::string spool_endpoint = spool.endpoint;
+  std::vector<std::string> done;
+  auto work = [&](std::span<const std::byte> m) {
+    done.emplace_back(reinterpret_cast<const char*>(m.data()), m.size());
+  };
+  int batches = 0;
+  {
+    // snippet: consumer
+    zmq::context_t ctx;
+    zkit::ConsumerOptions o;
+    o.group = "work";                                    // created by the first JOIN
+    o.prefetch_batches = 16;                             // at most 16 unacked batches here
+    o.start = zkit::ConsumerStart::earliest();           // where a new group starts reading
+    o.ack_wait = std::chrono::seconds(30);               // unacked this long: redelivered
+    zkit::Consumer consumer(ctx, o);
+    consumer.connect(spool_endpoint);                    // zkit spool --serve EP
+    consumer.run([&](const zkit::ConsumedBatch& b) {     // acked when it returns
+      if (b.info.redelivered())                          // delivery_count > 1
+        std::printf("batch %llu again (delivery %llu)\n", (unsigned long long)b.info.seq,
+                    (unsigned long long)b.info.delivery_count);
+      for (std::span<const std::byte> m : b) work(m);
+      if (++batches == 3) consumer.stop();
+    });
+    // end snippet
+  }
+  CHECK(batches == 3);
+  CHECK(done == std::vector<std::string>{"task 1", "task 2", "task 3"});
+}
+
 // Every "// snippet: NAME" ... "// end snippet" block of this file, indentation removed.
 std::vector<std::string> snippets_of(const std::string& path) {
   std::ifstream in(path);
@@ -179,7 +259,7 @@ TEST_CASE("docs: patterns.md shows exactly the snippets compiled here", "[docs]"
   std::stringstream text;
   text << page.rdbuf();
   auto blocks = snippets_of(std::string(ZKIT_SOURCE_DIR) + "/tests/patterns/docs_snippets_test.cpp");
-  REQUIRE(blocks.size() == 5);
+  REQUIRE(blocks.size() == 6);
   for (const std::string& b : blocks) {
     INFO(b);
     CHECK(text.str().find("```cpp\n" + b + "```") != std::string::npos);

@@ -231,6 +231,10 @@ Status FaultInjectionEnv::create_dir(const std::string& dir) {
   if (down_) return off(dir);
   return base_.create_dir(dir);
 }
+Status FaultInjectionEnv::remove_dir(const std::string& dir) {
+  if (down_) return off(dir);
+  return base_.remove_dir(dir);
+}
 bool FaultInjectionEnv::exists(const std::string& path) { return base_.exists(path); }
 
 Result<std::vector<std::string>> FaultInjectionEnv::list_dir(const std::string& dir) {

@@ -60,6 +60,7 @@ class FaultInjectionEnv final : public Env {
   Status rename(const std::string& from, const std::string& to) override;
   Status sync_dir(const std::string& dir) override;
   Status create_dir(const std::string& dir) override;
+  Status remove_dir(const std::string& dir) override;  // passed through (not undone by a crash)
   bool exists(const std::string& path) override;
   Result<std::vector<std::string>> list_dir(const std::string& dir) override;
   Result<std::uint64_t> file_size(const std::string& path) override;

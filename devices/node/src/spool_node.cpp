@@ -4,11 +4,14 @@
 // the store and the downstream link are handed its header and trust it.
 #include "zkit/spool_node.hpp"
 
+#include "serve.hpp"
+
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <deque>
 #include <optional>
 #include <stdexcept>
@@ -71,6 +74,7 @@ struct SpoolNode::Impl {
   // One batch handed to the downstream link, in send order.
   struct Out {
     std::uint64_t id = 0;
+    spool::Position position;  // group mode: what the forward group acks
     spool::Position next;
     std::uint32_t messages = 0;
     bool acked = false;
@@ -293,13 +297,23 @@ struct SpoolNode::Impl {
 
   // ---- downstream -------------------------------------------------------------------------------
 
+  // The next record for the downstream: from the cursor, or (group mode) the forward group.
+  Result<std::optional<spool::StoredRecord>> read_forward() {
+    if (!forward_group) return store.read_next();
+    auto r = forward_group->next(Clock::now());
+    if (!r) return r.status();
+    if (!r.value()) return std::optional<spool::StoredRecord>();
+    return std::optional<spool::StoredRecord>(r.value()->record);
+  }
+
   std::size_t forward() {
     std::size_t n = 0;
+    if (opt.forward.empty()) return 0;
     if (read_retry_at && Clock::now() < *read_retry_at) return 0;
     read_retry_at.reset();
     while (true) {
       if (outq.size() >= opt.forward_window || sender.unacked() >= opt.forward_window) break;
-      auto r = store.read_next();
+      auto r = read_forward();
       if (!r) {
         spdlog::error("spool: reading the log failed ({}); retrying", r.status().to_string());
         read_retry_at = Clock::now() + opt.retry_max;
@@ -310,7 +324,7 @@ struct SpoolNode::Impl {
         break;
       }
       const spool::StoredRecord& rec = *r.value();
-      Out o{++next_id, rec.next, rec.meta.message_count, false};
+      Out o{++next_id, rec.position, rec.next, rec.meta.message_count, false};
       // Read back from the checksummed log with the header it was stored with: not peeked again.
       Status s = sender.send_batch(zmq::message_t(rec.frame.data(), rec.frame.size()), o.id,
                                    rec.meta.producer_id, rec.meta.seq);
@@ -322,6 +336,7 @@ struct SpoolNode::Impl {
         spdlog::warn("spool: stored record at {} not forwarded: {}", rec.position.to_string(),
                      s.to_string());
         o.acked = true;
+        ack_forward_group(o);
       }
       outq.push_back(o);
       ++n;
@@ -334,10 +349,18 @@ struct SpoolNode::Impl {
     for (Out& o : outq) {
       if (o.id == a.id) {
         o.acked = true;
+        ack_forward_group(o);
         ++st.acknowledged_batches;
         st.acknowledged_messages += o.messages;
         return;
       }
+    }
+  }
+
+  void ack_forward_group(const Out& o) {
+    if (!forward_group) return;
+    if (Status s = forward_group->ack(o.position); !s) {
+      spdlog::error("spool: forward group ack of {}: {}", o.position.to_string(), s.to_string());
     }
   }
 
@@ -347,6 +370,7 @@ struct SpoolNode::Impl {
       next = outq.front().next;
       outq.pop_front();
     }
+    if (group_mode) return;  // the groups' floors move the retention floor instead
     if (next) cursor_pending = next;
     if (!cursor_pending || (cursor_retry_at && Clock::now() < *cursor_retry_at)) return;
     if (Status s = store.advance_cursor(*cursor_pending); !s) {
@@ -386,7 +410,41 @@ struct SpoolNode::Impl {
     if (opt.store.max_age.count() > 0 && !(caught_up && outq.empty())) {
       earliest(d, next_housekeeping);
     }
+    if (server) earliest(d, server->next_deadline());
+    if (forward_group) {
+      if (auto due = forward_group->persist_due()) earliest(d, std::max(*due, group_retry_at));
+    }
     return d;
+  }
+
+  // ---- groups -----------------------------------------------------------------------------------
+
+  // Group mode: the forward group's state is persisted like every group's, and the store keeps
+  // what the slowest group still needs.
+  void groups_housekeeping() {
+    if (!group_mode) return;
+    const auto now = Clock::now();
+    if (forward_group && now >= group_retry_at) {
+      const auto due = forward_group->persist_due();
+      if (due && *due <= now) {
+        if (Status s = forward_group->persist_if_due(now); !s) {
+          spdlog::warn("spool: forward group not persisted ({}); will retry", s.to_string());
+          group_retry_at = now + opt.retry_max;
+        }
+      }
+    }
+    std::optional<spool::Position> floor;
+    if (server) floor = server->retention_floor();
+    if (forward_group && (!floor || forward_group->floor() < *floor)) {
+      floor = forward_group->floor();
+    }
+    if (floor && floor != retention_floor) {
+      if (Status s = store.set_retention_floor(*floor); !s) {
+        spdlog::warn("spool: freeing acknowledged segments: {}", s.to_string());
+        return;
+      }
+      retention_floor = floor;
+    }
   }
 
   // One round; sets terminate on TERMINATE.
@@ -406,6 +464,8 @@ struct SpoolNode::Impl {
       control_at = items.size();
       items.push_back(control.poll_item());
     }
+    const std::size_t serve_at = items.size();
+    if (server) server->add_poll_items(items);
     const std::size_t extra_at = items.size();
     if (extra) items.push_back(*extra);
     milliseconds wait = timeout;
@@ -459,18 +519,82 @@ struct SpoolNode::Impl {
     update_credit();
     advance();
     (void)forward();
+    if (server) {
+      if (store.committed_ticket() != committed_seen) {
+        committed_seen = store.committed_ticket();
+        server->on_committed();
+      }
+      try {
+        server->step(&items[serve_at]);
+      } catch (const zmq::error_t&) {
+        throw;
+      } catch (const std::exception& e) {
+        loop_error("serving consumers", e);
+      }
+    }
+    groups_housekeeping();
   }
 
   // ---- control ----------------------------------------------------------------------------------
 
   void handle_control(bool& stop) {
-    // TERMINATE is the node's one command of its own; STATS as every device.
+    // TERMINATE and the GROUP commands are the node's own; STATS as every device.
     auto command = control.serve([this] { return snapshot().to_json(); },
-                                 [](std::string_view cmd) -> std::optional<ControlSocket::Reply> {
+                                 [this](std::string_view cmd) -> std::optional<ControlSocket::Reply> {
                                    if (cmd == "TERMINATE") return ControlSocket::Reply{};
-                                   return std::nullopt;
+                                   return group_command(cmd);
                                  });
     if (command && *command == "TERMINATE") stop = true;
+  }
+
+  static ControlSocket::Reply one_frame(const std::string& text) {
+    ControlSocket::Reply r;
+    r.emplace_back(text.data(), text.size());
+    return r;
+  }
+
+  static std::string outcome_json(const Status& s, std::string_view group,
+                                  std::optional<std::uint64_t> replayed = std::nullopt) {
+    JsonWriter w;
+    w.begin_object().field("ok", s.is_ok()).field("group", group);
+    if (replayed) w.field("replayed", *replayed);
+    if (!s) w.field("error", s.to_string());
+    w.end_object();
+    return std::move(w).str();
+  }
+
+  // GROUPS; GROUP-RESET NAME START; GROUP-DELETE NAME; GROUP-REPLAY-DEAD NAME (docs/queues.md).
+  std::optional<ControlSocket::Reply> group_command(std::string_view cmd) {
+    std::vector<std::string_view> words;
+    for (std::size_t i = 0; i < cmd.size();) {
+      const std::size_t j = std::min(cmd.find(' ', i), cmd.size());
+      if (j > i) words.push_back(cmd.substr(i, j - i));
+      i = j + 1;
+    }
+    if (words.empty()) return std::nullopt;
+    if (words[0] == "GROUPS" && words.size() == 1) return one_frame(snapshot().groups_json());
+    const bool reset = words[0] == "GROUP-RESET", del = words[0] == "GROUP-DELETE",
+               replay = words[0] == "GROUP-REPLAY-DEAD";
+    if (!reset && !del && !replay) return std::nullopt;
+    if (words.size() != (reset ? 3u : 2u)) {
+      return one_frame(outcome_json(
+          Status::invalid_argument(reset ? "usage: GROUP-RESET NAME START"
+                                         : std::string(words[0]) + " NAME"),
+          words.size() > 1 ? words[1] : ""));
+    }
+    const std::string_view name = words[1];
+    if (name == kForwardGroup) {
+      return one_frame(outcome_json(
+          Status::invalid_argument("the forward group follows the --forward link; not managed"),
+          name));
+    }
+    if (!server) {
+      return one_frame(outcome_json(Status::not_found("this spool does not --serve"), name));
+    }
+    if (reset) return one_frame(outcome_json(server->reset(name, words[2]), name));
+    if (del) return one_frame(outcome_json(server->remove(name), name));
+    auto r = server->replay_dead(name);
+    return one_frame(r ? outcome_json(Status::ok(), name, r.value()) : outcome_json(r.status(), name));
   }
 
   std::string state() const {
@@ -498,21 +622,42 @@ struct SpoolNode::Impl {
       s.credit_paused = r.credit_paused != 0;
       s.downstream_connected = sender.connected();
       final_store = s.store;
+      if (forward_group) {
+        GroupFigures f;
+        f.name = std::string(kForwardGroup);
+        f.members = s.downstream_connected ? 1 : 0;
+        f.state = forward_group->stats();
+        s.groups.push_back(std::move(f));
+      }
+      if (server) server->fill(s);
+      final_groups = s.groups;
+      final_serve = s.serve;
     } else {
       s.store = final_store;
+      s.groups = final_groups;
+      s.serve = final_serve;
     }
     return s;
   }
 
   SpoolNodeOptions opt;
   spool::Store store;
+  // Declared after the store: groups are closed before it.
+  bool group_mode = false;  // --serve, or groups on disk: retention by the groups' floors
+  std::optional<spool::Group> forward_group;
+  std::unique_ptr<detail::ConsumerServer> server;
+  std::optional<spool::Position> retention_floor;
+  TimePoint group_retry_at{};
+  std::uint64_t committed_seen = 0;
+  std::vector<GroupFigures> final_groups;
+  ServeFigures final_serve;
   ReliableReceiver receiver;
   ReliableSender sender;
   zmq::socket_t pull;
   ControlSocket control;
   std::uint64_t control_commands_closed = 0;
   envelope::Limits pull_limits;
-  std::string listen_ep, forward_ep, pull_ep, control_ep;
+  std::string listen_ep, forward_ep, pull_ep, control_ep, serve_ep;
   Clock::time_point started;
 
   std::deque<Entry> inbox;
@@ -540,13 +685,25 @@ struct SpoolNode::Impl {
 
 SpoolNode::SpoolNode(zmq::context_t& context, SpoolNodeOptions o) {
   if (o.listen.empty()) throw std::invalid_argument("spool node: listen endpoint is empty");
-  if (o.forward.empty()) throw std::invalid_argument("spool node: forward endpoint is empty");
+  if (o.forward.empty() && o.serve.empty()) {
+    throw std::invalid_argument("spool node: neither a forward nor a serve endpoint");
+  }
+  if (!o.serve.empty() && (o.max_groups == 0 || o.max_members == 0 || o.max_prefetch == 0 ||
+                           o.max_pending == 0 || o.ack_wait.count() <= 0 ||
+                           o.consumer_heartbeat.count() < 3)) {
+    throw std::invalid_argument(
+        "spool node: max_groups, max_members, max_prefetch, max_pending and ack_wait must be "
+        "positive, consumer_heartbeat at least 3 ms");
+  }
   if (o.upstream_window == 0 || o.forward_window == 0) {
     throw std::invalid_argument("spool node: windows must be at least 1");
   }
   // Parse every endpoint before opening anything, so a typo fails without side effects.
   const Endpoint le = parse_endpoint(o.listen, true);
-  const Endpoint fe = parse_endpoint(o.forward, false);
+  const std::optional<Endpoint> fe =
+      o.forward.empty() ? std::nullopt : std::optional(parse_endpoint(o.forward, false));
+  std::optional<Endpoint> se;
+  if (!o.serve.empty()) se = parse_endpoint(o.serve, true);
   std::optional<Endpoint> pe;
   if (!o.pull.empty()) pe = parse_endpoint(o.pull, true);
   if (!o.control.empty()) (void)parse_endpoint(o.control, true);
@@ -555,10 +712,35 @@ SpoolNode::SpoolNode(zmq::context_t& context, SpoolNodeOptions o) {
   if (!store) {
     throw std::runtime_error("spool directory " + o.store.dir + ": " + store.status().to_string());
   }
+  // Groups on disk (a node that served before) keep retention by floors even without --serve.
+  auto on_disk = spool::list_groups(o.store.dir, o.store.env);
+  if (!on_disk) {
+    throw std::runtime_error("spool directory " + o.store.dir + ": " + on_disk.status().to_string());
+  }
+  const bool group_mode = !o.serve.empty() || !on_disk.value().empty();
   impl_ = std::make_unique<Impl>(context, std::move(o), std::move(store).value());
   Impl& i = *impl_;
+  i.group_mode = group_mode;
+  if (group_mode && fe) {
+    spool::GroupOptions go;
+    go.max_deliver = 0;  // the link resends by itself; nothing is ever put back
+    go.max_pending = std::max<std::size_t>(i.opt.max_pending, i.opt.forward_window);
+    // A new forward group starts where today's cursor is: switching an old spool directory to
+    // group mode forwards nothing twice.
+    auto g = spool::Group::open(i.store, std::string(kForwardGroup), go, i.store.cursor());
+    if (!g) {
+      throw std::runtime_error("spool directory " + i.opt.store.dir + ": forward group: " +
+                               g.status().to_string());
+    }
+    i.forward_group.emplace(std::move(g).value());
+  }
+  if (group_mode) i.server = std::make_unique<detail::ConsumerServer>(context, i.store, i.opt);
   i.listen_ep = le.bind ? i.receiver.bind(le.address) : (i.receiver.connect(le.address), le.address);
-  i.forward_ep = fe.bind ? i.sender.bind(fe.address) : (i.sender.connect(fe.address), fe.address);
+  if (fe) {
+    i.forward_ep =
+        fe->bind ? i.sender.bind(fe->address) : (i.sender.connect(fe->address), fe->address);
+  }
+  if (se) i.serve_ep = i.server->attach(*se);
   if (pe) {
     i.pull = zmq::socket_t(context, zmq::socket_type::pull);
     apply(i.pull, i.opt.pull_socket, i.pull_limits);
@@ -647,6 +829,11 @@ Status SpoolNode::shutdown() {
   }
   i.final_store = i.store.stats();
   i.sender.close();
+  (void)i.snapshot();  // the groups' last figures, kept for stats() after shutdown
+  if (i.server) note(i.server->shutdown());
+  if (i.forward_group) note(i.forward_group->persist());
+  i.server.reset();
+  i.forward_group.reset();
   note(i.store.close());
   i.control_commands_closed += i.control.commands();
   i.control = ControlSocket();
@@ -660,6 +847,57 @@ const std::string& SpoolNode::listen_endpoint() const noexcept { return impl_->l
 const std::string& SpoolNode::forward_endpoint() const noexcept { return impl_->forward_ep; }
 const std::string& SpoolNode::pull_endpoint() const noexcept { return impl_->pull_ep; }
 const std::string& SpoolNode::control_endpoint() const noexcept { return impl_->control_ep; }
+const std::string& SpoolNode::serve_endpoint() const noexcept { return impl_->serve_ep; }
+
+namespace {
+
+void groups_array(JsonWriter& w, const std::vector<GroupFigures>& groups) {
+  w.begin_array();
+  for (const GroupFigures& g : groups) {
+    w.begin_object().field("name", g.name).field("members", g.members);
+    w.key("state").raw(g.state.to_json());
+    w.end_object();
+  }
+  w.end_array();
+}
+
+}  // namespace
+
+std::string SpoolNodeStats::groups_json() const {
+  JsonWriter w;
+  w.begin_object().key("groups");
+  groups_array(w, groups);
+  w.end_object();
+  return std::move(w).str();
+}
+
+Result<GroupStart> parse_group_start(std::string_view text) {
+  auto number = [](std::string_view t, std::uint64_t& out) {
+    const auto r = std::from_chars(t.data(), t.data() + t.size(), out);
+    return r.ec == std::errc() && r.ptr == t.data() + t.size() && !t.empty();
+  };
+  GroupStart g;
+  if (text == "earliest") return g;
+  if (text == "latest") {
+    g.kind = spool::StartKind::kLatest;
+    return g;
+  }
+  if (text.starts_with("pos=")) {
+    const std::string_view rest = text.substr(4);
+    const std::size_t colon = rest.find(':');
+    if (colon != std::string_view::npos && number(rest.substr(0, colon), g.a) &&
+        number(rest.substr(colon + 1), g.b)) {
+      g.kind = spool::StartKind::kPosition;
+      return g;
+    }
+  }
+  if (text.starts_with("time=") && number(text.substr(5), g.a)) {
+    g.kind = spool::StartKind::kTime;
+    return g;
+  }
+  return Status::invalid_argument(
+      fmt::format("start '{}' is not earliest, latest, pos=SEGMENT:OFFSET or time=UNIX_NS", text));
+}
 
 std::string SpoolNodeStats::to_json() const {
   const spool::Stats& d = store;
@@ -701,6 +939,18 @@ std::string SpoolNodeStats::to_json() const {
   w.key("downstream").begin_object();
   w.field("connected", downstream_connected).field("in_flight", in_flight).end_object();
   w.field("control_commands", control_commands).field("loop_errors", loop_errors);
+  const ServeFigures& v = serve;
+  w.key("serve").begin_object();
+  w.field("members", v.members).field("joins", v.joins).field("refused_joins", v.refused_joins);
+  w.field("replaced", v.replaced).field("leaves", v.leaves).field("timed_out", v.timed_out);
+  w.field("disconnected", v.disconnected).field("dropped", v.dropped);
+  w.field("deliveries", v.deliveries).field("ack_wait_expired", v.ack_wait_expired);
+  w.field("nacks", v.nacks).field("malformed", v.malformed);
+  w.field("unknown_member", v.unknown_member).field("unknown_tag", v.unknown_tag);
+  w.field("errors_sent", v.errors_sent).field("replies_dropped", v.replies_dropped);
+  w.end_object();
+  w.key("groups");
+  groups_array(w, groups);
   w.end_object();
   return std::move(w).str();
 }

@@ -24,26 +24,44 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <zmq.hpp>
 
 #include "zkit/options.hpp"
+#include "zkit/spool/group.hpp"
 #include "zkit/spool/store.hpp"
 
 namespace zkit {
+
+// The group the --forward link reads as (docs/queues.md); no consumer may join it.
+inline constexpr std::string_view kForwardGroup = "forward";
+
+// Where a new group starts, as `zkit recv --start` and GROUP-RESET write it: "earliest",
+// "latest", "pos=SEGMENT:OFFSET" or "time=UNIX_NS". InvalidArgument naming the text otherwise.
+struct GroupStart {
+  spool::StartKind kind = spool::StartKind::kEarliest;
+  std::uint64_t a = 0;  // position: segment; time: unix ns
+  std::uint64_t b = 0;  // position: offset
+};
+Result<GroupStart> parse_group_start(std::string_view text);
 
 // Every field documents its default.
 struct SpoolNodeOptions {
   spool::Options store;  // dir (required), fsync, limits, segment size, env (tests inject one)
   // Endpoints as parse_endpoint() reads them ("@ep" binds, ">ep" connects).
   std::string listen;   // reliable senders (ROUTER); plain binds. Required.
-  std::string forward;  // the downstream reliable receiver (DEALER); plain connects. Required.
+  std::string forward;  // the downstream reliable receiver (DEALER); plain connects. Empty: none
+                        // (then serve is required).
   std::string pull;     // plain PUSH peers (PULL); plain binds. Empty: none.
-  std::string control;  // control socket (REP: STATS, TERMINATE); plain binds. Empty: none.
+  std::string control;  // control socket (REP: STATS, TERMINATE, GROUP...); plain binds. Empty: none.
+  std::string serve;    // consumers (ROUTER, the consumer protocol); plain binds. Empty: none.
   SocketOptions listen_socket;   // CURVE, HWMs... of each socket (linger 1000 ms by default)
   SocketOptions forward_socket;
   SocketOptions pull_socket;
   SocketOptions control_socket;
+  SocketOptions serve_socket;    // ZMQ_MAXMSGSIZE defaults to 64 KiB, SNDHWM to max_prefetch + 1024
   std::size_t upstream_window = 64;  // credit per sender session: batches not yet acknowledged
   std::size_t forward_window = 64;   // batches in flight downstream (each held in memory once)
   std::size_t max_sessions = 1024;   // upstream sender sessions kept (ReliableReceiverOptions);
@@ -55,6 +73,42 @@ struct SpoolNodeOptions {
   std::chrono::milliseconds retry_max{2000};   // doubling up to this
   std::chrono::milliseconds linger{1000};      // shutdown(): wait this long for downstream acks
   std::size_t pull_burst = 256;  // frames read from --pull per round
+  // Consumer groups (--serve; docs/queues.md). Every table a consumer can grow has its bound.
+  std::size_t max_groups = 64;      // groups (durable); a JOIN naming one more gets ERROR 3
+  std::size_t max_members = 64;     // members per group; one more gets ERROR 4
+  std::size_t max_prefetch = 1024;  // prefetch_batches allowed (pending per member); ERROR 2
+  std::size_t max_pending = 65536;  // per group: out + acked above the floor (GroupOptions)
+  std::uint64_t max_dead_bytes = std::uint64_t{1} << 30;  // per group's dead-letter log
+  std::chrono::milliseconds ack_wait{30000};   // unacked this long: redelivered (JOIN may set)
+  std::uint32_t max_deliver = 5;               // deliveries before dead letter; 0: unlimited
+  std::chrono::milliseconds consumer_heartbeat{5000};  // a member silent this long is dead
+};
+
+// One consumer group now (STATS "groups"; helper metrics reads the same struct).
+struct GroupFigures {
+  std::string name;
+  std::uint64_t members = 0;  // now
+  spool::GroupStats state;    // delivered, redelivered, acked, dead-lettered, pending, lag, floor
+};
+
+// The --serve socket's counters since start.
+struct ServeFigures {
+  std::uint64_t members = 0;          // now, all groups
+  std::uint64_t joins = 0;
+  std::uint64_t refused_joins = 0;    // JOINs answered with an ERROR (2, 3, 4, 7)
+  std::uint64_t replaced = 0;         // members replaced by a new JOIN on the same connection
+  std::uint64_t leaves = 0;
+  std::uint64_t timed_out = 0;        // silent past consumer_heartbeat
+  std::uint64_t disconnected = 0;     // connection gone (a send to it refused)
+  std::uint64_t dropped = 0;          // dropped for misbehaving (malformed frames, reading nothing)
+  std::uint64_t deliveries = 0;       // DELIVERs sent
+  std::uint64_t ack_wait_expired = 0;  // deliveries taken back unacked after ack_wait
+  std::uint64_t nacks = 0;
+  std::uint64_t malformed = 0;        // messages that did not decode or break the protocol
+  std::uint64_t unknown_member = 0;   // ERROR 1
+  std::uint64_t unknown_tag = 0;      // ERROR 5
+  std::uint64_t errors_sent = 0;
+  std::uint64_t replies_dropped = 0;  // PONG/ERROR not sent: the peer reads nothing
 };
 
 struct SpoolNodeStats {
@@ -88,11 +142,16 @@ struct SpoolNodeStats {
   bool downstream_connected = false;    // now
   std::uint64_t control_commands = 0;
   std::uint64_t loop_errors = 0;  // exceptions caught in the loop: logged, counted; it carries on
+  // Consumer groups: `forward` first when the node forwards, then every served group by name.
+  std::vector<GroupFigures> groups;
+  ServeFigures serve;
 
   // One JSON document (what STATS answers): {"device":"spool", "state", "uptime_s", "accepted",
-  // "stored", "forwarded", "acknowledged", "duplicates", "backlog", "fsync", "disk", ...}.
-  // docs/spool-node.md describes every field.
+  // "stored", "forwarded", "acknowledged", "duplicates", "backlog", "fsync", "disk", ...,
+  // "serve", "groups"}. docs/spool-node.md describes every field.
   std::string to_json() const;
+  // {"groups": [...]}: what GROUPS answers on the control socket.
+  std::string groups_json() const;
 };
 
 class SpoolNode {
@@ -131,6 +190,7 @@ class SpoolNode {
   const std::string& forward_endpoint() const noexcept;
   const std::string& pull_endpoint() const noexcept;
   const std::string& control_endpoint() const noexcept;
+  const std::string& serve_endpoint() const noexcept;
 
  private:
   struct Impl;

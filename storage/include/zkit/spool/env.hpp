@@ -61,6 +61,7 @@ class Env {
   // fsync of the directory: makes creates, renames and removes in it durable.
   virtual Status sync_dir(const std::string& dir) = 0;
   virtual Status create_dir(const std::string& dir) = 0;  // ok when it exists
+  virtual Status remove_dir(const std::string& dir) = 0;  // an empty directory (rmdir(2))
   virtual bool exists(const std::string& path) = 0;
   // File names (not paths) in dir, without "." and "..".
   virtual Result<std::vector<std::string>> list_dir(const std::string& dir) = 0;

@@ -41,6 +41,28 @@ struct Position {
   std::string to_string() const;  // "00000000000000000003.seg@4096"
 };
 
+// Where a new reader (a consumer group) starts; the values are the consumer protocol's start_kind.
+enum class StartKind : std::uint8_t {
+  kEarliest = 0,  // the oldest record still in the log
+  kLatest = 1,    // after the last committed record: only batches appended from now on
+  kPosition = 2,  // a = segment, b = offset: the first record at or after that position
+  kTime = 3,      // a = unix ns: the first record that arrived at or after that time
+};
+
+// Segment drop-oldest deleted, as reported to drop listeners (Store::add_drop_listener).
+struct DroppedSegment {
+  std::uint64_t segment = 0;   // its number
+  std::uint64_t batches = 0;   // batch records it held
+  std::uint64_t messages = 0;
+  Position next;               // where the log now starts
+};
+
+// Batch records counted in part of the log (Store::count_from, Store::count_before).
+struct LogCount {
+  std::uint64_t batches = 0;
+  std::uint64_t messages = 0;
+};
+
 // When appended records become durable (docs/spool.md: what each survives).
 struct FsyncPolicy {
   enum class Mode { kAlways, kInterval, kNever };
@@ -227,6 +249,49 @@ class Store {
   Position cursor() const noexcept;
   // Writes the cursor file now (temp file, sync, rename, directory sync).
   Status persist_cursor();
+
+  // ---- many readers (consumer groups, docs/spool.md "Groups") ----
+  // A node with groups reads with read_at and frees space with set_retention_floor; it does not
+  // use read_next/rewind/advance_cursor (the two ways are not mixed on one Store).
+
+  // The committed record at or after p (the next one when p is not a record start; the first of
+  // the next segment when p is at or past its segment's end; the first of the log when p is before
+  // it), or nullopt when there is none yet. Skips corrupt stretches. Reading on from the
+  // previous result's `next` is sequential I/O (a few readers are kept open, one per recent
+  // position), so several groups each reading at their own pace do not reopen files. The frame
+  // stays valid until the next call on the Store. IOError when a file cannot be read.
+  Result<std::optional<StoredRecord>> read_at(Position p);
+
+  // The position a new reader starts at (a record start, or the end of the committed log).
+  // kPosition: the first record at or after (a, b), InvalidArgument when that is before the log's
+  // first record or after its end. kTime: the first record with arrival_ns >= a (the end of the
+  // log when none). b is ignored except for kPosition; an unknown kind is InvalidArgument.
+  Result<Position> resolve_start(StartKind kind, std::uint64_t a = 0, std::uint64_t b = 0);
+
+  // Everything before p is done for every reader (the minimum floor of all groups, the open ones
+  // and those on disk): segments wholly before p are deleted, and p becomes the cursor that the
+  // CURSOR file records (rate-limited by cursor_interval, like advance_cursor). Positions at or
+  // before the current cursor are ignored; p past the committed end is clamped to it.
+  Status set_retention_floor(Position p);
+
+  // The end of the committed log (where the next committed record will start or the segment
+  // after it); read_at(end()) is nullopt until something more is committed.
+  Position end() const noexcept;
+
+  // Batch records in segments numbered `segment` and later (appended ones included). O(segments).
+  LogCount count_from(std::uint64_t segment) const noexcept;
+  // Batch records in p's segment before p.offset (reads that part of the segment; call rarely).
+  Result<LogCount> count_before(Position p);
+
+  // Called inside the Store call that made drop-oldest delete a segment, before the next segment
+  // is read (Group registers one per group). Returns an id for remove_drop_listener. Listeners
+  // must not call the Store.
+  using DropListener = std::function<void(const DroppedSegment&)>;
+  std::uint64_t add_drop_listener(DropListener listener);
+  void remove_drop_listener(std::uint64_t id) noexcept;
+
+  const Options& options() const noexcept;  // as given to open (dir, env: nullptr means posix)
+  Env& env() const noexcept;
 
   // The highest seq stored from producer in scope (nullopt: none known, or forgotten).
   std::optional<std::uint64_t> highest_seq(std::uint64_t producer_id, std::uint64_t scope = 0) const;
