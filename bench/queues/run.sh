@@ -73,12 +73,13 @@ echo "run.sh: nats-server $NATS_URL, rabbitmq $ZKIT_AMQP_URL, work dir $work" >&
 
 # Messages per run: enough for a second or more of steady state at each system's speed.
 if ((smoke)); then
-  n_zkit_16=20000 n_zkit_1k=5000 n_rabbit_16=500 n_rabbit_1k=200 n_js_16=1000 n_js_1k=500
+  n_zkit_16=20000 n_zkit_1k=5000 n_zkit_redelivery=200000 n_rabbit_16=500 n_rabbit_1k=200 n_js_16=1000 n_js_1k=500
   consumer_counts="1 4" sizes="16 1024"
 else
-  n_zkit_16=${N_ZKIT_16:-10000000} n_zkit_1k=${N_ZKIT_1K:-500000}
+  n_zkit_16=${N_ZKIT_16:-10000000} n_zkit_1k=${N_ZKIT_1K:-200000}
   n_rabbit_16=${N_RABBIT_16:-100000} n_rabbit_1k=${N_RABBIT_1K:-50000}
   n_js_16=${N_JS_16:-200000} n_js_1k=${N_JS_1K:-100000}
+  n_zkit_redelivery=${N_ZKIT_REDELIVERY:-500000}  # > 64 batches: the victim's whole prefetch
   consumer_counts="1 4 16" sizes="16 1024"
 fi
 publishers=${PUBLISHERS:-2}
@@ -109,7 +110,7 @@ for ((r = 1; r <= repeats; r++)); do
     run "$bin/peer_rabbitmq" --url "$ZKIT_AMQP_URL" --messages "$nr" --size "$size" --publishers "$publishers" --consumers 4 --window 5000
     run "$bin/peer_jetstream" --url "$NATS_URL" --messages "$nj" --size "$size" --publishers "$publishers" --consumers 4 --window 5000
   done
-  run "$bin/queue_bench" --mode redelivery --messages "$n_zkit_1k" --size 16 --dir "$work"
+  run "$bin/queue_bench" --mode redelivery --messages "$n_zkit_redelivery" --size 16 --dir "$work"
 done
 
 smoke=$smoke failed=$failed "$python" - "$lines" "$json" <<'EOF'
