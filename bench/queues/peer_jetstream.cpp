@@ -91,16 +91,24 @@ int main(int argc, char** argv) {
     jsConsumerInfo_Destroy(ci);
   }
 
+  // Connections are made before the clock starts and destroyed after every thread is done.
+  // (libnats 3.4.1 corrupted its heap, a double free in natsMsgList_Destroy, in most runs with 2
+  // publishers of --window 5000 each; with 1000 it did not: run.sh passes 1000.)
+  std::vector<std::unique_ptr<Conn>> conns;
+  for (int i = 0; i < a.consumers + a.publishers; ++i) {
+    conns.push_back(std::make_unique<Conn>(a.url, a.window));
+  }
+  std::vector<natsSubscription*> subs(static_cast<std::size_t>(a.consumers), nullptr);
   std::atomic<int> ready{0};
   std::vector<std::thread> threads;
   for (int c = 0; c < a.consumers; ++c) {
-    threads.emplace_back([&] {
-      Conn conn(a.url, a.window);
+    threads.emplace_back([&, c] {
+      Conn& conn = *conns[static_cast<std::size_t>(c)];
       jsSubOptions so;
       jsSubOptions_Init(&so);
       so.Stream = kStream;
       so.Consumer = kDurable;
-      natsSubscription* sub = nullptr;
+      natsSubscription*& sub = subs[static_cast<std::size_t>(c)];
       jsErrCode jerr{};
       if (natsStatus s = js_PullSubscribe(&sub, conn.js, kSubject, kDurable, nullptr, &so, &jerr);
           s != NATS_OK) {
@@ -119,7 +127,6 @@ int main(int argc, char** argv) {
         }
         natsMsgList_Destroy(&list);
       }
-      natsSubscription_Destroy(sub);
     });
   }
   while (ready.load() < a.consumers && Clock::now() < deadline) {
@@ -129,7 +136,7 @@ int main(int argc, char** argv) {
   const auto t0 = Clock::now();
   for (int p = 0; p < a.publishers; ++p) {
     threads.emplace_back([&, p] {
-      Conn conn(a.url, a.window);
+      Conn& conn = *conns[static_cast<std::size_t>(a.consumers + p)];
       for (std::uint64_t k = static_cast<std::uint64_t>(p); k < a.messages;
            k += static_cast<std::uint64_t>(a.publishers)) {
         const std::string body = payload(k, a.size);
@@ -149,6 +156,8 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& t : threads) t.join();
+  for (natsSubscription* sub : subs) natsSubscription_Destroy(sub);
+  conns.clear();
   const double seconds =
       std::chrono::duration<double>((tally.done() ? tally.done_at() : Clock::now()) - t0).count();
   print_result("jetstream", a, seconds, tally,

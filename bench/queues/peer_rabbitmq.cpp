@@ -11,6 +11,7 @@
 #include <amqp_tcp_socket.h>
 
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -20,7 +21,10 @@ using namespace zkit::qbench;
 
 namespace {
 
-constexpr const char* kQueue = "zkit-qbench";
+// A queue of its own per run (deleted at the end): with one name deleted and declared again, the
+// next run received 3 messages of the previous one, flagged redelivered.
+const std::string kQueueName = "zkit-qbench-" + std::to_string(::getpid());
+const char* const kQueue = kQueueName.c_str();
 constexpr amqp_channel_t kChannel = 1;
 
 [[noreturn]] void fail(const std::string& what) {
@@ -114,6 +118,7 @@ class Confirms {
 };
 
 std::atomic<std::uint64_t> nacked{0};
+std::atomic<std::uint64_t> redelivered{0};  // deliveries the broker flagged as redelivered
 
 // Reads one frame (blocking up to `timeout_us`, 0: only what is buffered) and applies a confirm.
 // False when nothing came.
@@ -201,6 +206,7 @@ void consume(const Url& u, const Args& a, Tally& tally, std::atomic<int>& ready,
     }
     check_reply(r, "consume");
     tally.record(env.message.body.bytes, env.message.body.len);
+    if (env.redelivered) redelivered.fetch_add(1, std::memory_order_relaxed);
     last_tag = env.delivery_tag;
     ++unacked;
     amqp_destroy_envelope(&env);
@@ -224,8 +230,6 @@ int main(int argc, char** argv) {
 
   {  // A fresh quorum queue for this run.
     Conn admin(u);
-    amqp_queue_delete(admin.get(), kChannel, amqp_cstring_bytes(kQueue), 0, 0);
-    check_reply(amqp_get_rpc_reply(admin.get()), "queue.delete");
     amqp_table_entry_t type{amqp_cstring_bytes("x-queue-type"), {}};
     type.value.kind = AMQP_FIELD_KIND_UTF8;
     type.value.value.bytes = amqp_cstring_bytes("quorum");
@@ -249,6 +253,13 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   const double seconds =
       std::chrono::duration<double>((tally.done() ? tally.done_at() : Clock::now()) - t0).count();
-  print_result("rabbitmq", a, seconds, tally, "\"nacked\":" + std::to_string(nacked.load()));
+  {
+    Conn admin(u);
+    amqp_queue_delete(admin.get(), kChannel, amqp_cstring_bytes(kQueue), 0, 0);
+    check_reply(amqp_get_rpc_reply(admin.get()), "queue.delete");
+  }
+  print_result("rabbitmq", a, seconds, tally,
+               "\"nacked\":" + std::to_string(nacked.load()) +
+                   ",\"redelivered\":" + std::to_string(redelivered.load()));
   return tally.lost() == 0 && nacked.load() == 0 ? 0 : 1;
 }
