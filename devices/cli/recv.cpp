@@ -11,10 +11,12 @@
 
 #include "cli.hpp"
 #include "io_util.hpp"
+#include "zkit/consumer.hpp"
 #include "zkit/pipeline.hpp"
 #include "zkit/pubsub.hpp"
 #include "zkit/reliable.hpp"
 #include "zkit/rpc.hpp"
+#include "zkit/spool_node.hpp"
 
 namespace {
 
@@ -54,7 +56,23 @@ void declare(po::options_description& flags) {
       ("max-sessions", po::value<long long>()->value_name("N"),
        "--reliable: sender sessions kept (default 1024); beyond, dead idle ones go, else refused")
       ("max-producers", po::value<long long>()->value_name("N"),
-       "producers tracked for duplicates (--reliable, default 65536) or gaps (sub, default 4096)");
+       "producers tracked for duplicates (--reliable, default 65536) or gaps (sub, default 4096)")
+      ("from", po::value<std::string>()->value_name("EP"),
+       "with --group: the spool's --serve endpoint (plain EP connects)")
+      ("group", po::value<std::string>()->value_name("NAME"),
+       "join consumer group NAME on the spool at --from (zkit::Consumer; docs/queues.md)")
+      ("prefetch", po::value<long long>()->value_name("N"),
+       "--group: batches held unacknowledged at most (default 64)")
+      ("prefetch-messages", po::value<long long>()->value_name("N"),
+       "--group: messages held unacknowledged at most (default: no limit)")
+      ("manual-ack", "--group: acknowledge each batch explicitly once it is printed and flushed "
+       "(default: when the handler returns)")
+      ("start", po::value<std::string>()->value_name("START"),
+       "--group, for a new group: earliest (default) | latest | pos=SEGMENT:OFFSET | "
+       "time=UNIX_NS")
+      ("ack-wait-ms", po::value<long long>()->value_name("MS"),
+       "--group: ask the spool to redeliver a batch unacknowledged this long (default: its "
+       "--ack-wait)");
   // clang-format on
   io::add_endpoint_flags(flags, "binds");
   add_curve_flags(flags);
@@ -280,12 +298,79 @@ Outcome run_reliable(ReliableReceiver& r, Printer& printer, Stop& stop) {
   return o;
 }
 
+// Consumer groups: every batch of the group that this member gets, acknowledged once printed.
+Outcome run_group(Consumer& c, Printer& printer, Stop& stop, bool manual) {
+  Outcome o;
+  const auto handler = [&](const ConsumedBatch& b) {
+    if (stop.count_reached(printer.messages())) throw CountReached{};  // nacked: back to the group
+    for (const auto record : b) printer.print(record, {}, b.info.producer_id, b.info.seq);
+    printer.flush();
+    if (manual) c.ack();
+  };
+  for (;;) {
+    if (auto why = stop.reason(printer.messages())) {
+      o.reason = *why;
+      break;
+    }
+    try {
+      if (c.poll_once(handler, stop.slice()) > 0) stop.traffic();
+    } catch (const CountReached&) {
+    }
+  }
+  (void)c.close();  // sends the acks due, then LEAVE: what is unacked goes back at once
+  const ConsumerStats st = c.stats();
+  o.batches = st.batches_delivered;
+  o.extra = fmt::format(", {} redelivered, {} duplicates dropped", st.redelivered,
+                        st.duplicates_dropped);
+  return o;
+}
+
+ConsumerOptions group_options(const po::variables_map& vm) {
+  ConsumerOptions o;
+  o.group = vm["group"].as<std::string>();
+  if (!spool::valid_group_name(o.group)) {
+    throw UsageError("--group: '" + o.group + "' is not 1..64 of [A-Za-z0-9._-]");
+  }
+  if (vm.count("prefetch")) {
+    o.prefetch_batches = static_cast<std::uint64_t>(number_flag(vm, "prefetch", 1, 1 << 20));
+  }
+  if (vm.count("prefetch-messages")) {
+    o.prefetch_messages =
+        static_cast<std::uint64_t>(number_flag(vm, "prefetch-messages", 1, 1LL << 40));
+  }
+  o.manual_ack = vm.count("manual-ack") != 0;
+  if (vm.count("start")) {
+    auto s = parse_group_start(vm["start"].as<std::string>());
+    if (!s) throw UsageError("--start: " + s.status().message());
+    o.start.kind = static_cast<ConsumerStart::Kind>(s.value().kind);
+    o.start.segment = s.value().a;
+    o.start.offset = s.value().b;
+    o.start.unix_ns = s.value().a;
+  }
+  if (vm.count("ack-wait-ms")) {
+    o.ack_wait = milliseconds(number_flag(vm, "ack-wait-ms", 1, 24LL * 3600 * 1000));
+  }
+  return o;
+}
+
 int run(const po::variables_map& vm) {
   SignalWaiter signals;
+  const bool group = vm.count("group") != 0;
+  if (group || vm.count("from")) {
+    if (!group || !vm.count("from")) throw UsageError("--group and --from go together");
+    for (const char* f : {"socket", "reliable", "raw", "topic", "bind", "connect", "endpoint"}) {
+      if (vm.count(f)) throw UsageError(fmt::format("--group takes no --{}", f));
+    }
+  } else {
+    for (const char* f : {"prefetch", "prefetch-messages", "manual-ack", "start", "ack-wait-ms"}) {
+      if (vm.count(f)) throw UsageError(fmt::format("--{} needs --group", f));
+    }
+  }
   const bool reliable = vm.count("reliable") != 0;
   const bool raw = vm.count("raw") != 0;
-  const std::string type = io::socket_type_from_flags(vm, {"pull", "sub", "router"});
-  const Endpoint ep = io::endpoint_from_flags(vm, true);
+  const std::string type =
+      group ? std::string("group") : io::socket_type_from_flags(vm, {"pull", "sub", "router"});
+  const Endpoint ep = group ? endpoint_flag(vm, "from", false) : io::endpoint_from_flags(vm, true);
   const std::string format = choice_flag(vm, "format", {"text", "hex", "json"});
   std::optional<long long> count;
   if (vm.count("count")) count = number_flag(vm, "count", 1, 1LL << 40);
@@ -321,7 +406,15 @@ int run(const po::variables_map& vm) {
   Outcome outcome;
   std::uint64_t decode_errors = 0;
   DropReport drops;
-  if (reliable) {
+  if (group) {
+    ConsumerOptions o = group_options(vm);
+    o.socket = socket;
+    Consumer c(context, o);
+    report_drops(c, drops);
+    attach_to(c);
+    outcome = run_group(c, printer, stop, o.manual_ack);
+    decode_errors = c.stats().bad_batches + c.stats().decode_errors;
+  } else if (reliable) {
     ReliableReceiverOptions o;
     o.socket = socket;
     if (vm.count("max-sessions")) o.max_sessions = limit_flag(vm, "max-sessions");
@@ -393,5 +486,9 @@ extern const zkit::cli::Subcommand recv_subcommand = {
     "`zkit send --reliable` or a spool). A plain --endpoint EP binds; --connect connects.\n"
     "A bound endpoint is printed on stderr as 'zkit recv: bound EP' (tcp://127.0.0.1:* resolved).\n"
     "Stops after --count messages, after --timeout-ms of silence, or on SIGINT/SIGTERM; prints a\n"
-    "summary line on stderr. Exit 1 if fewer than --count messages came, or --check failed.",
+    "summary line on stderr. Exit 1 if fewer than --count messages came, or --check failed.\n"
+    "--group NAME --from EP: a member of a consumer group on `zkit spool --serve EP`; each\n"
+    "batch is acknowledged once printed (--manual-ack: explicitly, after stdout is flushed);\n"
+    "batches past --count go back to the group. --check fits a group of one member (with\n"
+    "more, each gets a share: gaps are expected).",
     declare, run};

@@ -9,6 +9,7 @@
 #include <map>
 #include <ostream>
 
+#include "group_format.hpp"
 #include "log.hpp"
 #include "log_format.hpp"
 #include "segment_files.hpp"
@@ -220,11 +221,17 @@ Result<VerifyReport> verify(const std::string& dir, Env* env_in) {
   for (const auto& name : names.value()) {
     if (!files::parse_segment_name(name) && name != format::kCursorName &&
         name != format::kCursorTempName && name != format::kLockName &&
-        name != format::kProducersName && name != format::kProducersTempName) {
+        name != format::kProducersName && name != format::kProducersTempName &&
+        name != group_format::kGroupsDir && name != group_format::kDeadDir) {
       report.foreign.push_back(name);
     }
   }
   std::sort(report.foreign.begin(), report.foreign.end());
+  if (auto groups = list_groups(dir, &env)) {
+    report.groups = std::move(groups.value());
+  } else {
+    report.corrupt.push_back({group_format::kGroupsDir, 0, 0, groups.status().message()});
+  }
   return report;
 }
 
@@ -243,6 +250,14 @@ void print(const VerifyReport& r, std::ostream& out) {
   for (const auto& p : r.backlog) {
     out << "  producer " << p.producer_id << ": " << p.batches << " batches, " << p.messages
         << " messages, " << p.bytes << " bytes, seq " << p.first_seq << ".." << p.last_seq << "\n";
+  }
+  if (!r.groups.empty()) {
+    out << "groups: " << r.groups.size() << "\n";
+    for (const auto& g : r.groups) {
+      out << "  " << g.name << ": floor " << g.floor.to_string() << ", " << g.pending
+          << " pending, " << g.acked_above_floor << " acked above the floor, "
+          << g.stats.redelivered << " redelivered, " << g.stats.dead_lettered << " dead-lettered\n";
+    }
   }
   out << "foreign files: " << r.foreign.size() << "\n";
   for (const auto& f : r.foreign) out << "  " << f << " (not a spool file; ignored)\n";

@@ -373,7 +373,7 @@ TEST_CASE("Malformed frames and reliable-link frames get ERROR 6; a persistent o
   CHECK(good.errors.empty());
 }
 
-TEST_CASE("--forward keeps working beside --serve: the sink and the group each get everything",
+TEST_CASE("The forward link keeps working beside --serve: the sink and the group each get everything",
           "[queues]") {
   TempDir sink_dir;
   zmq::context_t sink_ctx;

@@ -3,6 +3,7 @@
 // drop-oldest per group, replay, start positions, listing and deleting, bad input.
 #include <filesystem>
 #include <set>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <zlib.h>
@@ -624,6 +625,15 @@ TEST_CASE("Groups are listed with their persisted state and deleted with their d
     CHECK(j["dead_lettered"] == 1);
     CHECK(j["acked"] == 1);
     CHECK(j["floor"] == got[2].pos.to_string());
+    // verify lists the groups; their files are not foreign.
+    auto v = zkit::spool::verify(dir.path());
+    REQUIRE(v.is_ok());
+    CHECK(v.value().foreign.empty());
+    REQUIRE(v.value().groups.size() == 2);
+    CHECK(v.value().groups[0].name == "a");
+    std::ostringstream printed;
+    zkit::spool::print(v.value(), printed);
+    CHECK_THAT(printed.str(), Catch::Contains("groups: 2"));
     // In use: the dead-letter log is locked by the open group.
     CHECK(!zkit::spool::delete_group(dir.path(), "a").is_ok());
   }

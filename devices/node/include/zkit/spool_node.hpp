@@ -1,16 +1,19 @@
 // The spool node (store-and-forward): takes batches from reliable senders (and optionally plain
 // PUSH peers), appends them to an on-disk zkit::spool::Store, acknowledges each upstream once it is
 // as durable as the fsync policy promises, and forwards the log downstream over a ReliableSender,
-// advancing the store's cursor only on the downstream's acknowledgement. docs/spool-node.md
-// describes the guarantees per fsync mode and what happens at each limit.
+// advancing the store's cursor only on the downstream's acknowledgement. With `serve`, consumers
+// join named groups on a ROUTER and get the log under credit, with acks, redelivery and dead
+// letters (docs/queues.md); --forward is then the group `forward`. docs/spool-node.md describes
+// the guarantees per fsync mode and what happens at each limit.
 //
 // Thread: a SpoolNode belongs to the thread that drives it (poll_once/run); only stop() and
 // stopping() may be called from another thread. Sockets are created in the constructor, so
 // construct it on the thread that drives it (or hand it over before the first poll, with the
 // memory barrier a thread start gives). Move-only is not offered: the ack callbacks point into it.
 // Waiting: one zmq::poll on every socket the node owns (upstream receiver, downstream sender,
-// --pull, control) and a waker, with the earliest timer as its timeout (heartbeats, resends, the
-// fsync interval, a disk retry, max_age); with nothing to do the node uses no CPU.
+// --pull, control, --serve and its disconnect monitor) and a waker, with the earliest timer as its timeout (heartbeats, resends, the
+// fsync interval, a disk retry, max_age, ack_wait and consumer heartbeats, a NACK's delay, a group
+// file write); with nothing to do the node uses no CPU.
 // Blocking: the constructor recovers the store (reads every segment); poll_once(timeout) blocks up
 // to timeout plus the disk I/O of one round (one fsync with --fsync always); shutdown() up to
 // linger. Errors: setup failures throw (std::invalid_argument for bad options, std::runtime_error

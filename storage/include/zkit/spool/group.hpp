@@ -93,8 +93,9 @@ bool valid_group_name(std::string_view name) noexcept;
 inline constexpr std::uint64_t kReplaySegmentBit = std::uint64_t{1} << 63;
 inline bool is_replay(Position p) noexcept { return (p.segment & kReplaySegmentBit) != 0; }
 
-// Move-only; one thread; the Store must outlive it (the group registers itself with the Store
-// for drop-oldest notifications until it is destroyed). Methods block on disk I/O (persist on
+// Move-only; one thread; the Store must outlive it and stay where it is (not be moved) while the
+// group is open: the group keeps a pointer to it and registers with it for drop-oldest
+// notifications until it is destroyed. Methods block on disk I/O (persist on
 // fsync, next on a read). Errors: IOError from the file system (the group stays usable: retry),
 // Corruption for a damaged group file (open), InvalidArgument for positions the group does not
 // know in that state.

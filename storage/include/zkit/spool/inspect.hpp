@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "zkit/spool/env.hpp"
+#include "zkit/spool/group.hpp"
 #include "zkit/spool/store.hpp"
 
 namespace zkit::spool {
@@ -33,8 +34,10 @@ struct VerifyReport {
   std::optional<Position> cursor;  // nullopt: no cursor file (or a damaged one, in corrupt)
   std::vector<ProducerBacklog> backlog;  // by producer id
   std::vector<CorruptRecord> corrupt;    // every corrupt stretch, in file order
+  // The consumer groups (groups/*.group, as last persisted); a damaged group file is in corrupt.
+  std::vector<GroupInfo> groups;
   // Other entries in the directory (not a segment name in range, CURSOR, CURSOR.tmp, PRODUCERS,
-  // PRODUCERS.tmp or LOCK),
+  // PRODUCERS.tmp, LOCK, or the groups and dead directories),
   // sorted; the store ignores them and never deletes them. Not damage: clean() ignores them.
   std::vector<std::string> foreign;
   std::uint64_t batches = 0;
