@@ -108,8 +108,7 @@ for ((r = 1; r <= repeats; r++)); do
     done
     run "$bin/queue_bench" --mode group --groups 3 --messages "$nz" --size "$size" --publishers "$publishers" --consumers 1 --dir "$work"
     run "$bin/peer_rabbitmq" --url "$ZKIT_AMQP_URL" --messages "$nr" --size "$size" --publishers "$publishers" --consumers 4 --window 5000
-    # --window 1000: libnats 3.4.1 corrupted its heap with 2 publishers of 5000 pending each
-    run "$bin/peer_jetstream" --url "$NATS_URL" --messages "$nj" --size "$size" --publishers "$publishers" --consumers 4 --window 1000
+    run "$bin/peer_jetstream" --url "$NATS_URL" --messages "$nj" --size "$size" --publishers "$publishers" --consumers 4 --window 5000
   done
   run "$bin/queue_bench" --mode redelivery --messages "$n_zkit_redelivery" --size 16 --dir "$work"
 done
