@@ -58,8 +58,7 @@ int worker(const std::string& endpoint, const std::string& name, int fd) {
   return 0;
 }
 
-pid_t spawn_worker(const char* self, const std::string& endpoint, const std::string& name,
-                   int fd) {
+pid_t spawn_worker(const char* self, const std::string& endpoint, const std::string& name, int fd) {
   std::vector<std::string> argv{self, "--worker", endpoint, name, std::to_string(fd)};
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
@@ -86,8 +85,8 @@ int main(int argc, char** argv) {
   if (::pipe(pipefd) != 0) return 1;
 
   // The spool: its own thread, its own temporary directory.
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("zkit-worker-pool-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("zkit-worker-pool-" + std::to_string(::getpid()));
   zmq::context_t ctx;
   std::promise<std::pair<std::string, std::string>> endpoints;  // listen, serve
   std::promise<std::string> control;
@@ -106,7 +105,8 @@ int main(int argc, char** argv) {
   const auto [listen, serve] = endpoints.get_future().get();
 
   std::map<std::string, pid_t> workers;
-  for (const char* name : {"w1", "w2", "w3"}) workers[name] = spawn_worker(argv[0], serve, name, pipefd[1]);
+  for (const char* name : {"w1", "w2", "w3"})
+    workers[name] = spawn_worker(argv[0], serve, name, pipefd[1]);
 
   // The producer: one task per batch, so that each can go to a different worker.
   zkit::ReliableSender producer(ctx, {});

@@ -46,8 +46,8 @@ std::string ask(const Endpoint& ep, const CurveOptions& curve, const std::string
   auto wait = [&](short events) {
     zmq_pollitem_t item{req.handle(), 0, events, 0};
     for (;;) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         throw std::runtime_error(fmt::format("no answer from the spool at {} within {} ms",
                                              ep.address, timeout.count()));
@@ -147,4 +147,6 @@ extern const zkit::cli::Subcommand groups_subcommand = {
     "reset forgets what the group holds above the new start (members keep their membership);\n"
     "delete removes its state and dead-letter log; replay-dead makes its dead letters\n"
     "deliverable again to that group only. Exit 1 when the spool refuses or does not answer.",
-    declare, run, "action"};
+    declare,
+    run,
+    "action"};

@@ -132,10 +132,17 @@ Result<FileState> read_file(Env& env, const std::string& path) {
 
 // The counters' places in the file and in GroupStats.
 std::array<std::uint64_t*, gf::kCounters> counter_refs(GroupStats& s) {
-  return {&s.delivered,     &s.redelivered,           &s.acked,
-          &s.acked_messages, &s.nacked,               &s.dead_lettered,
-          &s.dead_lettered_messages, &s.dead_letter_refused, &s.dropped_batches,
-          &s.dropped_messages, &s.replayed};
+  return {&s.delivered,
+          &s.redelivered,
+          &s.acked,
+          &s.acked_messages,
+          &s.nacked,
+          &s.dead_lettered,
+          &s.dead_lettered_messages,
+          &s.dead_letter_refused,
+          &s.dropped_batches,
+          &s.dropped_messages,
+          &s.replayed};
 }
 
 // Entries ascending by position in a ring (no allocation per batch once it has grown).
@@ -146,6 +153,7 @@ class Window {
   Entry& at(std::size_t i) { return buf_[(head_ + i) & (buf_.size() - 1)]; }
   const Entry& at(std::size_t i) const { return buf_[(head_ + i) & (buf_.size() - 1)]; }
   Entry& front() { return at(0); }
+  const Entry& front() const { return at(0); }
   void pop_front() {
     head_ = (head_ + 1) & (buf_.size() - 1);
     --size_;
@@ -188,17 +196,16 @@ Position untag(Position p) { return {p.segment & ~kReplaySegmentBit, p.offset}; 
 // One log the group reads: the main log, or its dead-letter log while replaying.
 struct Source {
   bool replay = false;
-  Window win;                       // [floor, read_pos), positions tagged for the replay source
-  Position read_pos;                // the next new record is read here (untagged)
+  Window win;         // [floor, read_pos), positions tagged for the replay source
+  Position read_pos;  // the next new record is read here (untagged)
   Position end{~std::uint64_t{0} >> 1, 0};  // replay: read up to here only
-  std::vector<FileEntry> recovered;  // from the file, ascending, not yet read again
+  std::vector<FileEntry> recovered;         // from the file, ascending, not yet read again
   std::size_t next_recovered = 0;
   std::size_t out = 0, returned = 0, acked = 0;  // entries in win by state
   LogCount read_seg;  // main: batch records in read_pos.segment before read_pos
 
   Position floor() const {
-    return win.empty() ? (replay ? tag(read_pos) : read_pos)
-                       : const_cast<Window&>(win).front().pos;
+    return win.empty() ? (replay ? tag(read_pos) : read_pos) : win.front().pos;
   }
   void pop_done() {
     while (!win.empty() && win.front().state == kAcked) {
@@ -236,7 +243,7 @@ struct Group::Impl {
   Source rep;
   std::optional<Store> dead;
 
-  std::set<Position> ready;                       // put back and due (tagged or not)
+  std::set<Position> ready;                            // put back and due (tagged or not)
   std::multimap<Clock::time_point, Position> waiting;  // put back, not yet due
   Clock::time_point ready_due{};
 
@@ -323,7 +330,8 @@ Status Group::Impl::persist() {
   if (Status s = make_groups_dir(); !s) return s;
   using namespace format;
   std::size_t n = 0;
-  for (const Source* s : {&main, &rep}) n += s->win.size() + (s->recovered.size() - s->next_recovered);
+  for (const Source* s : {&main, &rep})
+    n += s->win.size() + (s->recovered.size() - s->next_recovered);
   buf.resize(gf::kHeaderSize + n * gf::kEntrySize + gf::kCrcSize);
   std::byte* b = buf.data();
   std::memset(b, 0, gf::kHeaderSize);
@@ -337,7 +345,8 @@ Status Group::Impl::persist() {
   put_pos(gf::kReplayFloorOffset, untag(rep.floor()));
   put_pos(gf::kReplayEndOffset, rep.end);
   auto refs = counter_refs(st);
-  for (std::size_t i = 0; i < gf::kCounters; ++i) put_u64(b + gf::kCountersOffset + 8 * i, *refs[i]);
+  for (std::size_t i = 0; i < gf::kCounters; ++i)
+    put_u64(b + gf::kCountersOffset + 8 * i, *refs[i]);
   put_u32(b + gf::kEntryCountOffset, static_cast<std::uint32_t>(n));
   std::byte* e = b + gf::kHeaderSize;
   auto put_entry = [&](Position p, std::uint32_t count, bool done) {
@@ -532,8 +541,8 @@ void Group::Impl::on_dropped(const DroppedSegment& d) {
   st.dropped_batches += lost;
   st.dropped_messages += lost_messages;
   if (lost > 0) {
-    spdlog::warn("spool group {}: drop-oldest deleted {} batches ({} messages) it had not done", name,
-                 lost, lost_messages);
+    spdlog::warn("spool group {}: drop-oldest deleted {} batches ({} messages) it had not done",
+                 name, lost, lost_messages);
   }
 }
 

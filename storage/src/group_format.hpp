@@ -33,7 +33,7 @@ inline constexpr std::size_t kReplayFloorOffset = 32;
 inline constexpr std::size_t kReplayEndOffset = 48;
 inline constexpr std::size_t kCountersOffset = 64;
 inline constexpr std::size_t kEntryCountOffset = kCountersOffset + 8 * kCounters;  // 152
-inline constexpr std::size_t kHeaderSize = kEntryCountOffset + 4;                 // 156
+inline constexpr std::size_t kHeaderSize = kEntryCountOffset + 4;                  // 156
 inline constexpr std::size_t kEntrySize = 21;
 inline constexpr std::size_t kCrcSize = 4;
 

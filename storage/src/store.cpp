@@ -242,8 +242,10 @@ struct Store::Impl {
   std::deque<InFlight> inflight;    // read, not yet acknowledged, in log order
   Position highest_read;            // the furthest StoredRecord::next handed out
 
-  // read_at's readers: a few open at once so that several groups reading at their own pace each
-  // continue sequentially (a hit is a reader whose last record ended where the caller asks).
+  // read_at's readers: up to kPositionedReaders open at once so that that many groups reading at
+  // their own pace each continue sequentially (a hit is a reader whose last record ended where the
+  // caller asks); a miss (a redelivery, a group's first read) takes the least recently used slot.
+  // A slot's 32 KiB block is allocated when it is first used.
   struct PositionedReader {
     std::uint64_t segment = 0;
     std::uint64_t next = 0;   // the offset after the last record returned
@@ -253,7 +255,7 @@ struct Store::Impl {
     std::unique_ptr<RandomAccessFile> file;
     std::unique_ptr<log::Reader> reader;
   };
-  static constexpr std::size_t kPositionedReaders = 8;
+  static constexpr std::size_t kPositionedReaders = 32;
   std::array<PositionedReader, kPositionedReaders> preaders;
   std::uint64_t preader_clock = 0;
   bool retention_mode = false;  // set_retention_floor was called: the cursor is the groups' floor
@@ -355,6 +357,7 @@ struct Store::Impl {
       if (r.reader && r.segment == number) {
         r.reader.reset();
         r.file.reset();
+        r.used = 0;  // free: taken first
       }
     }
   }
@@ -1184,22 +1187,13 @@ Result<std::optional<StoredRecord>> Store::Impl::read_at(Position p) {
       p = {seg->number + 1, format::kSegmentHeaderSize};
       continue;
     }
-    // A reader that stopped where p is, else one on the same segment (seek), else the least
-    // recently used slot gets a new one.
+    // A reader that stopped where p is, else the least recently used slot gets a new one (taking
+    // another group's reader on the same segment instead would make that group miss in turn).
     PositionedReader* r = nullptr;
     for (auto& c : preaders) {
       if (c.reader && c.segment == seg->number && c.next == p.offset) {
         r = &c;
         break;
-      }
-    }
-    if (r == nullptr) {
-      for (auto& c : preaders) {
-        if (c.reader && c.segment == seg->number) {
-          r = &c;
-          r->at_end = true;  // forces the seek below
-          break;
-        }
       }
     }
     if (r == nullptr) {

@@ -18,12 +18,11 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
 #include "process.hpp"
@@ -81,7 +80,8 @@ struct Args {
 
 constexpr int kSenders = 4;
 constexpr int kPerBatch = 20;
-const std::vector<std::pair<std::string, int>> kGroups = {{"work", 4}, {"audit", 1}, {"billing", 1}};
+const std::vector<std::pair<std::string, int>> kGroups = {
+    {"work", 4}, {"audit", 1}, {"billing", 1}};
 
 struct ConsumerSlot {
   std::string group;
@@ -113,17 +113,18 @@ class Driver {
       senders.push_back(std::make_unique<zkit::ReliableSender>(ctx, o));
       senders.back()->connect(listen_);
     }
-    const std::uint64_t batches_each =
-        static_cast<std::uint64_t>((args_.messages + kSenders * kPerBatch - 1) / (kSenders * kPerBatch));
+    const std::uint64_t batches_each = static_cast<std::uint64_t>(
+        (args_.messages + kSenders * kPerBatch - 1) / (kSenders * kPerBatch));
     std::vector<std::uint64_t> next_seq(kSenders, 1);
     const auto begin = Clock::now();
     auto next_consumer_kill = begin + random_ms(100, 500);
-    const auto sending_span = args_.rate > 0
-        ? std::chrono::milliseconds(args_.messages * 1000 / args_.rate) : 3000ms;
+    const auto sending_span =
+        args_.rate > 0 ? std::chrono::milliseconds(args_.messages * 1000 / args_.rate) : 3000ms;
     std::vector<Clock::time_point> spool_kill_at;
     for (int k = 0; k < args_.spool_kills; ++k) {
-      spool_kill_at.push_back(begin + std::chrono::milliseconds(
-          std::uniform_int_distribution<long long>(300, std::max<long long>(400, sending_span.count()))(rng_)));
+      spool_kill_at.push_back(begin +
+                              std::chrono::milliseconds(std::uniform_int_distribution<long long>(
+                                  300, std::max<long long>(400, sending_span.count()))(rng_)));
     }
     std::sort(spool_kill_at.begin(), spool_kill_at.end());
     std::uint64_t sent_messages = 0;
@@ -134,8 +135,8 @@ class Driver {
       if (Clock::now() > deadline) return fail("out of time before every group was done");
       // Offer batches as the rate allows.
       const double elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
-      const auto allowed = args_.rate > 0 ? static_cast<std::uint64_t>(elapsed * args_.rate)
-                                          : ~std::uint64_t{0};
+      const auto allowed =
+          args_.rate > 0 ? static_cast<std::uint64_t>(elapsed * args_.rate) : ~std::uint64_t{0};
       for (int i = 0; i < kSenders; ++i) {
         auto& s = *senders[i];
         while (next_seq[i] <= batches_each && sent_messages < allowed) {
@@ -159,7 +160,8 @@ class Driver {
       const auto now = Clock::now();
       if (chaos) {
         if (now >= next_consumer_kill) {
-          ConsumerSlot& s = slots_[std::uniform_int_distribution<std::size_t>(0, slots_.size() - 1)(rng_)];
+          ConsumerSlot& s =
+              slots_[std::uniform_int_distribution<std::size_t>(0, slots_.size() - 1)(rng_)];
           s.process->signal(SIGKILL);
           (void)s.process->wait(5000ms);
           killed_logs_.insert(s.log);
@@ -199,13 +201,14 @@ class Driver {
     return std::chrono::milliseconds(std::uniform_int_distribution<int>(lo, hi)(rng_));
   }
 
-  void start_spool(const std::string& listen, const std::string& serve, const std::string& control) {
+  void start_spool(const std::string& listen, const std::string& serve,
+                   const std::string& control) {
     ++spool_lives_;
     const std::string out = dir_.file("spool-" + std::to_string(spool_lives_) + ".out");
     spool_ = std::make_unique<Process>(
         std::vector<std::string>{args_.zkit, "spool", "--dir", dir_.file("spool"), "--listen",
-                                 listen, "--serve", serve, "--control", control,
-                                 "--stats-interval", "0", "--log-level", "warn"},
+                                 listen, "--serve", serve, "--control", control, "--stats-interval",
+                                 "0", "--log-level", "warn"},
         out, dir_.file("spool-" + std::to_string(spool_lives_) + ".err"));
     auto l = spool_->wait_line("listen ", 20000ms);
     auto s = spool_->wait_line("serve ", 1000ms);
@@ -263,24 +266,26 @@ class Driver {
       std::uint32_t delivery_count;
       bool killed;
     };
-    std::map<std::string, std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<Copy>>> seen;
+    std::map<std::string, std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<Copy>>>
+        seen;
     for (const auto& [log, group] : logs_) {
       const std::string bytes = zkit::test::read_file(log);
       for (std::size_t at = 0; at + sizeof(Record) <= bytes.size(); at += sizeof(Record)) {
         Record r;
         std::memcpy(&r, bytes.data() + at, sizeof r);
-        seen[group][{r.producer, r.seq}].push_back({r.time_ns, r.delivery_count,
-                                                    killed_logs_.count(log) != 0});
+        seen[group][{r.producer, r.seq}].push_back(
+            {r.time_ns, r.delivery_count, killed_logs_.count(log) != 0});
       }
     }
     bool ok = true;
     std::uint64_t expected = 0;
     for (const auto& [id, n] : producers) expected += n;
-    std::printf("queue chaos: %llu messages in %llu batches from %d senders, %.1f s, %d consumer "
-                "kills, %d spool kills\n",
-                static_cast<unsigned long long>(expected * kPerBatch),
-                static_cast<unsigned long long>(expected), kSenders, seconds, consumer_kills_,
-                spool_kills_done_);
+    std::printf(
+        "queue chaos: %llu messages in %llu batches from %d senders, %.1f s, %d consumer "
+        "kills, %d spool kills\n",
+        static_cast<unsigned long long>(expected * kPerBatch),
+        static_cast<unsigned long long>(expected), kSenders, seconds, consumer_kills_,
+        spool_kills_done_);
     for (const auto& [group, members] : kGroups) {
       auto& batches = seen[group];
       std::uint64_t lost = 0, copies = 0, redelivered = 0, dup_member = 0, dup_spool = 0,
@@ -293,7 +298,8 @@ class Driver {
             continue;
           }
           auto v = it->second;
-          std::sort(v.begin(), v.end(), [](const Copy& a, const Copy& b) { return a.time_ns < b.time_ns; });
+          std::sort(v.begin(), v.end(),
+                    [](const Copy& a, const Copy& b) { return a.time_ns < b.time_ns; });
           copies += v.size();
           for (std::size_t i = 0; i < v.size(); ++i) {
             if (v[i].delivery_count > 1) ++redelivered;
@@ -317,20 +323,21 @@ class Driver {
           }
         }
       }
-      std::printf("  group %-8s (%d members): %llu batches handled, %llu lost, %llu duplicates "
-                  "(%llu where a member died holding them, %llu across a spool kill, %llu "
-                  "unexplained), %llu deliveries with count > 1\n",
-                  group.c_str(), members, static_cast<unsigned long long>(copies),
-                  static_cast<unsigned long long>(lost),
-                  static_cast<unsigned long long>(dup_member + dup_spool + unexplained),
-                  static_cast<unsigned long long>(dup_member),
-                  static_cast<unsigned long long>(dup_spool),
-                  static_cast<unsigned long long>(unexplained),
-                  static_cast<unsigned long long>(redelivered));
+      std::printf(
+          "  group %-8s (%d members): %llu batches handled, %llu lost, %llu duplicates "
+          "(%llu where a member died holding them, %llu across a spool kill, %llu "
+          "unexplained), %llu deliveries with count > 1\n",
+          group.c_str(), members, static_cast<unsigned long long>(copies),
+          static_cast<unsigned long long>(lost),
+          static_cast<unsigned long long>(dup_member + dup_spool + unexplained),
+          static_cast<unsigned long long>(dup_member), static_cast<unsigned long long>(dup_spool),
+          static_cast<unsigned long long>(unexplained),
+          static_cast<unsigned long long>(redelivered));
       if (lost > 0 || unexplained > 0) ok = false;
     }
-    std::printf(ok ? "queue chaos: every group handled every batch, 0 lost, every duplicate explained\n"
-                   : "queue chaos FAILED\n");
+    std::printf(
+        ok ? "queue chaos: every group handled every batch, 0 lost, every duplicate explained\n"
+           : "queue chaos FAILED\n");
     return ok ? 0 : 1;
   }
 
@@ -352,25 +359,34 @@ class Driver {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 5 && std::string(argv[1]) == "consumer") return consumer_main(argv[2], argv[3], argv[4]);
+  if (argc == 5 && std::string(argv[1]) == "consumer")
+    return consumer_main(argv[2], argv[3], argv[4]);
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i], v = argv[i + 1];
-    if (f == "--zkit") a.zkit = v;
-    else if (f == "--messages") a.messages = std::stoll(v);
-    else if (f == "--rate") a.rate = std::stoll(v);
-    else if (f == "--seed") a.seed = static_cast<unsigned>(std::stoul(v));
-    else if (f == "--spool-kills") a.spool_kills = std::stoi(v);
+    if (f == "--zkit")
+      a.zkit = v;
+    else if (f == "--messages")
+      a.messages = std::stoll(v);
+    else if (f == "--rate")
+      a.rate = std::stoll(v);
+    else if (f == "--seed")
+      a.seed = static_cast<unsigned>(std::stoul(v));
+    else if (f == "--spool-kills")
+      a.spool_kills = std::stoi(v);
     else {
       std::fprintf(stderr, "queue_chaos: unknown flag %s\n", f.c_str());
       return 2;
     }
   }
   if (a.zkit.empty() || a.messages <= 0) {
-    std::fprintf(stderr, "usage: queue_chaos --zkit PATH [--messages N] [--rate R] [--seed S] [--spool-kills K]\n");
+    std::fprintf(
+        stderr,
+        "usage: queue_chaos --zkit PATH [--messages N] [--rate R] [--seed S] [--spool-kills K]\n");
     return 2;
   }
-  if (const char* seed = std::getenv("ZKIT_CHAOS_SEED")) a.seed = static_cast<unsigned>(std::atoi(seed));
+  if (const char* seed = std::getenv("ZKIT_CHAOS_SEED"))
+    a.seed = static_cast<unsigned>(std::atoi(seed));
   std::printf("queue chaos: seed %u\n", a.seed);
   return Driver(std::move(a)).run();
 }

@@ -42,16 +42,17 @@ struct Rig {
     std::mt19937 rng(5);
     for (int b = 0; b < n; ++b) {
       for (auto& p : producers) {
-        REQUIRE(pump_until([&] { step(); },
-                           [&] { return p->offer(1 + static_cast<int>(rng() % 4)); }));
+        REQUIRE(
+            pump_until([&] { step(); }, [&] { return p->offer(1 + static_cast<int>(rng() % 4)); }));
       }
     }
-    REQUIRE(pump_until([&] { step(); }, [&] {
-      for (auto& p : producers) {
-        if (!p->all_acked()) return false;
-      }
-      return true;
-    }));
+    REQUIRE(pump_until([&] { step(); },
+                       [&] {
+                         for (auto& p : producers) {
+                           if (!p->all_acked()) return false;
+                         }
+                         return true;
+                       }));
   }
   std::vector<Producer*> all_producers() {
     std::vector<Producer*> v;
@@ -92,14 +93,16 @@ bool joined(Rig& rig, RawConsumer& c) {
 // Acks everything the consumers get (tallying it) until the tally is complete.
 bool consume_all(Rig& rig, std::vector<RawConsumer*> cs, Tally& tally,
                  std::size_t max_held = ~std::size_t{0}) {
-  return pump_until([&] { rig.step(); }, [&] {
-    for (RawConsumer* c : cs) {
-      if (c->inbox.size() > max_held) FAIL("a member holds " << c->inbox.size() << " batches");
-      for (const Got& g : c->inbox) tally.add(g);
-      c->ack_all();
-    }
-    return tally.complete(rig.all_producers());
-  });
+  return pump_until([&] { rig.step(); },
+                    [&] {
+                      for (RawConsumer* c : cs) {
+                        if (c->inbox.size() > max_held)
+                          FAIL("a member holds " << c->inbox.size() << " batches");
+                        for (const Got& g : c->inbox) tally.add(g);
+                        c->ack_all();
+                      }
+                      return tally.complete(rig.all_producers());
+                    });
 }
 
 }  // namespace
@@ -122,7 +125,8 @@ TEST_CASE("A group's members share the batches, each never holding more than its
   CHECK(a.deliveries > 0);
   CHECK(b.deliveries > 0);
   CHECK(a.deliveries + b.deliveries == 200);
-  REQUIRE(pump_until([&] { rig.step(); }, [&] { return rig.group("work")->state.lag_batches == 0; }));
+  REQUIRE(
+      pump_until([&] { rig.step(); }, [&] { return rig.group("work")->state.lag_batches == 0; }));
   CHECK(rig.group("work")->state.acked == 200);
   CHECK(rig.group("work")->members == 2);
 }
@@ -209,8 +213,8 @@ TEST_CASE("PROGRESS restarts the ack timer; NACK redelivers; past max_deliver it
   CHECK(a.inbox.front().d.delivery_count == 2);
   a.send(cm::Nack{a.inbox.front().d.tag, 0});  // the third time would exceed max_deliver 2
   a.inbox.clear();
-  REQUIRE(pump_until([&] { rig.step(); },
-                     [&] { return rig.group("work")->state.dead_lettered == 1; }));
+  REQUIRE(
+      pump_until([&] { rig.step(); }, [&] { return rig.group("work")->state.dead_lettered == 1; }));
   for (int i = 0; i < 50; ++i) rig.step();
   CHECK(a.deliveries == 2);
   CHECK(rig.group("work")->state.lag_batches == 0);
@@ -239,15 +243,18 @@ TEST_CASE("A member silent past the heartbeat timeout is dead: its batches go to
   b.join("work", 4);
   REQUIRE(joined(rig, b));
   // b keeps pinging, a says nothing (but stays connected).
-  REQUIRE(pump_until([&] {
-    b.send(cm::Ping{});
-    for (int i = 0; i < 10; ++i) rig.step();
-  }, [&] { return b.inbox.size() == 2; }, 5000ms));
+  REQUIRE(pump_until(
+      [&] {
+        b.send(cm::Ping{});
+        for (int i = 0; i < 10; ++i) rig.step();
+      },
+      [&] { return b.inbox.size() == 2; }, 5000ms));
   CHECK(b.pongs > 0);
   CHECK(b.inbox.front().d.delivery_count == 2);
   CHECK(rig.node->stats().serve.timed_out == 1);
   a.send(cm::Ping{});
-  REQUIRE(pump_until([&] { rig.step(); }, [&] { return a.has_error(cm::ErrorCode::kUnknownMember); }));
+  REQUIRE(
+      pump_until([&] { rig.step(); }, [&] { return a.has_error(cm::ErrorCode::kUnknownMember); }));
 }
 
 TEST_CASE("Acks of tags never given, or of another member's, get ERROR 5 and change nothing",
@@ -279,7 +286,8 @@ TEST_CASE("Acks of tags never given, or of another member's, get ERROR 5 and cha
   CHECK(good.errors.empty());
   // An ACK naming one held tag and one that is not: the held one is acked, ERROR 5 for the rest.
   rig.produce(1);
-  REQUIRE(pump_until([&] { rig.step(); }, [&] { return good.inbox.size() + bad.inbox.size() == 2; }));
+  REQUIRE(
+      pump_until([&] { rig.step(); }, [&] { return good.inbox.size() + bad.inbox.size() == 2; }));
   RawConsumer& holder = good.inbox.empty() ? bad : good;
   const std::uint64_t t = holder.inbox.front().d.tag;
   holder.send(cm::Ack{{{t, t + 1000}}});
@@ -345,9 +353,10 @@ TEST_CASE("Endless new group names stop at max-groups; a join storm stops at max
   CHECK(third.errors[1].code == cm::ErrorCode::kBadStart);
 }
 
-TEST_CASE("Malformed frames and reliable-link frames get ERROR 6; a persistent offender is "
-          "dropped and nothing it held is lost",
-          "[queues]") {
+TEST_CASE(
+    "Malformed frames and reliable-link frames get ERROR 6; a persistent offender is "
+    "dropped and nothing it held is lost",
+    "[queues]") {
   Rig rig;
   RawConsumer& good = rig.consumer();
   RawConsumer& bad = rig.consumer();
@@ -358,7 +367,8 @@ TEST_CASE("Malformed frames and reliable-link frames get ERROR 6; a persistent o
   rig.produce(10);
   REQUIRE(pump_until([&] { rig.step(); }, [&] { return !bad.inbox.empty(); }));
   bad.send_raw("garbage");
-  const zmq::message_t hello = zkit::reliable::encode({zkit::reliable::MessageType::kHello, 7, 0, 8});
+  const zmq::message_t hello =
+      zkit::reliable::encode({zkit::reliable::MessageType::kHello, 7, 0, 8});
   bad.send_raw(hello.to_string());
   REQUIRE(pump_until([&] { rig.step(); }, [&] { return bad.errors.size() >= 2; }));
   CHECK(bad.errors[0].code == cm::ErrorCode::kMalformed);
@@ -373,8 +383,9 @@ TEST_CASE("Malformed frames and reliable-link frames get ERROR 6; a persistent o
   CHECK(good.errors.empty());
 }
 
-TEST_CASE("The forward link keeps working beside --serve: the sink and the group each get everything",
-          "[queues]") {
+TEST_CASE(
+    "The forward link keeps working beside --serve: the sink and the group each get everything",
+    "[queues]") {
   TempDir sink_dir;
   zmq::context_t sink_ctx;
   Sink sink(sink_ctx, "tcp://127.0.0.1:*");
@@ -384,13 +395,19 @@ TEST_CASE("The forward link keeps working beside --serve: the sink and the group
   rig.produce(30);
   Tally tally;
   REQUIRE(consume_all(rig, {&a}, tally));
-  REQUIRE(pump_until([&] {
-    rig.step();
-    sink.poll();
-  }, [&] { return sink.messages() == tally.seen.size(); }));
+  REQUIRE(pump_until(
+      [&] {
+        rig.step();
+        sink.poll();
+      },
+      [&] { return sink.messages() == tally.seen.size(); }));
   for (auto& p : rig.producers) check_exactly_once(sink, p->id(), p->sent());
-  REQUIRE(pump_until([&] { rig.step(); sink.poll(); },
-                     [&] { return rig.group("forward")->state.acked == 60; }));
+  REQUIRE(pump_until(
+      [&] {
+        rig.step();
+        sink.poll();
+      },
+      [&] { return rig.group("forward")->state.acked == 60; }));
   CHECK(rig.figures.front().name == "forward");
 }
 
@@ -413,7 +430,8 @@ TEST_CASE("GROUPS lists the groups; GROUP-RESET replays from a start; GROUP-DELE
   REQUIRE(consume_all(rig, {&a}, again));
   CHECK(again.duplicates() == 0);
   CHECK(rig.control("GROUP-DELETE work").find("\"ok\":true") != std::string::npos);
-  REQUIRE(pump_until([&] { rig.step(); }, [&] { return a.has_error(cm::ErrorCode::kUnknownMember); }));
+  REQUIRE(
+      pump_until([&] { rig.step(); }, [&] { return a.has_error(cm::ErrorCode::kUnknownMember); }));
   CHECK(rig.group("work") == nullptr);
   CHECK(rig.control("GROUP-DELETE work").find("\"ok\":false") != std::string::npos);
 }
@@ -442,4 +460,34 @@ TEST_CASE("Group state survives a restart: only what was not acked is delivered 
   for (int i = 0; i < 50; ++i) rig.step();
   CHECK(b.inbox.size() == 4);
   for (const Got& g : b.inbox) CHECK(g.d.delivery_count == 2);
+}
+
+TEST_CASE("A JOIN with a bad start or a bad group name gets ERROR 7 and does not join",
+          "[queues]") {
+  Rig rig;
+  rig.produce(1);
+  RawConsumer& a = rig.consumer();
+  // A position before the log's first record, and a start kind the protocol does not have.
+  cm::Join j;
+  j.group = "new";
+  j.prefetch_batches = 1;
+  j.start_kind = cm::StartKind::kPosition;
+  j.start_a = 0;
+  j.start_b = 0;
+  a.send(j);
+  std::string bytes = cm::encode(cm::Message{a.member(), cm::Join{"other", 1}}).to_string();
+  bytes[12 + 1 + 5 + 9 + 9 + 8] = '\x09';  // start_kind's low byte (after "other", two numbers): 9
+  a.send_raw(bytes);
+  a.send_raw(std::string("\x9b\x01\x14") + std::string("\xcf\0\0\0\0\0\0\0\x07", 9) +
+             "\xa3"
+             "a b" +
+             std::string(7, '\0'));
+  REQUIRE(pump_until([&] { rig.step(); }, [&] { return a.errors.size() >= 3; }));
+  for (const auto& e : a.errors)
+    CHECK((e.code == cm::ErrorCode::kBadStart || e.code == cm::ErrorCode::kMalformed));
+  CHECK(a.errors[0].code == cm::ErrorCode::kBadStart);
+  CHECK(a.errors[1].code == cm::ErrorCode::kBadStart);
+  CHECK_FALSE(a.joined);
+  CHECK(rig.group("new") == nullptr);
+  CHECK(rig.group("other") == nullptr);
 }

@@ -29,17 +29,20 @@ namespace {
 // the power instead of syncing, so a test can crash at each sync point in turn.
 class CrashAtSync final : public Env {
  public:
-  CrashAtSync(FaultInjectionEnv& fault, std::uint64_t crash_at) : fault_(fault), crash_at_(crash_at) {}
+  CrashAtSync(FaultInjectionEnv& fault, std::uint64_t crash_at)
+      : fault_(fault), crash_at_(crash_at) {}
   bool crashed() const noexcept { return crashed_; }
   std::uint64_t syncs() const noexcept { return syncs_; }
 
   Result<std::unique_ptr<zkit::spool::WritableFile>> new_writable(const std::string& p) override {
     return wrap(fault_.new_writable(p));
   }
-  Result<std::unique_ptr<zkit::spool::WritableFile>> reopen_writable(const std::string& p) override {
+  Result<std::unique_ptr<zkit::spool::WritableFile>> reopen_writable(
+      const std::string& p) override {
     return wrap(fault_.reopen_writable(p));
   }
-  Result<std::unique_ptr<zkit::spool::RandomAccessFile>> open_readable(const std::string& p) override {
+  Result<std::unique_ptr<zkit::spool::RandomAccessFile>> open_readable(
+      const std::string& p) override {
     return fault_.open_readable(p);
   }
   Status remove(const std::string& p) override { return fault_.remove(p); }
@@ -51,7 +54,9 @@ class CrashAtSync final : public Env {
   Status create_dir(const std::string& d) override { return fault_.create_dir(d); }
   Status remove_dir(const std::string& d) override { return fault_.remove_dir(d); }
   bool exists(const std::string& p) override { return fault_.exists(p); }
-  Result<std::vector<std::string>> list_dir(const std::string& d) override { return fault_.list_dir(d); }
+  Result<std::vector<std::string>> list_dir(const std::string& d) override {
+    return fault_.list_dir(d);
+  }
   Result<std::uint64_t> file_size(const std::string& p) override { return fault_.file_size(p); }
   Result<std::uint64_t> free_bytes(const std::string& p) override { return fault_.free_bytes(p); }
   Result<std::unique_ptr<zkit::spool::FileLock>> lock(const std::string& p) override {
@@ -61,7 +66,8 @@ class CrashAtSync final : public Env {
  private:
   class File final : public zkit::spool::WritableFile {
    public:
-    File(std::unique_ptr<zkit::spool::WritableFile> f, CrashAtSync& env) : f_(std::move(f)), env_(env) {}
+    File(std::unique_ptr<zkit::spool::WritableFile> f, CrashAtSync& env)
+        : f_(std::move(f)), env_(env) {}
     Status append(std::span<const std::byte> d) override { return f_->append(d); }
     Status sync() override {
       if (env_.hit()) return Status::io_error("power lost at a file sync");
@@ -115,7 +121,8 @@ void run_workload(const std::string& dir, CrashAtSync& env, Model& m) {
   auto store_r = Store::open(opt);
   if (!store_r) return;  // crashed while opening
   Store store = std::move(store_r).value();
-  auto g_r = Group::open(store, "g", group_options(), store.resolve_start(StartKind::kEarliest).value());
+  auto g_r =
+      Group::open(store, "g", group_options(), store.resolve_start(StartKind::kEarliest).value());
   if (!g_r) return;
   Group g = std::move(g_r).value();
   std::mt19937_64 rng(7);
@@ -231,4 +238,46 @@ TEST_CASE("Power loss at every sync point: no batch lost, at most the persist wi
       CHECK(m.dead_at_persist.count(s) == 0);
     }
   }
+}
+
+TEST_CASE("A floor past the log's end after power loss (unsynced log) moves to the end: new "
+          "batches at those offsets are delivered",
+          "[spool][group][fault]") {
+  TempDir dir("zkit-group", memory_base());
+  FaultInjectionEnv fault;
+  auto opt = options(dir.path());
+  opt.env = &fault;
+  opt.fsync = zkit::spool::FsyncPolicy::every(std::chrono::hours(1));  // the log is not synced
+  {
+    Store store = open_store(opt);
+    Group g = std::move(Group::open(store, "g", group_options(),
+                                    store.resolve_start(StartKind::kEarliest).value()))
+                  .value();
+    for (std::uint64_t s = 1; s <= 10; ++s) REQUIRE(store.append(frame(1, s)).is_ok());
+    require_ok(store.commit());
+    for (int i = 0; i < 10; ++i) {
+      auto d = g.next(Clock::now());
+      REQUIRE(d.is_ok());
+      REQUIRE(d.value());
+      require_ok(g.ack(d.value()->record.position));
+    }
+    require_ok(g.persist());  // the group file is synced; the records it passed are not
+    require_ok(fault.simulate_power_loss());
+  }
+  fault.power_on();
+  Store store = open_store(opt);
+  auto g = Group::open(store, "g", group_options(), Position{});
+  REQUIRE(g.is_ok());
+  CHECK(g.value().floor() == store.end());
+  for (std::uint64_t s = 1; s <= 5; ++s) REQUIRE(store.append(frame(2, s)).is_ok());
+  require_ok(store.commit());
+  std::vector<std::uint64_t> seqs;
+  for (int guard = 0; guard < 100; ++guard) {
+    auto d = g.value().next(Clock::now());
+    REQUIRE(d.is_ok());
+    if (!d.value()) break;
+    CHECK(d.value()->record.meta.producer_id == 2);
+    seqs.push_back(d.value()->record.meta.seq);
+  }
+  CHECK(seqs == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
 }

@@ -1,15 +1,16 @@
 // Consumer group state: floor and sparse acks, put-back timers, max_deliver and the dead-letter
 // log, max_pending, reset, the group file across reopen, retention by the groups' floors,
 // drop-oldest per group, replay, start positions, listing and deleting, bad input.
+#include "zkit/spool/group.hpp"
+
+#include <zlib.h>
+
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-#include <zlib.h>
-
 #include "spool_test_util.hpp"
-#include "zkit/spool/group.hpp"
 #include "zkit/spool/inspect.hpp"
 
 using namespace spool_test;
@@ -207,9 +208,10 @@ TEST_CASE("A batch put back goes out again once its not-before time has come, co
   CHECK(s.delivered == 6);
 }
 
-TEST_CASE("After max_deliver deliveries a batch put back goes to the dead-letter log, readable "
-          "as a spool",
-          "[spool][group]") {
+TEST_CASE(
+    "After max_deliver deliveries a batch put back goes to the dead-letter log, readable "
+    "as a spool",
+    "[spool][group]") {
   TempDir dir;
   const auto dead_dir = zkit::spool::dead_letter_dir(dir.path(), "g");
   {
@@ -251,8 +253,7 @@ TEST_CASE("After max_deliver deliveries a batch put back goes to the dead-letter
   CHECK(all[0].frame == frame(1, 2, 3, 16));
 }
 
-TEST_CASE("max_pending stops new batches, not batches put back; acks make room",
-          "[spool][group]") {
+TEST_CASE("max_pending stops new batches, not batches put back; acks make room", "[spool][group]") {
   TempDir dir;
   Store store = open_store(options(dir.path()));
   fill(store, 1, 10);
@@ -384,8 +385,8 @@ TEST_CASE("A damaged group file is an error naming the file", "[spool][group]") 
 TEST_CASE("Bad group names and options are refused", "[spool][group]") {
   TempDir dir;
   Store store = open_store(options(dir.path()));
-  for (const std::string& bad : std::vector<std::string>{"", ".", "..", "a/b", "with space",
-                                                         std::string(65, 'x'), "é"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".", "..", "a/b", "with space", std::string(65, 'x'), "é"}) {
     INFO(bad);
     auto g = Group::open(store, bad, {}, Position{});
     REQUIRE(!g.is_ok());
@@ -457,8 +458,8 @@ TEST_CASE("Drop-oldest: each group counts exactly what it lost", "[spool][group]
   // Append until the first segment is dropped.
   const std::uint64_t first_segment = store.resolve_start(StartKind::kEarliest).value().segment;
   std::uint64_t seq = 10;
-  for (int guard = 0; guard < 10000 &&
-                      store.resolve_start(StartKind::kEarliest).value().segment == first_segment;
+  for (int guard = 0;
+       guard < 10000 && store.resolve_start(StartKind::kEarliest).value().segment == first_segment;
        ++guard) {
     REQUIRE(store.append(frame(1, ++seq, 3, 1000)).is_ok());
     require_ok(store.commit());
@@ -586,7 +587,8 @@ TEST_CASE("Start positions: earliest, latest, a position, a time; bad ones refus
   auto t = store.resolve_start(StartKind::kTime, t_mid);
   REQUIRE(t.is_ok());
   CHECK(store.read_at(t.value()).value()->meta.seq == 6);
-  CHECK(store.resolve_start(StartKind::kTime, t_mid + 3600'000'000'000ull).value() == latest.value());
+  CHECK(store.resolve_start(StartKind::kTime, t_mid + 3600'000'000'000ull).value() ==
+        latest.value());
   CHECK(store.resolve_start(StartKind::kPosition, 99, 0).status().code() == Code::kInvalidArgument);
   CHECK(store.resolve_start(StartKind::kPosition, 0, 0).status().code() == Code::kInvalidArgument);
   CHECK(store.resolve_start(static_cast<StartKind>(9)).status().code() == Code::kInvalidArgument);
@@ -692,4 +694,49 @@ TEST_CASE("A full dead-letter log refuses, counted, and the batch stays in the g
   REQUIRE(back);
   CHECK(back->seq == 3);
   CHECK(back->count == 2);
+}
+
+TEST_CASE("The group file is written only by persist calls, at most every persist_interval",
+          "[spool][group]") {
+  TempDir dir;
+  Store store = open_store(options(dir.path()));
+  fill(store, 1, 5);
+  GroupOptions o;
+  o.persist_interval = std::chrono::hours(1);
+  Group g = open_group(store, "g", o);
+  CHECK(g.stats().persists == 1);  // created
+  CHECK(!g.persist_due());
+  const Bytes at_creation = read_file(dir.path() + "/groups/g.group");
+  for (const auto& d : take_all(g)) require_ok(g.ack(d.pos));
+  CHECK(read_file(dir.path() + "/groups/g.group") == at_creation);  // acks never write
+  REQUIRE(g.persist_due());
+  require_ok(g.persist_if_due(Clock::now()));
+  CHECK(g.stats().persists == 1);  // the interval has not passed
+  require_ok(g.persist_if_due(*g.persist_due()));
+  CHECK(g.stats().persists == 2);
+  CHECK(!g.persist_due());
+  CHECK(read_file(dir.path() + "/groups/g.group") != at_creation);
+}
+
+TEST_CASE("More groups than cached readers, reading in turns, each get every batch in order",
+          "[spool][group]") {
+  TempDir dir;
+  Store store = open_store(options(dir.path()));
+  fill(store, 1, 300, 500);  // several segments
+  std::vector<Group> groups;
+  for (int i = 0; i < 12; ++i) groups.push_back(open_group(store, "g" + std::to_string(i)));
+  std::vector<std::uint64_t> last(groups.size(), 0);
+  for (int round = 0; round < 400; ++round) {
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      // Group i takes i % 3 + 1 batches per round: they drift apart.
+      for (std::size_t k = 0; k <= i % 3; ++k) {
+        auto d = take(groups[i]);
+        if (!d) break;
+        REQUIRE(d->seq == last[i] + 1);
+        last[i] = d->seq;
+        require_ok(groups[i].ack(d->pos));
+      }
+    }
+  }
+  for (std::size_t i = 0; i < groups.size(); ++i) CHECK(last[i] == 300);
 }

@@ -3,6 +3,9 @@
 // counts, dead letters) is spool::Group's; a member's deliveries are only a list of tags here.
 #include "serve.hpp"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -10,9 +13,6 @@
 #include <map>
 #include <stdexcept>
 #include <unordered_map>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "zkit/consumer_codec.hpp"
 
@@ -89,20 +89,23 @@ struct ConsumerServer::Impl {
     explicit Group(spool::Group g) : state(std::move(g)) {}
     spool::Group state;
     std::vector<Member*> members;
-    std::size_t turn = 0;   // breaks ties between equally loaded members
-    bool idle = false;      // next() found nothing; look again after a commit, ack or release
-    TimePoint retry_at{};   // a failed read is retried then
+    std::size_t turn = 0;  // breaks ties between equally loaded members
+    bool idle = false;     // next() found nothing; look again after a commit, ack or release
+    TimePoint retry_at{};  // a failed read is retried then
     TimePoint persist_retry_at{};  // after a failed group file write
   };
 
   Impl(zmq::context_t& context, spool::Store& s, const SpoolNodeOptions& o)
-      : store(s), opt(o), router(context, zmq::socket_type::router),
+      : store(s),
+        opt(o),
+        router(context, zmq::socket_type::router),
         monitor(context, zmq::socket_type::pair) {
     SocketOptions so = opt.serve_socket;
     if (!so.max_message_bytes) so.max_message_bytes = kMaxFrame;
     // Deliveries are bounded by credit (max_prefetch per member); the rest of the pipe is for
     // PONG and ERROR replies, which a peer that reads nothing fills (then dropped and counted).
-    if (!so.sndhwm) so.sndhwm = static_cast<int>(std::min<std::size_t>(opt.max_prefetch, 1 << 20)) + 1024;
+    if (!so.sndhwm)
+      so.sndhwm = static_cast<int>(std::min<std::size_t>(opt.max_prefetch, 1 << 20)) + 1024;
     apply(router, so);
     router.set(zmq::sockopt::router_mandatory, 1);  // a send to a gone peer fails: it is gone
     static std::atomic<std::uint64_t> instance{0};
@@ -146,7 +149,8 @@ struct ConsumerServer::Impl {
 
   Sent send(const std::string& routing, zmq::message_t&& control, zmq::message_t* batch) {
     try {
-      if (!router.send(zmq::buffer(routing), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      if (!router.send(zmq::buffer(routing),
+                       zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
         return Sent::kFull;
       }
       // Once the first frame is queued the rest of the message is too.
@@ -243,18 +247,18 @@ struct ConsumerServer::Impl {
       g = it->second.get();
     } else {
       if (groups.size() >= opt.max_groups) {
-        return refuse(cm::ErrorCode::kTooManyGroups,
-                      fmt::format("the spool serves at most {} groups (--max-groups)",
-                                  opt.max_groups));
+        return refuse(
+            cm::ErrorCode::kTooManyGroups,
+            fmt::format("the spool serves at most {} groups (--max-groups)", opt.max_groups));
       }
-      auto start = store.resolve_start(static_cast<spool::StartKind>(j.start_kind), j.start_a,
-                                       j.start_b);
+      auto start =
+          store.resolve_start(static_cast<spool::StartKind>(j.start_kind), j.start_a, j.start_b);
       if (!start) return refuse(cm::ErrorCode::kBadStart, start.status().message());
       auto opened = spool::Group::open(store, j.group, group_options(), start.value());
       if (!opened) {
         spdlog::error("spool group {}: cannot create: {}", j.group, opened.status().to_string());
-        return refuse(cm::ErrorCode::kBadStart, "group cannot be created: " +
-                                                    opened.status().message());
+        return refuse(cm::ErrorCode::kBadStart,
+                      "group cannot be created: " + opened.status().message());
       }
       g = groups.emplace(j.group, std::make_unique<Group>(std::move(opened).value()))
               .first->second.get();
@@ -270,9 +274,9 @@ struct ConsumerServer::Impl {
       }
     }
     if (g->members.size() >= opt.max_members) {
-      return refuse(cm::ErrorCode::kGroupFull,
-                    fmt::format("group {} has {} members (--max-members)", j.group,
-                                g->members.size()));
+      return refuse(
+          cm::ErrorCode::kGroupFull,
+          fmt::format("group {} has {} members (--max-members)", j.group, g->members.size()));
     }
     Member& m = members[id];
     m.id = id;
@@ -280,11 +284,11 @@ struct ConsumerServer::Impl {
     m.group = g;
     m.prefetch_batches = j.prefetch_batches;
     m.prefetch_messages = j.prefetch_messages;
-    m.ack_wait = j.ack_wait_ms == 0 ? opt.ack_wait
-                                    : std::min(milliseconds(static_cast<std::int64_t>(
-                                                   std::min<std::uint64_t>(j.ack_wait_ms,
-                                                                           kMaxWait.count()))),
-                                               kMaxWait);
+    m.ack_wait = j.ack_wait_ms == 0
+                     ? opt.ack_wait
+                     : std::min(milliseconds(static_cast<std::int64_t>(
+                                    std::min<std::uint64_t>(j.ack_wait_ms, kMaxWait.count()))),
+                                kMaxWait);
     m.held.reserve(std::min<std::uint64_t>(j.prefetch_batches, 1024));
     m.last_heard = now;
     g->members.push_back(&m);
@@ -293,8 +297,7 @@ struct ConsumerServer::Impl {
   }
 
   std::string bad_prefetch(std::uint64_t n) const {
-    return fmt::format("prefetch_batches {} is not in 1..{} (--max-prefetch)", n,
-                       opt.max_prefetch);
+    return fmt::format("prefetch_batches {} is not in 1..{} (--max-prefetch)", n, opt.max_prefetch);
   }
 
   void joined(Member& m) {
@@ -316,29 +319,26 @@ struct ConsumerServer::Impl {
 
   void on_ack(Member& m, const cm::Ack& a) {
     Group& g = *m.group;
-    bool unknown = false;
+    bool unknown = false, any = false;
     for (const cm::TagRange& r : a.ranges) {
       auto [lo, hi] = held_range(m, r.first, r.last);
       const auto n = static_cast<std::uint64_t>(hi - lo);
       if (n == 0 || n - 1 != r.last - r.first) unknown = true;
       for (auto it = lo; it != hi; ++it) {
         if (Status s = g.state.ack(it->position); !s) {
-          spdlog::error("spool group {}: ack of {}: {}", g.state.name(),
-                        it->position.to_string(), s.to_string());
+          spdlog::error("spool group {}: ack of {}: {}", g.state.name(), it->position.to_string(),
+                        s.to_string());
         }
         m.held_messages -= it->messages;
       }
       m.held.erase(lo, hi);
-      if (n > 0) acked_since = true;
+      any = any || n > 0;
     }
-    if (acked_since) {
-      g.idle = false;
-      acked_since = false;
-      floors_changed = true;
-    }
+    if (any) g.idle = false;  // max_pending may have held it back
     if (unknown) {
       ++st.unknown_tag;
-      error(m.routing, m.id, cm::ErrorCode::kUnknownTag, "ACK names a tag this member does not hold");
+      error(m.routing, m.id, cm::ErrorCode::kUnknownTag,
+            "ACK names a tag this member does not hold");
     }
   }
 
@@ -558,8 +558,7 @@ struct ConsumerServer::Impl {
         return;
       }
       const spool::Delivery& d = *r.value();
-      Held h{m->next_tag++, d.record.position, d.record.meta.message_count,
-             now + m->ack_wait};
+      Held h{m->next_tag++, d.record.position, d.record.meta.message_count, now + m->ack_wait};
       cm::Message head;
       head.member = m->id;
       head.body = cm::Deliver{h.tag, d.delivery_count, h.position.segment, h.position.offset};
@@ -656,8 +655,6 @@ struct ConsumerServer::Impl {
   zmq::message_t in_routing, in_body, in_spare;
   std::string in_peer;
   cm::Message in;
-  bool acked_since = false;
-  bool floors_changed = true;
   std::uint64_t complaints = 0;
   ServeFigures st;
   bool shut = false;
@@ -722,7 +719,6 @@ Status ConsumerServer::reset(std::string_view name, std::string_view start_text)
   impl_->forget_held(*g);
   if (Status s = g->state.reset(p.value()); !s) return s;
   g->idle = false;
-  impl_->floors_changed = true;
   spdlog::info("spool group {}: reset to {}", name, p.value().to_string());
   return g->state.persist();
 }
@@ -739,7 +735,6 @@ Status ConsumerServer::remove(std::string_view name) {
   }
   const std::string n(name);
   impl_->groups.erase(impl_->groups.find(name));
-  impl_->floors_changed = true;
   spdlog::info("spool group {}: deleted", n);
   return spool::delete_group(impl_->opt.store.dir, n, impl_->opt.store.env);
 }

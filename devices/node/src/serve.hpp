@@ -14,7 +14,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "zkit/options.hpp"

@@ -51,22 +51,22 @@ struct GroupOptions {
 
 struct GroupStats {
   // Counters since the group was created (persisted with the group file).
-  std::uint64_t delivered = 0;               // deliveries handed out by next(), redeliveries too
-  std::uint64_t redelivered = 0;             // of which delivery_count > 1
-  std::uint64_t acked = 0;                   // batches acknowledged
+  std::uint64_t delivered = 0;    // deliveries handed out by next(), redeliveries too
+  std::uint64_t redelivered = 0;  // of which delivery_count > 1
+  std::uint64_t acked = 0;        // batches acknowledged
   std::uint64_t acked_messages = 0;
-  std::uint64_t nacked = 0;                  // release() calls that put a batch back
-  std::uint64_t dead_lettered = 0;           // batches moved to the dead-letter log
+  std::uint64_t nacked = 0;         // release() calls that put a batch back
+  std::uint64_t dead_lettered = 0;  // batches moved to the dead-letter log
   std::uint64_t dead_lettered_messages = 0;
-  std::uint64_t dead_letter_refused = 0;     // dead-letterings refused (max_dead_bytes, I/O)
-  std::uint64_t dropped_batches = 0;         // deleted by drop-oldest before the group was done
+  std::uint64_t dead_letter_refused = 0;  // dead-letterings refused (max_dead_bytes, I/O)
+  std::uint64_t dropped_batches = 0;      // deleted by drop-oldest before the group was done
   std::uint64_t dropped_messages = 0;
-  std::uint64_t replayed = 0;                // dead letters scheduled by replay_dead_letters()
-  std::uint64_t persists = 0;                // group file writes (this process)
+  std::uint64_t replayed = 0;  // dead letters scheduled by replay_dead_letters()
+  std::uint64_t persists = 0;  // group file writes (this process)
   std::uint64_t persist_errors = 0;
   // Now.
-  std::uint64_t pending = 0;      // delivered and not acked (out, or put back and waiting)
-  std::uint64_t returned = 0;     // of which put back, waiting to go out again
+  std::uint64_t pending = 0;   // delivered and not acked (out, or put back and waiting)
+  std::uint64_t returned = 0;  // of which put back, waiting to go out again
   std::uint64_t acked_above_floor = 0;
   std::uint64_t lag_batches = 0;  // committed batches at or after the floor not yet done
   std::uint64_t dead_bytes = 0;   // bytes of the dead-letter log's segment files
@@ -165,7 +165,8 @@ class Group {
   // When persist_if_due should next be called; nullopt when nothing changed.
   std::optional<std::chrono::steady_clock::time_point> persist_due() const;
 
-  // Every batch before the floor is done (a main-log position; replayed dead letters are not in it).
+  // Every batch before the floor is done (a main-log position; replayed dead letters are not in
+  // it).
   Position floor() const noexcept;
   GroupStats stats() const;
 
@@ -180,9 +181,9 @@ class Group {
 struct GroupInfo {
   std::string name;
   Position floor;
-  std::uint64_t pending = 0;         // delivered, not acked, as last persisted
+  std::uint64_t pending = 0;  // delivered, not acked, as last persisted
   std::uint64_t acked_above_floor = 0;
-  GroupStats stats;                  // the counters as last persisted (no "now" figures)
+  GroupStats stats;  // the counters as last persisted (no "now" figures)
 };
 
 // The groups of the spool directory dir (from DIR/groups/*.group), sorted by name. A damaged file
