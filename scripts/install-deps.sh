@@ -20,6 +20,10 @@ packages=(
   iproute2 procps                            # test helpers (ss, pkill-free pid handling)
   libmicrohttpd-dev                          # --metrics: the HTTP server of /metrics, /healthz, /readyz
   prometheus                                 # promtool check/test rules and the real-scrape test (tests/ops)
+  rabbitmq-server                            # a real broker for the bridge tests, bench/bridge
+  python3-pika                               # the article's pika programs; pika baseline in bench
+  librabbitmq-dev                            # rabbitmq-c: the bridge, the direct baseline in bench
+  nats-server libnats-dev                    # bench/queues: the NATS JetStream peer (tests/support/nats.sh)
 )
 
 missing=()
