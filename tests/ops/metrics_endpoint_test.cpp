@@ -191,14 +191,18 @@ TEST_CASE("Readiness of the spool and the proxy comes from their stats", "[ops][
 }
 
 TEST_CASE("A group's figures carry its name and the names the alert rules use", "[ops][metrics]") {
-  struct Group {  // the fields of spool::GroupStats (CONTRACT.md B)
-    std::uint64_t delivered = 10, redelivered = 3, acked = 6, acked_messages = 60, nacked = 1,
-                  dead_lettered = 2, dead_lettered_messages = 20, dropped_batches = 0,
-                  dropped_messages = 0, pending = 2, lag_batches = 4;
-  };
+  SpoolNodeStats s;
+  for (const char* name : {"audit", "billing"}) {
+    GroupFigures g;
+    g.name = name;
+    g.state.delivered = 10;
+    g.state.redelivered = 3;
+    g.state.dead_lettered = 2;
+    g.state.lag_batches = 4;
+    s.groups.push_back(g);
+  }
   metrics::Exposition x({{"device", "spool"}});
-  write_group_metrics(x, "audit", Group{});
-  write_group_metrics(x, "billing", Group{});
+  write_metrics(x, s);
   const std::string t = x.text();
   CHECK(t.find(
             "zkit_spool_group_dead_lettered_batches_total{device=\"spool\",group=\"audit\"} 2\n") !=

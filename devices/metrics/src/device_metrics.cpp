@@ -159,6 +159,54 @@ void write_metrics(Exposition& x, const SpoolNodeStats& s) {
             s.control_commands);
   x.counter("zkit_spool_loop_errors_total", "Exceptions caught in the loop (logged, carried on).",
             s.loop_errors);
+  // Consumers (--serve) and their groups.
+  const ServeFigures& v = s.serve;
+  const Labels serve{{"socket", "serve"}};
+  x.gauge("zkit_spool_members", "Consumers joined to a group now.", v.members, serve);
+  x.counter("zkit_spool_joins_total", "JOINs accepted.", v.joins, serve);
+  x.counter("zkit_spool_refused_joins_total", "JOINs answered with an ERROR.", v.refused_joins,
+            serve);
+  x.counter("zkit_spool_members_timed_out_total", "Members silent past the consumer heartbeat.",
+            v.timed_out, serve);
+  x.counter("zkit_spool_members_disconnected_total", "Members whose connection went away.",
+            v.disconnected, serve);
+  x.counter("zkit_spool_members_dropped_total", "Members dropped for misbehaving.", v.dropped,
+            serve);
+  x.counter("zkit_spool_ack_wait_expired_total", "Deliveries taken back unacked after ack_wait.",
+            v.ack_wait_expired, serve);
+  x.counter("zkit_spool_consumer_malformed_total",
+            "Consumer messages that did not decode or broke the protocol.", v.malformed, serve);
+  for (const GroupFigures& g : s.groups) write_group_metrics(x, g);
+}
+
+void write_group_metrics(Exposition& x, const GroupFigures& f) {
+  const spool::GroupStats& g = f.state;
+  const Labels l{{"group", f.name}};
+  x.gauge("zkit_spool_group_members", "Consumers joined to the group now.", f.members, l);
+  x.counter("zkit_spool_group_delivered_batches_total",
+            "Deliveries to the group's consumers, redeliveries included.", g.delivered, l);
+  x.counter("zkit_spool_group_redelivered_batches_total",
+            "Deliveries of a batch delivered before (ack wait expired, nack, member gone).",
+            g.redelivered, l);
+  x.counter("zkit_spool_group_acked_batches_total", "Batches the group acknowledged.", g.acked, l);
+  x.counter("zkit_spool_group_acked_messages_total", "Messages in the batches acknowledged.",
+            g.acked_messages, l);
+  x.counter("zkit_spool_group_nacked_batches_total", "Negative acknowledgements.", g.nacked, l);
+  x.counter("zkit_spool_group_dead_lettered_batches_total",
+            "Batches moved to the group's dead-letter log at max_deliver.", g.dead_lettered, l);
+  x.counter("zkit_spool_group_dead_lettered_messages_total",
+            "Messages in the batches moved to the dead-letter log.", g.dead_lettered_messages, l);
+  x.counter("zkit_spool_group_dropped_batches_total",
+            "Batches the group lost to drop-oldest before acknowledging them.", g.dropped_batches,
+            l);
+  x.counter("zkit_spool_group_dropped_messages_total", "Messages the group lost to drop-oldest.",
+            g.dropped_messages, l);
+  x.gauge("zkit_spool_group_pending_batches", "Batches delivered and not yet acknowledged.",
+          g.pending, l);
+  x.gauge("zkit_spool_group_lag_batches", "Committed batches after the floor not yet acknowledged.",
+          g.lag_batches, l);
+  x.gauge("zkit_spool_group_dead_letter_bytes", "Bytes in the group's dead-letter log.",
+          g.dead_bytes, l);
 }
 
 std::string not_ready(const ProxyStats& s) {

@@ -18,36 +18,9 @@ namespace zkit {
 void write_metrics(metrics::Exposition& x, const ProxyStats& s);
 void write_metrics(metrics::Exposition& x, const SpoolNodeStats& s);
 
-// One queue group's figures, labelled group=NAME (docs/alerts.yml's group alerts use these names).
-// G is spool::GroupStats (zkit/spool/group.hpp: delivered, redelivered, acked, acked_messages,
-// nacked, dead_lettered, dead_lettered_messages, dropped_batches, dropped_messages, pending,
-// lag_batches); write_metrics(SpoolNodeStats) calls it once per group.
-template <class G>
-void write_group_metrics(metrics::Exposition& x, const std::string& group, const G& g) {
-  const metrics::Labels l{{"group", group}};
-  x.counter("zkit_spool_group_delivered_batches_total",
-            "Deliveries to the group's consumers, redeliveries included.", g.delivered, l);
-  x.counter("zkit_spool_group_redelivered_batches_total",
-            "Deliveries of a batch delivered before (ack wait expired, nack, member gone).",
-            g.redelivered, l);
-  x.counter("zkit_spool_group_acked_batches_total", "Batches the group acknowledged.", g.acked, l);
-  x.counter("zkit_spool_group_acked_messages_total", "Messages in the batches acknowledged.",
-            g.acked_messages, l);
-  x.counter("zkit_spool_group_nacked_batches_total", "Negative acknowledgements.", g.nacked, l);
-  x.counter("zkit_spool_group_dead_lettered_batches_total",
-            "Batches moved to the group's dead-letter log at max_deliver.", g.dead_lettered, l);
-  x.counter("zkit_spool_group_dead_lettered_messages_total",
-            "Messages in the batches moved to the dead-letter log.", g.dead_lettered_messages, l);
-  x.counter("zkit_spool_group_dropped_batches_total",
-            "Batches the group lost to drop-oldest before acknowledging them.", g.dropped_batches,
-            l);
-  x.counter("zkit_spool_group_dropped_messages_total", "Messages the group lost to drop-oldest.",
-            g.dropped_messages, l);
-  x.gauge("zkit_spool_group_pending_batches", "Batches delivered and not yet acknowledged.",
-          g.pending, l);
-  x.gauge("zkit_spool_group_lag_batches", "Committed batches after the floor not yet acknowledged.",
-          g.lag_batches, l);
-}
+// One queue group's figures, labelled group=NAME (docs/alerts.yml's group alerts use these names);
+// write_metrics(SpoolNodeStats) calls it once per group.
+void write_group_metrics(metrics::Exposition& x, const GroupFigures& g);
 
 // Empty when ready, else why not (one line). Proxy: its sockets are bound (it has not stopped).
 std::string not_ready(const ProxyStats& s);
