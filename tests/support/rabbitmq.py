@@ -29,7 +29,8 @@ Environment given to CMD (and printed by start):
   ZKIT_RABBITMQ_DIR     D (for `rabbitmq.py ctl/kill --dir`), ZKIT_RABBITMQ_HARNESS this script
   ZKIT_RABBITMQ_NODES   node names, ZKIT_RABBITMQ_PIDS the Erlang VM pids, space separated
 
-From Python: `with Broker(directory, nodes=3) as broker: broker.url(1); broker.kill(2)`.
+From Python: `with Broker(directory, nodes=3) as broker: broker.url(1); broker.kill(2);
+broker.restart(2)`.
 Bounded in time: start fails after --timeout seconds (default 120) with the log's tail.
 """
 
@@ -214,15 +215,17 @@ class Broker:
         node = {"name": name, "port": port, "dist": dist, "dir": base,
                 "pidfile": os.path.join(base, "vm.pid"),
                 "log": os.path.join(base, "log", "rabbit.log"), "server_pid": None, "vm_pid": None}
-        env = self._env(node)
-        out = open(os.path.join(base, "log", "server.out"), "w")
+        self._spawn(node)
+        self.nodes.append(node)
+
+    def _spawn(self, node):
+        out = open(os.path.join(node["dir"], "log", "server.out"), "a")
         # Not in a new session: if the caller is killed outright (ctest's timeout kills the process
         # tree), the nodes go with it.
         proc = subprocess.Popen([SERVER], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env=env, cwd=base)
+                                stderr=subprocess.STDOUT, env=self._env(node), cwd=node["dir"])
         node["server_pid"] = proc.pid
         node["proc"] = proc
-        self.nodes.append(node)
 
     def _definitions(self):
         def user(name, password, tags):
@@ -375,9 +378,23 @@ class Broker:
                     time.sleep(0.05)  # not our child (stop from another process): poll its pid
 
     def kill(self, index):
-        """SIGKILL node index's Erlang VM (no shutdown at all: a machine that died)."""
+        """SIGKILL node index's Erlang VM (no shutdown at all: a machine that died) and reap it."""
         node = self.nodes[index - 1]
         self._signal(node["vm_pid"], signal.SIGKILL)
+        self._reap([node["server_pid"]], 30)
+
+    def restart(self, index, timeout=None):
+        """Starts node index again on its data, ports and name (after kill() or a stop), and waits
+        until it runs; a cluster member rejoins its cluster by itself."""
+        node = self.nodes[index - 1]
+        if node.get("proc") is not None and node["proc"].poll() is None:
+            raise BrokerError("%s is still running" % node["name"])
+        try:
+            os.unlink(node["pidfile"])
+        except FileNotFoundError:
+            pass
+        self._spawn(node)
+        self._await(node, time.monotonic() + (timeout or self.timeout))
 
     # -- what a test needs -----------------------------------------------------------------------
     def url(self, index=1, user=USER, password=PASSWORD, vhost=VHOST):
