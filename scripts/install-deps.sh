@@ -19,6 +19,9 @@ packages=(
   librabbitmq-dev                            # rabbitmq-c: the AMQP side of zkit bridge
   rabbitmq-server python3-pika               # bridge acceptance tests: a real broker, the article's pika programs
   iproute2 procps                            # test helpers (ss, pkill-free pid handling)
+  rabbitmq-server                            # a real broker for the bridge tests, bench/bridge
+  python3-pika                               # the article's pika programs; pika baseline in bench
+  librabbitmq-dev                            # rabbitmq-c: the bridge, the direct baseline in bench
 )
 
 missing=()
