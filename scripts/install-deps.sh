@@ -16,8 +16,6 @@ packages=(
   libbenchmark-dev                           # codec micro-benchmarks
   clang libclang-rt-14-dev                   # libFuzzer target for the decoder
   python3 python3-zmq python3-msgpack python3-zstandard  # interop tests with peers zkit did not write
-  librabbitmq-dev                            # rabbitmq-c: the AMQP side of zkit bridge
-  rabbitmq-server python3-pika               # bridge acceptance tests: a real broker, the article's pika programs
   iproute2 procps                            # test helpers (ss, pkill-free pid handling)
   rabbitmq-server                            # a real broker for the bridge tests, bench/bridge
   python3-pika                               # the article's pika programs; pika baseline in bench

@@ -80,7 +80,8 @@ Connection::Connection(const AmqpSettings& s)
     timeval tv = to_timeval(s.timeout);
     const int st = amqp_socket_open_noblock(socket, s.host.c_str(), s.port, &tv);
     if (st != AMQP_STATUS_OK) {
-      throw AmqpError(fmt::format("{}: cannot connect: {}", where_, amqp_error_string2(st)),
+      throw AmqpError(fmt::format("{}: cannot connect: {} (is RabbitMQ listening there?)", where_,
+                                  amqp_error_string2(st)),
                       false);
     }
     amqp_set_handshake_timeout(conn_, &tv);
@@ -99,7 +100,15 @@ Connection::Connection(const AmqpSettings& s)
                                   where_, s.user, s.vhost),
                       true);
     }
-    check(r, where_, fmt::format("login as '{}' on vhost '{}'", s.user, s.vhost));
+    try {
+      check(r, where_, "login");
+    } catch (const AmqpError& e) {
+      if (!e.fatal()) throw;
+      throw AmqpError(fmt::format("login refused for user '{}' on vhost '{}' (wrong credentials, "
+                                  "or no access to the vhost): {}",
+                                  s.user, s.vhost, e.what()),
+                      true);
+    }
     amqp_channel_open(conn_, kChannel);
     check(amqp_get_rpc_reply(conn_), where_, "channel.open");
   } catch (...) {

@@ -144,14 +144,14 @@ class FromAmqp final : public Bridge {
       try {
         // Deliveries are no longer read: those not taken are redelivered to the next consumer.
         ack_amqp();
-        if (ack_floor_ > sure_floor_) sync_now();
+        if (acked_sent_ > sure_floor_) sync_now();
         drop_finished();
       } catch (const amqp::AmqpError& e) {
         spdlog::warn("bridge: at shutdown: {}", e.what());
         break;
       }
       if (std::all_of(outs_.begin(), outs_.end(), [](const Out& x) { return x.acked_down; }) &&
-          ack_floor_ == sure_floor_) {
+          ack_upto_ == acked_sent_ && acked_sent_ == sure_floor_) {
         break;
       }
     }
@@ -219,7 +219,7 @@ class FromAmqp final : public Bridge {
   // matched by its redelivery (see the file comment).
   void new_connection() {
     tags_.clear();
-    ack_floor_ = sure_floor_ = acked_sent_ = 0;
+    ack_floor_ = ack_upto_ = ack_count_ = sure_floor_ = acked_sent_ = 0;
     sync_due_.reset();
     waiting_.clear();
     done_.clear();
@@ -307,7 +307,7 @@ class FromAmqp final : public Bridge {
     spdlog::error("bridge: {}: rejected (dead-lettered if queue '{}' has a dead-letter exchange)",
                   what, o_.queue);
     link_.get()->reject(d.tag);
-    settle(d.tag);
+    settle(d.tag, kRejected);
   }
 
   void take_message(amqp::Delivery& d, std::uint64_t fp) {
@@ -443,23 +443,31 @@ class FromAmqp final : public Bridge {
     if (moved) rebuild_waiting();
   }
 
-  void settle(std::uint64_t tag) {
+  // A tag is settled by the downstream's ack (kAcked) or by basic.reject (kRejected). A multiple
+  // ack must name a tag still outstanding, so it names the last kAcked one below the floor.
+  static constexpr char kOpen = 0, kAcked = 1, kRejected = 2;
+  void settle(std::uint64_t tag, char how = kAcked) {
     if (tag <= ack_floor_ || tag > ack_floor_ + tags_.size()) return;
-    tags_[tag - ack_floor_ - 1] = 1;
-    while (!tags_.empty() && tags_.front()) {
-      tags_.pop_front();
+    tags_[tag - ack_floor_ - 1] = how;
+    while (!tags_.empty() && tags_.front() != kOpen) {
       ++ack_floor_;
+      if (tags_.front() == kAcked) {
+        ack_upto_ = ack_floor_;
+        ++ack_count_;
+      }
+      tags_.pop_front();
     }
   }
 
   void ack_amqp() {
     amqp::Connection* c = link_.get();
     if (!c) return;
-    if (ack_floor_ > acked_sent_) {
-      c->ack(ack_floor_, true);
+    if (ack_upto_ > acked_sent_) {
+      c->ack(ack_upto_, true);
       ++stats_.amqp_acks;
-      stats_.messages_acked_amqp += ack_floor_ - acked_sent_;
-      acked_sent_ = ack_floor_;
+      stats_.messages_acked_amqp += ack_count_;
+      ack_count_ = 0;
+      acked_sent_ = ack_upto_;
       if (!sync_due_) sync_due_ = Clock::now() + o_.sync_interval;
     }
     if (sync_due_ && Clock::now() >= *sync_due_) sync_now();
@@ -555,6 +563,8 @@ class FromAmqp final : public Bridge {
 
   std::deque<char> tags_;        // tags ack_floor_+1 ...: 1 once settled
   std::uint64_t ack_floor_ = 0;  // every tag <= ack_floor_ is settled
+  std::uint64_t ack_upto_ = 0;   // the highest kAcked tag <= ack_floor_
+  std::uint64_t ack_count_ = 0;  // kAcked tags passed since the last basic.ack
   std::uint64_t acked_sent_ = 0;  // basic.ack sent up to here
   std::uint64_t sure_floor_ = 0;  // ...and processed by RabbitMQ up to here (sync)
   std::optional<Clock::time_point> sync_due_;
