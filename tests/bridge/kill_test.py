@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""Exactly-once accounting across the seam, with the bridge SIGKILLed and restarted at random
+moments and RabbitMQ restarted once on each side.
+
+  kill_test.py --zkit PATH [--count N] [--kills K] [--seed S]
+  (ZKIT_BRIDGE_KILL_COUNT / ZKIT_BRIDGE_KILL_KILLS override --count / --kills: the long run is
+   ZKIT_BRIDGE_KILL_COUNT=1000000)
+
+Into RabbitMQ:  zkit send --reliable --count N -> zkit bridge --to-amqp (SIGKILLed K times, the
+                broker SIGKILLed and restarted once) -> quorum queue "kill".
+                `zkit send` must exit 0 (every batch acknowledged, so confirmed). The queue then
+                holds N + D messages: D duplicates, only of batches that were published but not
+                acknowledged upstream when the bridge died or lost its connection (docs/bridge.md).
+Out of it:      queue "kill" -> zkit bridge --from-amqp --journal (SIGKILLed K times, the broker
+                restarted once) -> zkit recv --reliable.
+                recv must print every number 1..N (0 lost) and exactly N + D lines: the from-AMQP
+                side adds no duplicate of its own (journal + redelivery matching).
+Every wait is bounded. Exit 0, or 1 naming what failed. Prints the figures.
+"""
+
+import argparse
+import os
+import random
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bridgelib import (Broker, BrokerError, Child, Failure, check, credentials, free_ports,  # noqa
+                       queue_depth, stats, tempdir, wait_until)
+
+
+def tcp():
+    return "tcp://127.0.0.1:%d" % free_ports(1)[0]
+
+
+class Killer:
+    """Restarts `make()` after each SIGKILL; K kills at random moments while `busy()`, the broker
+    restarted once instead of a bridge kill."""
+
+    def __init__(self, make, broker, kills, rng, log):
+        self.make, self.broker, self.kills, self.rng, self.log = make, broker, kills, rng, log
+        self.child = make(0)
+        self.done = 0
+        self.broker_restarts = 0
+        self.broker_at = rng.randrange(kills) if kills else -1
+
+    def run(self, busy, timeout):
+        deadline = time.monotonic() + timeout
+        while self.done < self.kills and busy():
+            check(time.monotonic() < deadline, "the kills took longer than %d s" % timeout)
+            time.sleep(self.rng.uniform(0.2, 1.5))
+            if not busy():
+                break
+            if self.done == self.broker_at:
+                t = time.monotonic()
+                self.broker.kill(1)
+                self.broker.restart(1)
+                self.broker_restarts += 1
+                self.log("  RabbitMQ SIGKILLed and restarted (%.1f s)" % (time.monotonic() - t))
+            check(self.child.proc.poll() is None,
+                  "the bridge died by itself:\n" + self.child.err()[-3000:])
+            self.child.kill()
+            self.done += 1
+            self.child = self.make(self.done)
+        self.log("  %d bridge SIGKILLs, %d broker restarts" % (self.done, self.broker_restarts))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--zkit", required=True)
+    p.add_argument("--count", type=int, default=20000)
+    p.add_argument("--kills", type=int, default=3)
+    p.add_argument("--seed", type=int, default=None)
+    a = p.parse_args()
+    count = int(os.environ.get("ZKIT_BRIDGE_KILL_COUNT", a.count))
+    kills = int(os.environ.get("ZKIT_BRIDGE_KILL_KILLS", a.kills))
+    seed = a.seed if a.seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    zkit = a.zkit
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    log("kill test: %d messages each way, %d SIGKILLs per side, seed %d" % (count, kills, seed))
+    dir = tempdir()
+    keep = os.environ.get("ZKIT_BRIDGE_KEEP") == "1"  # keep logs and data for a post-mortem
+    children = []
+    try:
+        broker = Broker(os.path.join(dir, "rabbitmq"), timeout=90)
+        broker.start()
+        try:
+                creds = credentials(dir, "zkit", "zkit")
+                url = "amqp://zkit@127.0.0.1:%d/zkit" % broker.port()
+                common = ["--credentials", creds, "--stats-interval", 2, "--connect-timeout-ms", 120000]
+
+                # ---- into RabbitMQ ---------------------------------------------------------------
+                t0 = time.monotonic()
+                listen = tcp()
+                to_args = [zkit, "bridge", "--to-amqp", url, "--listen", listen, "--routing-key",
+                           "kill", "--declare-queue", "kill", "--queue-type", "quorum"] + common
+
+                def make_to(i):
+                    c = Child("to-%d" % i, to_args, dir)
+                    children.append(c)
+                    c.wait_line("listen ")
+                    return c
+                killer = Killer(make_to, broker, kills, rng, log)
+                send = Child("send", [zkit, "send", "--reliable", "--endpoint", listen, "--count",
+                                      count, "--ack-timeout-ms", int(os.environ.get("ZKIT_BRIDGE_KILL_ACK_MS", 600000)), "--progress", 0], dir)
+                children.append(send)
+                killer.run(lambda: send.proc.poll() is None, 3600)
+                check(send.wait(3600) == 0, "zkit send exited %s:\n%s" % (send.proc.returncode,
+                                                                          send.err()[-3000:]))
+                depth = wait_until("the queue depth", lambda: queue_depth(broker, "kill"), 60)
+                dup_in = depth - count
+                check(dup_in >= 0, "%d messages lost on the way in (queue holds %d of %d)" %
+                      (-dup_in, depth, count))
+                killer.child.signal(signal.SIGTERM)
+                killer.child.wait(60)
+                t_in = time.monotonic() - t0
+                log("into RabbitMQ: send acknowledged all %d; queue holds %d: 0 lost, %d duplicates "
+                    "(%.1f s)" % (count, depth, dup_in, t_in))
+
+                # ---- out of RabbitMQ -------------------------------------------------------------
+                t0 = time.monotonic()
+                recv = Child("recv", [zkit, "recv", "--reliable", "--endpoint", "tcp://127.0.0.1:*"],
+                             dir)
+                children.append(recv)
+                ep = recv.wait_line("zkit recv: bound", stream="err")
+                controls = []
+
+                def make_from(i):
+                    control = tcp()
+                    controls.append(control)
+                    c = Child("from-%d" % i, [zkit, "bridge", "--from-amqp", url, "--queue", "kill",
+                                              "--to", ep, "--journal", os.path.join(dir, "journal"),
+                                              "--control", control] + common, dir)
+                    children.append(c)
+                    c.wait_line("to ")
+                    return c
+
+                def draining():
+                    return (queue_depth(broker, "kill") or 0) > 0
+                killer = Killer(make_from, broker, kills, rng, log)
+                killer.run(draining, 3600)
+
+                def drained():
+                    s = stats(zkit, controls[-1])
+                    return (s["state"] == "connected" and s["unacked"] == 0 and
+                            queue_depth(broker, "kill") == 0)
+                wait_until("the queue to drain through the last bridge", drained, 3600, 0.5)
+                last = stats(zkit, controls[-1])
+                killer.child.signal(signal.SIGTERM)
+                check(killer.child.wait(60) == 0, "the last bridge did not stop cleanly")
+                recv.signal(signal.SIGTERM)
+                recv.wait(60)
+                t_out = time.monotonic() - t0
+                seen = {}
+                lines = 0
+                with open(recv.out_path, "rb") as f:
+                    for line in f:
+                        n = int(line.split(b" ", 1)[0])
+                        seen[n] = seen.get(n, 0) + 1
+                        lines += 1
+                lost = [n for n in range(1, count + 1) if n not in seen]
+                dup_out = lines - len(seen)
+                log("out of RabbitMQ: recv printed %d lines, %d distinct of %d: %d lost, %d duplicates "
+                    "(%d came in with the queue), last bridge: suppressed %d, resent from journal %d "
+                    "(%.1f s)" % (lines, len(seen), count, len(lost), dup_out, dup_in,
+                                  last["suppressed"], last["resent_from_journal"], t_out))
+                check(not lost, "%d lost, e.g. %s" % (len(lost), lost[:10]))
+                check(dup_out == dup_in, "the from-amqp side added %d duplicates of its own" %
+                      (dup_out - dup_in))
+                log("kill test passed: 0 lost each way; duplicates %d, all from to-amqp republishing"
+                    % dup_in)
+        finally:
+            broker.stop(keep=keep)
+        return 0
+    except (Failure, BrokerError) as e:
+        print("FAILED: %s" % e, file=sys.stderr)
+        for c in children[-3:]:
+            print("--- %s stderr (tail):\n%s" % (c.name, c.err()[-1500:]), file=sys.stderr)
+        return 1
+    finally:
+        for c in children:
+            c.close()
+        if keep:
+            print("kept %s" % dir, file=sys.stderr)
+        else:
+            os.system("rm -rf '%s'" % dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
