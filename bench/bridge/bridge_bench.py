@@ -133,7 +133,8 @@ def main():
     p.add_argument("--repeats", type=int)
     p.add_argument("--json", help="write every run and the medians here")
     p.add_argument("--zkit", help="the zkit binary (default: BUILD/devices/zkit)")
-    p.add_argument("--only", help="comma list of row names to run (e.g. bridge-batch)")
+    p.add_argument("--only", help="run only rows whose name has one of these comma-separated words "
+                   "(e.g. 'batch mode,pika'); the baseline always runs")
     a = p.parse_args()
     zkit = a.zkit or os.path.join(a.build, "devices", "zkit")
     direct = os.path.join(a.build, "bench", "bridge", "amqp_direct_bench")
