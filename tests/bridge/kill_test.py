@@ -193,6 +193,9 @@ def main():
         print("FAILED: %s" % e, file=sys.stderr)
         for c in children[-3:]:
             print("--- %s stderr (tail):\n%s" % (c.name, c.err()[-1500:]), file=sys.stderr)
+            if c.proc.poll() is None and os.path.exists("/usr/bin/gdb"):  # a hung bridge: where?
+                os.system("gdb -p %d -batch -ex 'thread apply all bt' 2>/dev/null | grep '^#' "
+                          "| head -40 >&2" % c.proc.pid)
         return 1
     finally:
         for c in children:
