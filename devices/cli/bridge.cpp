@@ -49,6 +49,9 @@ void declare(po::options_description& flags) {
       ("journal", po::value<std::string>()->value_name("DIR"),
        "from-amqp, message mode: journal batches here before sending, so that RabbitMQ's "
        "redeliveries after a crash are not forwarded twice")
+      ("redelivery-window-ms", po::value<long long>()->default_value(30000)->value_name("MS"),
+       "from-amqp: after a (re)connection, match redeliveries against what the bridge holds for "
+       "up to MS")
       ("on-bad-message", po::value<std::string>()->default_value("reject")->value_name("POLICY"),
        "from-amqp: reject (dead-letter, counted) | stop (leave it queued, exit 1)")
       ("max-record-bytes", po::value<long long>()->default_value(16 << 20)->value_name("N"),
@@ -147,7 +150,7 @@ std::unique_ptr<Bridge> make_bridge(zmq::context_t& context, const po::variables
   control_socket.curve = curve.for_socket(ce.bind);
   if (to) {
     refuse(vm, {"queue", "to", "prefetch", "journal", "on-bad-message", "batch-bytes",
-                "batch-records"}, "to-amqp");
+                "batch-records", "redelivery-window-ms"}, "to-amqp");
     ToAmqpOptions o;
     o.amqp = amqp_settings(vm, "to-amqp");
     if (!vm.count("listen")) throw UsageError("--to-amqp needs --listen EP");
@@ -186,6 +189,8 @@ std::unique_ptr<Bridge> make_bridge(zmq::context_t& context, const po::variables
   o.prefetch = static_cast<std::uint16_t>(number_flag(vm, "prefetch", 1, 65535));
   o.batch.max_bytes = static_cast<std::size_t>(number_flag(vm, "batch-bytes", 1024, 64 << 20));
   o.batch.max_records = static_cast<std::size_t>(number_flag(vm, "batch-records", 1, 1 << 20));
+  o.redelivery_window =
+      std::chrono::milliseconds(number_flag(vm, "redelivery-window-ms", 0, 3600 * 1000));
   o.limits = limits;
   o.window = window;
   o.on_bad = choice_flag(vm, "on-bad-message", {"reject", "stop"}) == "stop"

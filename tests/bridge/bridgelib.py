@@ -86,12 +86,15 @@ class Child:
         self.err_f.close()
 
 
-def stats(zkit, control):
-    r = subprocess.run([zkit, "stats", "--control", control, "--json", "--timeout-ms", "5000"],
-                       capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        raise Failure("zkit stats %s: %s" % (control, r.stderr))
-    return json.loads(r.stdout)
+def stats(zkit, control, tries=4):
+    """The device's STATS as a dict. A bridge busy connecting (a synchronous AMQP handshake of up
+    to its --amqp timeout) answers late: a few tries of 5 s each."""
+    for attempt in range(tries):
+        r = subprocess.run([zkit, "stats", "--control", control, "--json", "--timeout-ms", "5000"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode == 0:
+            return json.loads(r.stdout)
+    raise Failure("zkit stats %s: %s" % (control, r.stderr))
 
 
 def wait_until(what, cond, timeout=60, step=0.1):

@@ -66,6 +66,13 @@ class Killer:
         self.log("  %d bridge SIGKILLs, %d broker restarts" % (self.done, self.broker_restarts))
 
 
+def clean_restart(broker):
+    """rabbitmqctl stop on the node this test started, then the same node again."""
+    broker.ctl(1, "stop")
+    broker.nodes[0]["proc"].wait(timeout=60)
+    broker.restart(1)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--zkit", required=True)
@@ -103,8 +110,16 @@ def main():
                     c.wait_line("listen ")
                     return c
                 killer = Killer(make_to, broker, kills, rng, log)
+                # RabbitMQ 3.10 on one node does not bring back a quorum queue declared in the
+                # seconds before a SIGKILL (after the restart its leader is never known and every
+                # publish waits: docs/bridge.md). One clean restart after the declare settles it,
+                # as in production, where queues are older than the crash.
+                wait_until("the bridge to declare the queue",
+                           lambda: queue_depth(broker, "kill") is not None, 60)
+                clean_restart(broker)
+                ack_ms = int(os.environ.get("ZKIT_BRIDGE_KILL_ACK_MS", 600000))
                 send = Child("send", [zkit, "send", "--reliable", "--endpoint", listen, "--count",
-                                      count, "--ack-timeout-ms", int(os.environ.get("ZKIT_BRIDGE_KILL_ACK_MS", 600000)), "--progress", 0], dir)
+                                      count, "--ack-timeout-ms", ack_ms, "--progress", 0], dir)
                 children.append(send)
                 killer.run(lambda: send.proc.poll() is None, 3600)
                 check(send.wait(3600) == 0, "zkit send exited %s:\n%s" % (send.proc.returncode,
@@ -178,6 +193,9 @@ def main():
         print("FAILED: %s" % e, file=sys.stderr)
         for c in children[-3:]:
             print("--- %s stderr (tail):\n%s" % (c.name, c.err()[-1500:]), file=sys.stderr)
+            if c.proc.poll() is None and os.path.exists("/usr/bin/gdb"):  # a hung bridge: where?
+                os.system("gdb -p %d -batch -ex 'thread apply all bt' 2>/dev/null | grep '^#' "
+                          "| head -40 >&2" % c.proc.pid)
         return 1
     finally:
         for c in children:

@@ -11,8 +11,9 @@
 //     the new tag is adopted by that batch and the message is not forwarded again;
 //   - in a batch the downstream acknowledged whose RabbitMQ ack was not yet confirmed by a
 //     round trip: it is acknowledged at once.
-// The first delivery not flagged redelivered ends the matching (RabbitMQ requeues at the head);
-// whatever was not matched by then had reached RabbitMQ's acks. docs/bridge.md has the argument.
+// Matching ends once everything held was matched, or redelivery_window after the connection came
+// up; whatever was not matched by then had reached RabbitMQ's acks. docs/bridge.md has the
+// argument.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -102,6 +103,7 @@ class FromAmqp final : public Bridge {
     earliest(d, link_.deadline());
     if (c) earliest(d, Clock::now() + heartbeat_tick());
     if (c && sync_due_) earliest(d, *sync_due_);
+    if (c && matching_) earliest(d, matching_until_);
     if (c && c->buffered()) d = Clock::now();
     if (!unsent_.empty() || journal_retry_) earliest(d, Clock::now() + std::chrono::milliseconds(50));
     zmq::poll(items.data(), items.size(), wait_for(timeout, d));
@@ -117,6 +119,10 @@ class FromAmqp final : public Bridge {
       } catch (const amqp::AmqpError& e) {
         lost(e);
       }
+    }
+    if (matching_ && Clock::now() >= matching_until_) {
+      end_matching();
+      drop_finished();
     }
     if (batcher_.poll()) take_sealed();
     send_ready();
@@ -238,6 +244,7 @@ class FromAmqp final : public Bridge {
       waiting_[r.fp].push_back(&r);
     }
     matching_ = !waiting_.empty() || !done_.empty();
+    matching_until_ = Clock::now() + o_.redelivery_window;
   }
 
   void lost(const amqp::AmqpError& e) {
@@ -262,9 +269,9 @@ class FromAmqp final : public Bridge {
     while (ack_floor_ + tags_.size() < d.tag) tags_.push_back(0);
     if (d.redelivered) ++stats_.redelivered;
     const std::uint64_t fp = fingerprint(span_of(d.body));
-    if (!d.redelivered && matching_) end_matching();
     if (d.redelivered && matching_ && match(fp, d.tag)) {
       ++stats_.suppressed;
+      if (waiting_.empty() && done_.empty()) end_matching();  // everything held was matched
       return;
     }
     if (o_.mode == BridgeMode::kBatch) {
@@ -289,7 +296,9 @@ class FromAmqp final : public Bridge {
     return false;
   }
 
-  // RabbitMQ redelivers requeued messages before new ones: what is not matched by now was acked.
+  // Matching ends when everything held was matched, or redelivery_window after the connection
+  // came up: RabbitMQ requeues a dead consumer's messages at once, at the head of the queue, so
+  // what was not redelivered by then had reached RabbitMQ's acks.
   void end_matching() {
     matching_ = false;
     waiting_.clear();
@@ -570,6 +579,7 @@ class FromAmqp final : public Bridge {
   std::optional<Clock::time_point> sync_due_;
 
   bool matching_ = false;  // redeliveries are matched (see the file comment)
+  Clock::time_point matching_until_{};
   std::unordered_map<std::uint64_t, std::deque<Rec*>> waiting_;
   std::unordered_map<std::uint64_t, std::uint64_t> done_;
 

@@ -149,6 +149,10 @@ struct FromAmqpOptions {
   // Empty: no journal (a crash may then duplicate what was in flight).
   std::filesystem::path journal_dir;
   std::chrono::milliseconds sync_interval{200};  // how often acks are confirmed by a round trip
+  // After a (re)connection, redelivered messages are matched against what the bridge holds for
+  // this long at most (less when everything held was matched); a redelivery later than that is
+  // forwarded again (docs/bridge.md).
+  std::chrono::milliseconds redelivery_window{30000};
 };
 
 class Bridge {
