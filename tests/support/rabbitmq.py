@@ -119,8 +119,8 @@ class Broker:
     def __init__(self, directory=None, nodes=1, timeout=120.0, memory="1GB"):
         if nodes < 1 or nodes > 9:
             raise BrokerError("--nodes must be 1..9, not %d" % nodes)
-        self.owns_dir = directory is None
-        self.dir = os.path.abspath(directory or tempfile.mkdtemp(prefix="zkit-rabbitmq."))
+        self.owns_dir = directory is None  # then start() makes a temp dir and stop() removes it
+        self.dir = os.path.abspath(directory) if directory else None
         self.count = nodes
         self.timeout = timeout
         self.memory = memory
@@ -128,7 +128,7 @@ class Broker:
         self.epmd_pid = None
         self.epmd_port = None
         self.ctl_ports = None
-        self.home = os.path.join(self.dir, "home")
+        self.home = os.path.join(self.dir, "home") if self.dir else None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self):
@@ -144,6 +144,9 @@ class Broker:
                 raise BrokerError("%s is missing: install rabbitmq-server (scripts/install-deps.sh)"
                                   % tool)
         deadline = time.monotonic() + self.timeout
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="zkit-rabbitmq.")
+            self.home = os.path.join(self.dir, "home")
         os.makedirs(self.home, exist_ok=True)
         cookie = os.path.join(self.home, ".erlang.cookie")
         with open(cookie, "w") as f:
@@ -333,7 +336,7 @@ class Broker:
         if self.epmd_pid:
             self._signal(self.epmd_pid, signal.SIGTERM)
             self._reap([self.epmd_pid], 5)
-        if not keep:
+        if not keep and self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _ours(self, pid):
