@@ -119,8 +119,10 @@ def queue_depth(broker, queue, user="zkit", password="zkit", vhost="zkit"):
     conn, ch = pika_channel(broker, user, password, vhost)
     try:
         return ch.queue_declare(queue=queue, passive=True).method.message_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return None
+    except pika.exceptions.ChannelClosedByBroker as e:
+        if e.reply_code == 404:
+            return None
+        raise Failure("passive declare of %s: %s" % (queue, e))
     finally:
         if conn.is_open:
             conn.close()
