@@ -132,9 +132,11 @@ def main():
     p.add_argument("--quick", action="store_true", help="small counts, 1 repeat, no verdict")
     p.add_argument("--repeats", type=int)
     p.add_argument("--json", help="write every run and the medians here")
-    p.add_argument("--only", help="comma list of row names to run (e.g. bridge-batch)")
+    p.add_argument("--zkit", help="the zkit binary (default: BUILD/devices/zkit)")
+    p.add_argument("--only", help="run only rows whose name has one of these comma-separated words "
+                   "(e.g. 'batch mode,pika'); the baseline always runs")
     a = p.parse_args()
-    zkit = os.path.join(a.build, "devices", "zkit")
+    zkit = a.zkit or os.path.join(a.build, "devices", "zkit")
     direct = os.path.join(a.build, "bench", "bridge", "amqp_direct_bench")
     for exe in (zkit, direct):
         if not os.access(exe, os.X_OK):
@@ -152,7 +154,8 @@ def main():
     def pika_row(size, count, confirm):
         return lambda b, tmp: run_json(
             [PY, os.path.join(HERE, "pika_bench.py"), "--url", b.url(1), "--count", str(count),
-             "--size", str(size)] + (["--confirm", "--queue", "zkit-bench-pika"] if confirm else []),
+             "--size", str(size)]
+            + (["--confirm", "--queue", "zkit-bench-pika"] if confirm else []),
             600)
 
     def bridge_row(mode, size, count):
@@ -172,7 +175,8 @@ def main():
     ]
     if a.only:
         wanted = a.only.split(",")
-        rows = [r for r in rows if any(w in r[0] for w in wanted) or r[0].startswith("rabbitmq-c confirms w1000")]
+        rows = [r for r in rows  # the baseline always runs
+                if any(w in r[0] for w in wanted) or r[0] == "rabbitmq-c confirms w1000"]
     started = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S UTC")
     runs = {(name, size): [] for name, size, _ in rows}
     with tempfile.TemporaryDirectory(prefix="zkit-bridge-bench.") as tmp:

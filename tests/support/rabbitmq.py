@@ -16,7 +16,7 @@ Command line (for ctest and bench scripts):
   rabbitmq.py start --dir D [--nodes N] [--timeout S]
       start and return, printing the environment as `export NAME=value` lines (eval them);
       `rabbitmq.py stop --dir D` stops it (put it in a trap). State: D/harness.json.
-  rabbitmq.py stop --dir D [--keep]     stop every process start started, by pid; remove D unless --keep
+  rabbitmq.py stop --dir D [--keep]     stop what start started, by pid; remove D unless --keep
   rabbitmq.py ctl --dir D [--node I] -- ARGS...   rabbitmqctl ARGS against node I (1-based)
   rabbitmq.py kill --dir D --node I     SIGKILL node I's Erlang VM (failover tests)
   rabbitmq.py selftest [--nodes N]      start, check that every node answers AMQP, stop (a ctest)
