@@ -28,8 +28,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bridgelib import (PYTHON, Broker, BrokerError, Child, Failure, check, credentials,  # noqa: E402
-                       free_ports, pika_channel, queue_depth, stats, tempdir, wait_until)
+from bridgelib import (PYTHON, Broker, BrokerError, Child, Failure, check, clean_restart,  # noqa
+                       credentials, free_ports, pika_channel, queue_depth, stats, tempdir,
+                       wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -288,6 +289,8 @@ def case_reconnect(zkit, broker, dir):
                       "--declare-queue", "rq", "--queue-type", "quorum", "--control", c_to]
                + common, dir)
     to.wait_line("listen ")
+    wait_until("the bridge to declare rq", lambda: queue_depth(broker, "rq") is not None, 60)
+    clean_restart(broker)
     frm = Child("from", [zkit, "bridge", "--from-amqp", url, "--queue", "rq", "--queue-type",
                          "quorum", "--to", ep, "--journal", os.path.join(dir, "journal"),
                          "--control", c_from] + common, dir)

@@ -119,11 +119,22 @@ def queue_depth(broker, queue, user="zkit", password="zkit", vhost="zkit"):
     conn, ch = pika_channel(broker, user, password, vhost)
     try:
         return ch.queue_declare(queue=queue, passive=True).method.message_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return None
+    except pika.exceptions.ChannelClosedByBroker as e:
+        if e.reply_code == 404:
+            return None
+        raise Failure("passive declare of %s: %s" % (queue, e))
     finally:
         if conn.is_open:
             conn.close()
+
+
+def clean_restart(broker):
+    """rabbitmqctl stop on the node this test started, then the same node again. RabbitMQ 3.10
+    on one node does not bring back a quorum queue declared in the seconds before a SIGKILL (its
+    leader is never known after the restart: docs/bridge.md); one clean restart settles it."""
+    broker.ctl(1, "stop")
+    broker.nodes[0]["proc"].wait(timeout=60)
+    broker.restart(1)
 
 
 def credentials(dir, user, password):

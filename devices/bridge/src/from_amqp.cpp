@@ -190,7 +190,7 @@ class FromAmqp final : public Bridge {
     std::uint64_t producer_id = 0, seq = 0;
     std::vector<Rec> recs;
     bool acked_down = false;
-    fs::path journal;  // its journal file, or empty
+    std::string journal;  // its journal file (shared by the batches of one round), or empty
   };
 
   ReliableSenderOptions sender_options() const {
@@ -397,22 +397,38 @@ class FromAmqp final : public Bridge {
   // Journals (message mode), then hands batches to the link as its backlog allows.
   void send_ready() {
     if (!unjournaled_.empty()) {
+      // Group commit: the batches sealed this round go into one file, one fsync.
       journal_retry_ = false;
+      std::string bytes;
+      std::vector<Out*> members;
       for (std::uint64_t id : unjournaled_) {
         Out* out = find(id);
         auto u = std::find_if(unsent_.begin(), unsent_.end(),
                               [id](const Unsent& x) { return x.id == id; });
         if (!out || u == unsent_.end()) continue;
-        const fs::path p = o_.journal_dir / fmt::format("{:016x}-{:020}.zb", out->producer_id, out->seq);
-        if (const std::string e = write_synced(p, span_of(u->frame)); !e.empty()) {
+        const auto n = static_cast<std::uint32_t>(u->frame.size());
+        const unsigned char len[4] = {static_cast<unsigned char>(n >> 24),
+                                      static_cast<unsigned char>(n >> 16),
+                                      static_cast<unsigned char>(n >> 8),
+                                      static_cast<unsigned char>(n)};
+        bytes.append(reinterpret_cast<const char*>(len), 4);
+        bytes.append(static_cast<const char*>(u->frame.data()), u->frame.size());
+        members.push_back(out);
+      }
+      if (!members.empty()) {
+        const fs::path p = o_.journal_dir / fmt::format("{:016x}-{:020}.zj",
+                                                        members[0]->producer_id, members[0]->seq);
+        const std::string e = write_synced(p, std::as_bytes(std::span(bytes.data(), bytes.size())));
+        if (!e.empty()) {
           ++stats_.journal_errors;
           spdlog::error("bridge: journal: {}; retrying", e);
           journal_retry_ = true;
           return;  // nothing goes downstream before it is journaled
         }
-        out->journal = p;
+        for (Out* out : members) out->journal = p.string();
+        journal_refs_[p.string()] += static_cast<int>(members.size());
+        sync_dir();
       }
-      sync_dir();
       unjournaled_.clear();
     }
     while (!unsent_.empty()) {
@@ -500,9 +516,10 @@ class FromAmqp final : public Bridge {
         return (r.tag != 0 && r.tag <= sure_floor_) || (r.tag == 0 && !matching_);
       });
       if (!sure) break;
-      if (!out.journal.empty()) {
+      if (!out.journal.empty() && --journal_refs_[out.journal] <= 0) {
         std::error_code ec;
         fs::remove(out.journal, ec);
+        journal_refs_.erase(out.journal);
       }
       outs_.pop_front();
       if (matching_) rebuild_waiting();
@@ -518,29 +535,44 @@ class FromAmqp final : public Bridge {
     }
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(o_.journal_dir)) {
-      if (e.path().extension() == ".zb") files.push_back(e.path());
+      if (e.path().extension() == ".zj") files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
     for (const fs::path& p : files) {
       std::ifstream in(p, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      zmq::message_t frame(bytes.data(), bytes.size());
-      auto batch = envelope::decode(span_of(frame), o_.limits);
-      if (!batch) {  // a torn write of a batch never sent: nothing to resend
-        spdlog::warn("bridge: journal file {} is not a batch ({}): removed", p.string(),
-                     batch.status().to_string());
-        fs::remove(p, ec);
-        continue;
+      const std::string bytes((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
+      std::size_t pos = 0, kept = 0;
+      // A torn tail is a round never sent downstream (sending waits for the fsync): ignored.
+      while (pos + 4 <= bytes.size()) {
+        const auto* b = reinterpret_cast<const unsigned char*>(bytes.data() + pos);
+        const std::size_t n = std::size_t{b[0]} << 24 | std::size_t{b[1]} << 16 |
+                              std::size_t{b[2]} << 8 | b[3];
+        if (pos + 4 + n > bytes.size()) break;
+        zmq::message_t frame(bytes.data() + pos + 4, n);
+        pos += 4 + n;
+        auto batch = envelope::decode(span_of(frame), o_.limits);
+        if (!batch) {
+          spdlog::warn("bridge: journal file {}: a record is not a batch ({}): skipped",
+                       p.string(), batch.status().to_string());
+          continue;
+        }
+        Out out;
+        out.id = next_id_++;
+        out.producer_id = batch->header().producer_id;
+        out.seq = batch->header().seq;
+        out.journal = p.string();
+        for (const auto rec : *batch) out.recs.push_back({fingerprint(rec), 0});
+        unsent_.push_back({out.id, std::move(frame), out.producer_id, out.seq, out.recs.size()});
+        outs_.push_back(std::move(out));
+        ++stats_.resent_from_journal;
+        ++kept;
       }
-      Out out;
-      out.id = next_id_++;
-      out.producer_id = batch->header().producer_id;
-      out.seq = batch->header().seq;
-      out.journal = p;
-      for (const auto rec : *batch) out.recs.push_back({fingerprint(rec), 0});
-      unsent_.push_back({out.id, std::move(frame), out.producer_id, out.seq, out.recs.size()});
-      outs_.push_back(std::move(out));
-      ++stats_.resent_from_journal;
+      if (kept == 0) {
+        fs::remove(p, ec);
+      } else {
+        journal_refs_[p.string()] += static_cast<int>(kept);
+      }
     }
     if (!files.empty()) {
       spdlog::info("bridge: journal {}: {} batches of an earlier run are sent again",
@@ -567,6 +599,7 @@ class FromAmqp final : public Bridge {
   std::deque<Rec> open_;  // messages held by the batcher, in order (a deque: waiting_ points in)
   std::deque<Unsent> unsent_;
   std::vector<std::uint64_t> unjournaled_;
+  std::unordered_map<std::string, int> journal_refs_;  // journal file -> batches not finished
   bool journal_retry_ = false;
   std::uint64_t next_id_ = 1;
 
