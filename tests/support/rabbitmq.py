@@ -16,7 +16,7 @@ Command line (for ctest and bench scripts):
   rabbitmq.py start --dir D [--nodes N] [--timeout S]
       start and return, printing the environment as `export NAME=value` lines (eval them);
       `rabbitmq.py stop --dir D` stops it (put it in a trap). State: D/harness.json.
-  rabbitmq.py stop --dir D [--keep]     stop every process start started, by pid; remove D unless --keep
+  rabbitmq.py stop --dir D [--keep]     stop what start started, by pid; remove D unless --keep
   rabbitmq.py ctl --dir D [--node I] -- ARGS...   rabbitmqctl ARGS against node I (1-based)
   rabbitmq.py kill --dir D --node I     SIGKILL node I's Erlang VM (failover tests)
   rabbitmq.py selftest [--nodes N]      start, check that every node answers AMQP, stop (a ctest)
@@ -29,7 +29,8 @@ Environment given to CMD (and printed by start):
   ZKIT_RABBITMQ_DIR     D (for `rabbitmq.py ctl/kill --dir`), ZKIT_RABBITMQ_HARNESS this script
   ZKIT_RABBITMQ_NODES   node names, ZKIT_RABBITMQ_PIDS the Erlang VM pids, space separated
 
-From Python: `with Broker(directory, nodes=3) as broker: broker.url(1); broker.kill(2)`.
+From Python: `with Broker(directory, nodes=3) as broker: broker.url(1); broker.kill(2);
+broker.restart(2)`.
 Bounded in time: start fails after --timeout seconds (default 120) with the log's tail.
 """
 
@@ -118,8 +119,8 @@ class Broker:
     def __init__(self, directory=None, nodes=1, timeout=120.0, memory="1GB"):
         if nodes < 1 or nodes > 9:
             raise BrokerError("--nodes must be 1..9, not %d" % nodes)
-        self.owns_dir = directory is None
-        self.dir = os.path.abspath(directory or tempfile.mkdtemp(prefix="zkit-rabbitmq."))
+        self.owns_dir = directory is None  # then start() makes a temp dir and stop() removes it
+        self.dir = os.path.abspath(directory) if directory else None
         self.count = nodes
         self.timeout = timeout
         self.memory = memory
@@ -127,7 +128,7 @@ class Broker:
         self.epmd_pid = None
         self.epmd_port = None
         self.ctl_ports = None
-        self.home = os.path.join(self.dir, "home")
+        self.home = os.path.join(self.dir, "home") if self.dir else None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self):
@@ -143,6 +144,9 @@ class Broker:
                 raise BrokerError("%s is missing: install rabbitmq-server (scripts/install-deps.sh)"
                                   % tool)
         deadline = time.monotonic() + self.timeout
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="zkit-rabbitmq.")
+            self.home = os.path.join(self.dir, "home")
         os.makedirs(self.home, exist_ok=True)
         cookie = os.path.join(self.home, ".erlang.cookie")
         with open(cookie, "w") as f:
@@ -214,15 +218,17 @@ class Broker:
         node = {"name": name, "port": port, "dist": dist, "dir": base,
                 "pidfile": os.path.join(base, "vm.pid"),
                 "log": os.path.join(base, "log", "rabbit.log"), "server_pid": None, "vm_pid": None}
-        env = self._env(node)
-        out = open(os.path.join(base, "log", "server.out"), "w")
+        self._spawn(node)
+        self.nodes.append(node)
+
+    def _spawn(self, node):
+        out = open(os.path.join(node["dir"], "log", "server.out"), "a")
         # Not in a new session: if the caller is killed outright (ctest's timeout kills the process
         # tree), the nodes go with it.
         proc = subprocess.Popen([SERVER], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env=env, cwd=base)
+                                stderr=subprocess.STDOUT, env=self._env(node), cwd=node["dir"])
         node["server_pid"] = proc.pid
         node["proc"] = proc
-        self.nodes.append(node)
 
     def _definitions(self):
         def user(name, password, tags):
@@ -330,7 +336,7 @@ class Broker:
         if self.epmd_pid:
             self._signal(self.epmd_pid, signal.SIGTERM)
             self._reap([self.epmd_pid], 5)
-        if not keep:
+        if not keep and self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _ours(self, pid):
@@ -375,9 +381,23 @@ class Broker:
                     time.sleep(0.05)  # not our child (stop from another process): poll its pid
 
     def kill(self, index):
-        """SIGKILL node index's Erlang VM (no shutdown at all: a machine that died)."""
+        """SIGKILL node index's Erlang VM (no shutdown at all: a machine that died) and reap it."""
         node = self.nodes[index - 1]
         self._signal(node["vm_pid"], signal.SIGKILL)
+        self._reap([node["server_pid"]], 30)
+
+    def restart(self, index, timeout=None):
+        """Starts node index again on its data, ports and name (after kill() or a stop), and waits
+        until it runs; a cluster member rejoins its cluster by itself."""
+        node = self.nodes[index - 1]
+        if node.get("proc") is not None and node["proc"].poll() is None:
+            raise BrokerError("%s is still running" % node["name"])
+        try:
+            os.unlink(node["pidfile"])
+        except FileNotFoundError:
+            pass
+        self._spawn(node)
+        self._await(node, time.monotonic() + (timeout or self.timeout))
 
     # -- what a test needs -----------------------------------------------------------------------
     def url(self, index=1, user=USER, password=PASSWORD, vhost=VHOST):
