@@ -372,8 +372,11 @@ class FromAmqp final : public Bridge {
       out.recs.assign(open_.begin(), open_.begin() + static_cast<std::ptrdiff_t>(n));
       open_.erase(open_.begin(), open_.begin() + static_cast<std::ptrdiff_t>(n));
       outs_.push_back(std::move(out));
-      // Those records were copied out of open_: the waiting_ pointers to them are stale.
-      if (matching_) rebuild_waiting();
+      // Those records were copied out of open_: waiting_ pointers to them (tag 0) are stale.
+      if (matching_ && std::any_of(outs_.back().recs.begin(), outs_.back().recs.end(),
+                                   [](const Rec& r) { return r.tag == 0; })) {
+        rebuild_waiting();
+      }
       unsent_.push_back({outs_.back().id, std::move(sb->frame), outs_.back().producer_id,
                          outs_.back().seq, n});
       if (!o_.journal_dir.empty()) unjournaled_.push_back(outs_.back().id);
@@ -530,8 +533,7 @@ class FromAmqp final : public Bridge {
       // its channel had processed, and delivers those messages again (see new_connection).
       for (const Rec& r : out.recs) recent_.push_back(r.fp);
       while (recent_.size() > kRecentFactor * o_.prefetch) recent_.pop_front();
-      outs_.pop_front();
-      if (matching_) rebuild_waiting();
+      outs_.pop_front();  // acknowledged downstream: none of its records is in waiting_
     }
   }
 
