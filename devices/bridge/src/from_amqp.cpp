@@ -229,6 +229,11 @@ class FromAmqp final : public Bridge {
     sync_due_.reset();
     waiting_.clear();
     done_.clear();
+    // The last messages finished in this process count as acknowledged-but-unsure: a
+    // redelivery of one of them is acked at once. Only redeliveries are matched, and every
+    // message redelivered to this process was delivered to it before, so a match never drops
+    // a message the downstream lacks (identical bodies are interchangeable).
+    for (std::uint64_t fp : recent_) ++done_[fp];
     for (Out& out : outs_) {
       for (Rec& r : out.recs) {
         r.tag = 0;
@@ -367,8 +372,11 @@ class FromAmqp final : public Bridge {
       out.recs.assign(open_.begin(), open_.begin() + static_cast<std::ptrdiff_t>(n));
       open_.erase(open_.begin(), open_.begin() + static_cast<std::ptrdiff_t>(n));
       outs_.push_back(std::move(out));
-      // Those records were copied out of open_: the waiting_ pointers to them are stale.
-      if (matching_) rebuild_waiting();
+      // Those records were copied out of open_: waiting_ pointers to them (tag 0) are stale.
+      if (matching_ && std::any_of(outs_.back().recs.begin(), outs_.back().recs.end(),
+                                   [](const Rec& r) { return r.tag == 0; })) {
+        rebuild_waiting();
+      }
       unsent_.push_back({outs_.back().id, std::move(sb->frame), outs_.back().producer_id,
                          outs_.back().seq, n});
       if (!o_.journal_dir.empty()) unjournaled_.push_back(outs_.back().id);
@@ -521,8 +529,11 @@ class FromAmqp final : public Bridge {
         fs::remove(out.journal, ec);
         journal_refs_.erase(out.journal);
       }
-      outs_.pop_front();
-      if (matching_) rebuild_waiting();
+      // Remembered a while: a quorum queue whose leader fails over may not have committed acks
+      // its channel had processed, and delivers those messages again (see new_connection).
+      for (const Rec& r : out.recs) recent_.push_back(r.fp);
+      while (recent_.size() > kRecentFactor * o_.prefetch) recent_.pop_front();
+      outs_.pop_front();  // acknowledged downstream: none of its records is in waiting_
     }
   }
 
@@ -615,6 +626,8 @@ class FromAmqp final : public Bridge {
   Clock::time_point matching_until_{};
   std::unordered_map<std::uint64_t, std::deque<Rec*>> waiting_;
   std::unordered_map<std::uint64_t, std::uint64_t> done_;
+  static constexpr std::size_t kRecentFactor = 4;  // recent_ holds 4 x prefetch fingerprints
+  std::deque<std::uint64_t> recent_;                // of the last messages finished
 
   bool stopped_ = false;
   Clock::time_point started_ = Clock::now();
