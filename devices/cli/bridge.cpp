@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "metrics_flags.hpp"
 #include "zkit/bridge.hpp"
 
 namespace {
@@ -74,6 +75,7 @@ void declare(po::options_description& flags) {
        "log a statistics line every SEC seconds to stderr (0: never)");
   // clang-format on
   add_curve_flags(flags);
+  add_metrics_flags(flags, "bridge");
 }
 
 std::string opt(const po::variables_map& vm, const char* name) {
@@ -217,6 +219,7 @@ int run(const po::variables_map& vm) {
   const double interval = seconds_flag(vm, "stats-interval", 0.0);
   const auto linger = std::chrono::milliseconds(number_flag(vm, "linger-ms", 0, 3600 * 1000));
   const Curve curve = curve_flags(vm);
+  const auto metrics_options = metrics_flag(vm);
   zmq::context_t context;
   const auto zap = curve.start_zap(context);
   std::unique_ptr<Bridge> bridge;
@@ -230,12 +233,20 @@ int run(const po::variables_map& vm) {
   if (!bridge->control_endpoint().empty()) {
     std::cout << "control " << bridge->control_endpoint() << "\n";
   }
+  // The HTTP thread reads copies of the bridge's stats this loop takes when a scrape asks.
+  const auto http = start_metrics(
+      metrics_options, vm, "bridge", bridge->stats(),
+      [](metrics::Exposition& x, const BridgeStats& s) { write_metrics(x, s); },
+      [](const BridgeStats& s) { return not_ready(s); });
+  if (http) std::cout << "metrics " << http->endpoint() << "\n";
   std::cout << std::flush;
 
   const auto period =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
   auto next_report = Clock::now() + period;
-  zmq_pollitem_t signal_item{nullptr, signals.fd(), ZMQ_POLLIN, 0};
+  // With --metrics a scrape's ask shares the signals' item (poll_once takes one extra item).
+  const WakeSet wake({signals.fd(), http ? http->asked_item().fd : -1});
+  zmq_pollitem_t signal_item{nullptr, wake.fd(), ZMQ_POLLIN, 0};
   int sig = 0;
   for (;;) {
     const auto wait =
@@ -244,6 +255,7 @@ int run(const po::variables_map& vm) {
                                  std::chrono::ceil<std::chrono::milliseconds>(next_report -
                                                                              Clock::now()));
     if (!bridge->poll_once(wait, &signal_item)) break;
+    if (http) http->serve([&bridge] { return bridge->stats(); });
     if (signal_item.revents != 0) {
       if (auto s = signals.wait(std::chrono::milliseconds(0))) {
         sig = *s;
@@ -257,7 +269,9 @@ int run(const po::variables_map& vm) {
   }
   spdlog::info("{}: stopping (waiting up to {} ms for what is in flight)",
                sig ? strsignal(sig) : "TERMINATE", linger.count());
+  if (http) http->stopping();
   bridge->shutdown(linger);
+  if (http) http->publish(bridge->stats());  // the final figures, for a last scrape
   const BridgeStats s = bridge->stats();
   std::cerr << "final statistics: " << summary(s) << "\n"
             << nlohmann::json::parse(s.to_json()).dump(2) << "\n";

@@ -153,6 +153,51 @@ std::string spool_table(const Json& j) {
   return out;
 }
 
+// A bridge's STATS (docs/bridge.md): the AMQP connection, then its direction's figures.
+std::string bridge_table(const Json& j) {
+  const std::string direction = cell(at(j, {"direction"}));
+  std::string out =
+      fmt::format("zkit bridge {} ({}), up {:.1f} s\n", direction, cell(at(j, {"state"})),
+                  at(j, {"uptime_s"}).is_number() ? j["uptime_s"].get<double>() : 0.0);
+  out += fmt::format("amqp: connects {}, connection losses {}, connect failures {}\n",
+                     cell(at(j, {"amqp", "connects"})), cell(at(j, {"amqp", "connection_losses"})),
+                     cell(at(j, {"amqp", "connect_failures"})));
+  Rows rows{{"", "batches", "messages"}};
+  auto row = [&](const char* label, const char* batches, const char* messages) {
+    rows.push_back({label, batches ? cell(at(j, {batches})) : "",
+                    messages ? cell(at(j, {messages})) : ""});
+  };
+  if (direction == "to-amqp") {
+    row("received", "batches_received", "messages_received");
+    row("published", nullptr, "published");
+    row("republished", nullptr, "republished");
+    row("confirmed", nullptr, "confirmed");
+    row("nacked", nullptr, "nacked");
+    row("returned", nullptr, "returned");
+    row("acked upstream", "batches_acked_upstream", "messages_acked_upstream");
+    row("pending", "pending_batches", nullptr);
+    out += columns(rows);
+  } else {
+    row("deliveries", nullptr, "deliveries");
+    row("redelivered", nullptr, "redelivered");
+    row("suppressed", nullptr, "suppressed");
+    row("rejected", nullptr, "rejected");
+    row("sent", "batches_sent", "messages_sent");
+    row("resent from journal", "resent_from_journal", nullptr);
+    row("acked downstream", "batches_acked_downstream", "messages_acked_downstream");
+    row("acked to RabbitMQ", nullptr, "messages_acked_amqp");
+    row("unacked", nullptr, "unacked");
+    out += columns(rows);
+    out += fmt::format(
+        "downstream connected {}; rejected: too large {}, not a batch {}; amqp acks {}, "
+        "journal errors {}\n",
+        cell(at(j, {"downstream_connected"})), cell(at(j, {"too_large"})),
+        cell(at(j, {"not_batch"})), cell(at(j, {"amqp_acks"})), cell(at(j, {"journal_errors"})));
+  }
+  out += fmt::format("control commands {}\n", cell(at(j, {"control_commands"})));
+  return out;
+}
+
 void flatten(const Json& j, const std::string& path, Rows& rows) {
   if (j.is_object()) {
     for (auto it = j.begin(); it != j.end(); ++it) {
@@ -186,6 +231,7 @@ std::string device_table(const std::string& reply) {
   const std::string device = cell(at(j, {"device"}));
   if (device == "proxy") return stats_table(reply);
   if (device == "spool") return spool_table(j);
+  if (device == "bridge") return bridge_table(j);
   return generic_table(j);
 }
 

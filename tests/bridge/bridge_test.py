@@ -26,6 +26,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bridgelib import (PYTHON, Broker, BrokerError, Child, Failure, check, clean_restart,  # noqa
@@ -67,8 +68,10 @@ def case_article_in(zkit, broker, dir):
     spool_ep = spool.wait_line("listen ")
     control = tcp()
     bridge = Child("bridge", [zkit, "bridge", "--from-amqp", url, "--credentials", guest,
-                              "--queue", "hello", "--to", spool_ep, "--control", control], dir)
+                              "--queue", "hello", "--to", spool_ep, "--control", control,
+                              "--metrics", "127.0.0.1:0"], dir)
     try:
+        metrics = "http://%s" % bridge.wait_line("metrics ")
         check(recv.wait(60) == 0, "zkit recv exited %s:\n%s" % (recv.proc.returncode, recv.err()))
         check(recv.out().splitlines() == sent, "zkit recv printed:\n" + recv.out())
         # RabbitMQ is acked after the spool acknowledged: the queue drains.
@@ -81,8 +84,15 @@ def case_article_in(zkit, broker, dir):
         check(s["deliveries"] == 10 and s["messages_acked_downstream"] == 10, "STATS: %s" % s)
         table = subprocess.run([zkit, "stats", "--control", control], capture_output=True,
                                text=True, timeout=30)
-        check(table.returncode == 0 and "messages_acked_amqp" in table.stdout,
+        check(table.returncode == 0 and
+              ["acked", "to", "RabbitMQ", "10"] in [l.split() for l in table.stdout.splitlines()],
               "zkit stats: " + table.stdout + table.stderr)
+        # /metrics is written from the same figures; ready: RabbitMQ and the spool connected.
+        page = urllib.request.urlopen(metrics + "/metrics", timeout=10).read().decode()
+        check('zkit_bridge_acked_amqp_messages_total{device="bridge",name="bridge",'
+              'direction="from-amqp",socket="amqp"} 10\n' in page, "/metrics:\n" + page)
+        ready = urllib.request.urlopen(metrics + "/readyz", timeout=10)
+        check(ready.status == 200, "/readyz answered %s" % ready.status)
         for c in (bridge, spool):
             c.signal(signal.SIGTERM)
             check(c.wait(30) == 0, "%s exited %s on SIGTERM:\n%s" % (c.name, c.proc.returncode,

@@ -226,13 +226,38 @@ def stats_tables():
               "--watch into a pipe: the table twice, no terminal codes")
     finally:
         stop()
-    ep, stop = fake_device(json.dumps({"device": "bridge", "state": "running",
+    bridge = {"device": "bridge", "direction": "from-amqp", "state": "connected", "uptime_s": 3.5,
+              "amqp": {"connects": 2, "connection_losses": 1, "connect_failures": 4},
+              "deliveries": 120, "redelivered": 20, "suppressed": 15, "rejected": 1,
+              "too_large": 1, "not_batch": 0, "batches_sent": 6, "messages_sent": 104,
+              "resent_from_journal": 0, "batches_acked_downstream": 5,
+              "messages_acked_downstream": 100, "amqp_acks": 5, "messages_acked_amqp": 99,
+              "unacked": 21, "journal_errors": 0, "downstream_connected": True,
+              "control_commands": 3}
+    ep, stop = fake_device(json.dumps(bridge))
+    try:
+        r = subprocess.run([ZKIT, "stats", "--control", ep], capture_output=True, text=True,
+                           timeout=20)
+        out = r.stdout
+        lines = [l.split() for l in out.splitlines()]
+        check(r.returncode == 0 and
+              out.startswith("zkit bridge from-amqp (connected), up 3.5 s\n"),
+              f"bridge table: header ({out[:60]!r})")
+        check("amqp: connects 2, connection losses 1, connect failures 4\n" in out,
+              "bridge table: the AMQP connection line")
+        check(["sent", "6", "104"] in lines and ["acked", "downstream", "5", "100"] in lines and
+              ["unacked", "21"] in lines,
+              f"bridge table: the from-amqp rows ({out!r})")
+        check("downstream connected yes;" in out, "bridge table: downstream connected")
+    finally:
+        stop()
+    ep, stop = fake_device(json.dumps({"device": "relay", "state": "running",
                                        "amqp": {"published": 9, "confirmed": 8}}))
     try:
         r = subprocess.run([ZKIT, "stats", "--control", ep], capture_output=True, text=True,
                            timeout=20)
         lines = [l.split() for l in r.stdout.splitlines()]
-        check(r.returncode == 0 and lines[0] == ["zkit", "bridge"] and
+        check(r.returncode == 0 and lines[0] == ["zkit", "relay"] and
               ["amqp.confirmed", "8"] in lines and ["state", "running"] in lines,
               f"a kind without a table of its own: every figure by its path ({r.stdout!r})")
     finally:

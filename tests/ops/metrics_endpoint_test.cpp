@@ -190,6 +190,48 @@ TEST_CASE("Readiness of the spool and the proxy comes from their stats", "[ops][
   CHECK_FALSE(not_ready(p).empty());
 }
 
+TEST_CASE("A bridge's figures and readiness come from its BridgeStats", "[ops][metrics]") {
+  BridgeStats s;
+  s.direction = "from-amqp";
+  s.state = "connected";
+  s.connects = 2;
+  s.connection_losses = 1;
+  s.deliveries = 120;
+  s.messages_acked_downstream = 100;
+  s.unacked = 21;
+  s.downstream_connected = true;
+  metrics::Exposition x({{"device", "bridge"}});
+  write_metrics(x, s);
+  const std::string t = x.text();
+  const std::string pre = "{device=\"bridge\",direction=\"from-amqp\"";
+  CHECK(t.find("zkit_bridge_amqp_connected" + pre + ",socket=\"amqp\"} 1\n") != std::string::npos);
+  CHECK(t.find("zkit_bridge_amqp_connection_losses_total" + pre + ",socket=\"amqp\"} 1\n") !=
+        std::string::npos);
+  CHECK(t.find("zkit_bridge_deliveries_total" + pre + ",socket=\"amqp\"} 120\n") !=
+        std::string::npos);
+  CHECK(t.find("zkit_bridge_acked_downstream_messages_total" + pre + ",socket=\"to\"} 100\n") !=
+        std::string::npos);
+  CHECK(t.find("zkit_bridge_unacked_messages" + pre + ",socket=\"amqp\"} 21\n") !=
+        std::string::npos);
+  CHECK(t.find("zkit_bridge_state" + pre + ",state=\"connecting\"} 0\n") != std::string::npos);
+  CHECK(t.find("zkit_bridge_published_total") == std::string::npos);  // a to-amqp figure
+
+  CHECK(not_ready(s).empty());
+  s.downstream_connected = false;
+  CHECK(not_ready(s) == "downstream not connected");
+  s.state = "connecting";
+  CHECK(not_ready(s) == "RabbitMQ connecting");
+  s.direction = "to-amqp";  // no downstream link: RabbitMQ alone decides
+  CHECK(not_ready(s) == "RabbitMQ connecting");
+  s.state = "connected";
+  CHECK(not_ready(s).empty());
+  s.published = 9;
+  metrics::Exposition y({{"device", "bridge"}});
+  write_metrics(y, s);
+  CHECK(y.text().find("zkit_bridge_published_total{device=\"bridge\",direction=\"to-amqp\","
+                      "socket=\"amqp\"} 9\n") != std::string::npos);
+}
+
 TEST_CASE("A group's figures carry its name and the names the alert rules use", "[ops][metrics]") {
   SpoolNodeStats s;
   for (const char* name : {"audit", "billing"}) {

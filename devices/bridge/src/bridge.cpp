@@ -115,6 +115,7 @@ std::string BridgeStats::to_json() const {
     w.field("messages_acked_downstream", messages_acked_downstream);
     w.field("amqp_acks", amqp_acks).field("messages_acked_amqp", messages_acked_amqp);
     w.field("unacked", unacked).field("journal_errors", journal_errors);
+    w.field("downstream_connected", downstream_connected);
   }
   w.field("control_commands", control_commands);
   w.end_object();

@@ -175,6 +175,7 @@ class FromAmqp final : public Bridge {
     s.uptime_ms = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
     s.unacked = tags_.size();
+    s.downstream_connected = sender_.connected();
     return s;
   }
   const std::string& endpoint() const noexcept override { return endpoint_; }

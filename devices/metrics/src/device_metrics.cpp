@@ -1,4 +1,4 @@
-// The proxy's and the spool's figures as metrics: one line per figure, read from the stats struct.
+// The proxy's, the spool's and the bridge's figures as metrics: one line per figure, read from the stats struct.
 #include "zkit/device_metrics.hpp"
 
 namespace zkit {
@@ -209,6 +209,93 @@ void write_group_metrics(Exposition& x, const GroupFigures& f) {
           g.dead_bytes, l);
 }
 
+void write_metrics(Exposition& x, const BridgeStats& s) {
+  const bool to = s.direction == "to-amqp";
+  // Every sample names the direction, so that one alert rule can cover both kinds of bridge.
+  auto l = [&s](std::initializer_list<std::pair<const char*, const char*>> more) {
+    Labels r{{"direction", s.direction}};
+    for (const auto& [k, v] : more) r.push_back(metrics::Label{k, v});
+    return r;
+  };
+  const Labels d = l({}), amqp = l({{"socket", "amqp"}});
+  x.gauge("zkit_bridge_uptime_seconds", "Seconds since the bridge started.",
+          static_cast<double>(s.uptime_ms) / 1000.0, d);
+  for (const char* state : {"connected", "connecting", "stopped"}) {
+    x.gauge("zkit_bridge_state", "1 for the bridge's state now, 0 for the others.",
+            s.state == state, l({{"state", state}}));
+  }
+  x.gauge("zkit_bridge_amqp_connected", "1 while the bridge is connected to RabbitMQ.",
+          s.state == "connected", amqp);
+  x.counter("zkit_bridge_amqp_connects_total", "Successful connections to RabbitMQ.", s.connects,
+            amqp);
+  x.counter("zkit_bridge_amqp_connection_losses_total", "Connections to RabbitMQ lost.",
+            s.connection_losses, amqp);
+  x.counter("zkit_bridge_amqp_connect_failures_total",
+            "Connection attempts that failed (each followed by a backoff).", s.connect_failures,
+            amqp);
+  if (to) {
+    const Labels listen = l({{"socket", "listen"}});
+    x.counter("zkit_bridge_received_batches_total", "New batches from reliable senders.",
+              s.batches_received, listen);
+    x.counter("zkit_bridge_received_messages_total", "Messages in the batches received.",
+              s.messages_received, listen);
+    x.counter("zkit_bridge_published_total", "AMQP messages published, republished ones included.",
+              s.published, amqp);
+    x.counter("zkit_bridge_republished_total",
+              "AMQP messages published again after a loss, nack or return.", s.republished, amqp);
+    x.counter("zkit_bridge_confirmed_total", "AMQP messages RabbitMQ confirmed.", s.confirmed,
+              amqp);
+    x.counter("zkit_bridge_nacked_total", "basic.nack from RabbitMQ (published again).", s.nacked,
+              amqp);
+    x.counter("zkit_bridge_returned_total", "Mandatory messages no queue took (published again).",
+              s.returned, amqp);
+    x.counter("zkit_bridge_acked_upstream_batches_total",
+              "Batches acknowledged to senders once RabbitMQ confirmed them.",
+              s.batches_acked_upstream, listen);
+    x.counter("zkit_bridge_acked_upstream_messages_total",
+              "Messages in the batches acknowledged to senders.", s.messages_acked_upstream,
+              listen);
+    x.gauge("zkit_bridge_pending_batches", "Batches received and not yet fully confirmed.",
+            s.pending_batches, listen);
+  } else {
+    const Labels down = l({{"socket", "to"}});
+    x.counter("zkit_bridge_deliveries_total", "AMQP messages received, redeliveries included.",
+              s.deliveries, amqp);
+    x.counter("zkit_bridge_redelivered_total", "Deliveries flagged redelivered by RabbitMQ.",
+              s.redelivered, amqp);
+    x.counter("zkit_bridge_suppressed_total",
+              "Redeliveries already in a batch sent downstream (not forwarded again).",
+              s.suppressed, amqp);
+    x.counter("zkit_bridge_rejected_total", "Bad messages rejected (too large or not a batch).",
+              s.rejected, amqp);
+    x.counter("zkit_bridge_too_large_total", "Messages over the batch or record limits.",
+              s.too_large, amqp);
+    x.counter("zkit_bridge_not_batch_total", "Batch mode: bodies that are not a valid zkit batch.",
+              s.not_batch, amqp);
+    x.counter("zkit_bridge_amqp_acks_total", "basic.ack calls (multiple).", s.amqp_acks, amqp);
+    x.counter("zkit_bridge_acked_amqp_messages_total", "Messages acknowledged to RabbitMQ.",
+              s.messages_acked_amqp, amqp);
+    x.gauge("zkit_bridge_unacked_messages", "Messages taken from RabbitMQ and not yet acked.",
+            s.unacked, amqp);
+    x.counter("zkit_bridge_sent_batches_total", "Batches handed to the downstream link.",
+              s.batches_sent, down);
+    x.counter("zkit_bridge_sent_messages_total", "Messages in the batches sent downstream.",
+              s.messages_sent, down);
+    x.counter("zkit_bridge_resent_from_journal_batches_total",
+              "Batches of an earlier run sent again at start.", s.resent_from_journal, down);
+    x.counter("zkit_bridge_acked_downstream_batches_total",
+              "Batches acknowledged by the downstream.", s.batches_acked_downstream, down);
+    x.counter("zkit_bridge_acked_downstream_messages_total",
+              "Messages acknowledged by the downstream.", s.messages_acked_downstream, down);
+    x.gauge("zkit_bridge_downstream_connected", "1 while the downstream receiver answers.",
+            s.downstream_connected, down);
+    x.counter("zkit_bridge_journal_errors_total", "Failed journal writes (each retried).",
+              s.journal_errors, d);
+  }
+  x.counter("zkit_bridge_control_commands_total", "Commands received on the control socket.",
+            s.control_commands, d);
+}
+
 std::string not_ready(const ProxyStats& s) {
   return s.terminated ? "the proxy has stopped; its sockets are closed" : "";
 }
@@ -216,6 +303,12 @@ std::string not_ready(const ProxyStats& s) {
 std::string not_ready(const SpoolNodeStats& s, bool has_downstream) {
   if (s.state != "running") return "spool " + s.state;
   if (has_downstream && !s.downstream_connected) return "downstream not connected";
+  return "";
+}
+
+std::string not_ready(const BridgeStats& s) {
+  if (s.state != "connected") return "RabbitMQ " + s.state;
+  if (s.direction == "from-amqp" && !s.downstream_connected) return "downstream not connected";
   return "";
 }
 

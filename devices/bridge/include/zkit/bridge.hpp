@@ -108,6 +108,7 @@ struct BridgeStats {
   std::uint64_t amqp_acks = 0;          // basic.ack calls (multiple)
   std::uint64_t messages_acked_amqp = 0;
   std::uint64_t unacked = 0;            // now: messages taken from RabbitMQ, not yet acked
+  bool downstream_connected = false;    // now: the downstream receiver answers
   std::uint64_t journal_errors = 0;     // failed journal writes (each retried)
   std::uint64_t control_commands = 0;
 

@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "zkit/bridge.hpp"
 #include "zkit/metrics.hpp"
 #include "zkit/proxy.hpp"
 #include "zkit/spool_node.hpp"
@@ -17,6 +18,9 @@ namespace zkit {
 
 void write_metrics(metrics::Exposition& x, const ProxyStats& s);
 void write_metrics(metrics::Exposition& x, const SpoolNodeStats& s);
+// Bridge: the AMQP connection's figures, then the direction's own (to-amqp: socket="listen" and
+// "amqp"; from-amqp: socket="amqp" and "to"); every sample carries direction=to-amqp|from-amqp.
+void write_metrics(metrics::Exposition& x, const BridgeStats& s);
 
 // One queue group's figures, labelled group=NAME (docs/alerts.yml's group alerts use these names);
 // write_metrics(SpoolNodeStats) calls it once per group.
@@ -27,5 +31,7 @@ std::string not_ready(const ProxyStats& s);
 // Spool: the store is open and accepting (state "running"), and the downstream link is connected
 // when `has_downstream`.
 std::string not_ready(const SpoolNodeStats& s, bool has_downstream);
+// Bridge: connected to RabbitMQ (state "connected") and, from-amqp, the downstream link connected.
+std::string not_ready(const BridgeStats& s);
 
 }  // namespace zkit
