@@ -302,10 +302,22 @@ else:
     s = c.socket(zmq.PUSH)
     s.connect(sys.argv[2])
     for m in sys.argv[3:]:
-        s.send(b'x' * int(m[1:]) if m.startswith('#') else m.encode())
+        if m.startswith('#'):
+            s.send(b'x' * int(m[1:]))
+        elif m.startswith('hex:'):
+            s.send(bytes.fromhex(m[4:]))
+        else:
+            s.send(m.encode())
     s.close(linger=5000)
 c.term()
 )";
+
+// A valid batch of 2 records, "hello" and "zkit" (docs/wire-format.md, msgpack-python's form).
+// Sent after bad frames on the same connection, it arrives after them, so `recv --count 2` ends
+// once the bad frames have been counted: an event, not a silence timer racing the peer's start.
+constexpr const char* kValidBatch =
+    "hex:9601002a07cf187b3796dc210d1592c40568656c6c6fc4047a6b6974";
+constexpr const char* kSafetyTimeoutMs = "30000";  // bound only: the peer ends the run
 
 }  // namespace
 
@@ -381,15 +393,19 @@ TEST_CASE("recv over a pull socket names the codec's first error for dropped fra
   TempDir dir;
   write_file(dir.file("peer.py"), kPlainPeer);
   Zkit recv(dir, "recv",
-            {"recv", "--socket", "pull", "--timeout-ms", "1000", "--log-level", "debug", "--bind",
-             kAnyPort});
+            {"recv", "--socket", "pull", "--count", "2", "--timeout-ms", kSafetyTimeoutMs,
+             "--log-level", "debug", "--bind", kAnyPort});
   const std::string ep = recv.bound_endpoint();
-  Zkit peer(dir, "py-push", {dir.file("peer.py"), "push", ep, "garbage", "more garbage"},
+  // Before: --timeout-ms 1000 of silence from recv's start, which a slow python start under load
+  // outlasted, so recv ended before the bad frames came.
+  Zkit peer(dir, "py-push",
+            {dir.file("peer.py"), "push", ep, "garbage", "more garbage", kValidBatch},
             "/dev/null", ZKIT_PYTHON);
   CHECK(peer.wait() == 0);
   CHECK(recv.wait() == 0);
   const std::string err = recv.err();
   INFO(err);
+  CHECK(recv.out() == "hello\nzkit\n");  // ended by --count, after the bad frames
   // Before: "2 malformed frames dropped" and nothing about why.
   CHECK(err.find("2 malformed frames dropped (first: Corruption: batch at byte 0 is not an "
                  "array (type byte 0x67))") != std::string::npos);
