@@ -255,10 +255,11 @@ struct Group::Impl {
   // main-log batch handed out before that write is before it). unpersisted: main-log batches at
   // or after H handed out since; next() writes the file before it would exceed max_unpersisted.
   // maybe_from/maybe_left: after recovery, the first maybe_left batches read at or after the
-  // recovered H may have been handed out before the crash with no trace in the file.
+  // recovered H may have been handed out before the crash with no trace in the file, if they
+  // were in the log then (before maybe_end, the log's end at open).
   Position delivered_to;
   std::size_t unpersisted = 0;
-  Position maybe_from;
+  Position maybe_from, maybe_end;
   std::size_t maybe_left = 0;
   std::optional<Store> dead;
 
@@ -449,7 +450,8 @@ Result<std::optional<Delivery>> Group::Impl::read_new(Source& src) {
         continue;
       }
       count = fe.count;
-    } else if (!src.replay && (rec.position < maybe_from || maybe_left > 0)) {
+    } else if (!src.replay && (rec.position < maybe_from ||
+                               (maybe_left > 0 && rec.position < maybe_end))) {
       // Not in the file, yet maybe handed out before the crash: its next delivery must not say
       // it is the first.
       count = 1;
@@ -647,6 +649,7 @@ Result<Group> Group::open(Store& store, std::string name, GroupOptions options, 
     g.delivered_to = std::clamp(fs.delivered_to, floor, end);
     g.maybe_from = g.delivered_to;
     g.maybe_left = fs.closed ? 0 : options.max_unpersisted;
+    g.maybe_end = end;
     for (const FileEntry& e : fs.entries) {
       if (is_replay(e.pos)) {
         g.rep.recovered.push_back(e);

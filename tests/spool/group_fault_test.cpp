@@ -389,3 +389,42 @@ TEST_CASE("A group closed cleanly flags nothing on reopen", "[spool][group][faul
     CHECK(d.value()->delivery_count == (seq == 11 ? 2u : 1u));
   }
 }
+
+TEST_CASE("After power loss, batches appended after the reopen are first deliveries",
+          "[spool][group][fault]") {
+  TempDir dir("zkit-group", memory_base());
+  FaultInjectionEnv fault;
+  auto opt = options(dir.path());
+  opt.env = &fault;
+  GroupOptions o;
+  o.persist_interval = std::chrono::hours(1);
+  o.max_unpersisted = 8;
+  {
+    Store store = open_store(opt);
+    for (std::uint64_t s = 1; s <= 4; ++s) REQUIRE(store.append(frame(1, s)).is_ok());
+    require_ok(store.commit());
+    Group g = std::move(Group::open(store, "g", o, store.resolve_start(StartKind::kEarliest).value()))
+                  .value();
+    for (int i = 0; i < 4; ++i) REQUIRE(g.next(Clock::now()).value());
+    require_ok(fault.simulate_power_loss());
+  }
+  fault.power_on();
+  Store store = open_store(opt);
+  auto g = Group::open(store, "g", o, Position{});
+  REQUIRE(g.is_ok());
+  for (std::uint64_t s = 1; s <= 6; ++s) REQUIRE(store.append(frame(2, s)).is_ok());
+  require_ok(store.commit());
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> got;  // producer, count
+  for (int guard = 0; guard < 100; ++guard) {
+    auto d = g.value().next(Clock::now());
+    REQUIRE(d.is_ok());
+    if (!d.value()) break;
+    got.emplace_back(d.value()->record.meta.producer_id, d.value()->delivery_count);
+  }
+  REQUIRE(got.size() == 10);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO(i);
+    CHECK(got[i].first == (i < 4 ? 1u : 2u));
+    CHECK(got[i].second == (i < 4 ? 2u : 1u));
+  }
+}
