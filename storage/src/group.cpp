@@ -75,6 +75,8 @@ struct FileEntry {
 // What a group file holds.
 struct FileState {
   Position floor, replay_floor, replay_end;
+  Position delivered_to;  // H (version 1: the floor)
+  bool closed = false;    // written by the destructor: nothing was handed out after it
   std::array<std::uint64_t, gf::kCounters> counters{};
   std::vector<FileEntry> entries;
 };
@@ -84,14 +86,20 @@ Result<FileState> decode_file(std::span<const std::byte> b, const std::string& p
   auto bad = [&](const std::string& why) {
     return Status::corruption("group file " + path + ": " + why);
   };
-  if (b.size() < gf::kHeaderSize + gf::kCrcSize) {
+  if (b.size() < gf::kHeaderSizeV1 + gf::kCrcSize) {
     return bad("has " + std::to_string(b.size()) + " bytes, less than a header");
   }
   if (std::memcmp(b.data(), gf::kMagic.data(), gf::kMagic.size()) != 0) return bad("bad magic");
   const std::size_t body = b.size() - gf::kCrcSize;
   if (get_u32(b.data() + body) != crc32(b.first(body))) return bad("checksum mismatch");
-  if (const std::uint32_t v = get_u32(b.data() + 8); v != gf::kVersion) {
-    return Status::unsupported("group file " + path + ": unsupported version " + std::to_string(v));
+  const std::uint32_t version = get_u32(b.data() + 8);
+  if (version != gf::kVersion && version != gf::kVersion1) {
+    return Status::unsupported("group file " + path + ": unsupported version " +
+                               std::to_string(version));
+  }
+  const std::size_t header = version == gf::kVersion1 ? gf::kHeaderSizeV1 : gf::kHeaderSize;
+  if (body < header) {
+    return bad("has " + std::to_string(b.size()) + " bytes, less than a header");
   }
   FileState f;
   auto pos_at = [&](std::size_t off) {
@@ -100,17 +108,19 @@ Result<FileState> decode_file(std::span<const std::byte> b, const std::string& p
   f.floor = pos_at(gf::kFloorOffset);
   f.replay_floor = pos_at(gf::kReplayFloorOffset);
   f.replay_end = pos_at(gf::kReplayEndOffset);
+  f.delivered_to = version == gf::kVersion1 ? f.floor : pos_at(gf::kDeliveredToOffset);
+  f.closed = version != gf::kVersion1 && (get_u32(b.data() + gf::kFlagsOffset) & gf::kClosed) != 0;
   for (std::size_t i = 0; i < gf::kCounters; ++i) {
     f.counters[i] = get_u64(b.data() + gf::kCountersOffset + 8 * i);
   }
   const std::uint64_t n = get_u32(b.data() + gf::kEntryCountOffset);
-  if (n * gf::kEntrySize != body - gf::kHeaderSize) {
+  if (n * gf::kEntrySize != body - header) {
     return bad("entry count " + std::to_string(n) + " does not match its size of " +
-               std::to_string(body - gf::kHeaderSize) + " bytes");
+               std::to_string(body - header) + " bytes");
   }
   f.entries.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const std::byte* e = b.data() + gf::kHeaderSize + i * gf::kEntrySize;
+    const std::byte* e = b.data() + header + i * gf::kEntrySize;
     const std::uint8_t done = std::to_integer<std::uint8_t>(e[20]);
     if (done > 1) return bad("entry " + std::to_string(i) + " has a bad done flag");
     f.entries.push_back({{get_u64(e), get_u64(e + 8)}, get_u32(e + 16), done == 1});
@@ -241,6 +251,16 @@ struct Group::Impl {
 
   Source main;
   Source rep;
+  // Redeliveries after a crash (docs/spool.md, "Groups"). delivered_to: H as last written (every
+  // main-log batch handed out before that write is before it). unpersisted: main-log batches at
+  // or after H handed out since; next() writes the file before it would exceed max_unpersisted.
+  // maybe_from/maybe_left: after recovery, the first maybe_left batches read at or after the
+  // recovered H may have been handed out before the crash with no trace in the file, if they
+  // were in the log then (before maybe_end, the log's end at open).
+  Position delivered_to;
+  std::size_t unpersisted = 0;
+  Position maybe_from, maybe_end;
+  std::size_t maybe_left = 0;
   std::optional<Store> dead;
 
   std::set<Position> ready;                            // put back and due (tagged or not)
@@ -263,7 +283,7 @@ struct Group::Impl {
 
   Status open_dead(bool create);
   Status make_groups_dir();
-  Status persist();
+  Status persist(bool closing = false);
   Result<std::optional<Delivery>> next(Clock::time_point now);
   Result<std::optional<Delivery>> read_new(Source& src);
   Status dead_letter(Source& src, Entry& e);
@@ -326,7 +346,7 @@ Status Group::Impl::set_read_pos(Position p) {
   return {};
 }
 
-Status Group::Impl::persist() {
+Status Group::Impl::persist(bool closing) {
   if (Status s = make_groups_dir(); !s) return s;
   using namespace format;
   std::size_t n = 0;
@@ -337,6 +357,7 @@ Status Group::Impl::persist() {
   std::memset(b, 0, gf::kHeaderSize);
   std::memcpy(b, gf::kMagic.data(), gf::kMagic.size());
   put_u32(b + 8, gf::kVersion);
+  put_u32(b + gf::kFlagsOffset, closing ? gf::kClosed : 0);
   auto put_pos = [&](std::size_t off, Position p) {
     put_u64(b + off, p.segment);
     put_u64(b + off + 8, p.offset);
@@ -344,6 +365,8 @@ Status Group::Impl::persist() {
   put_pos(gf::kFloorOffset, main.floor());
   put_pos(gf::kReplayFloorOffset, untag(rep.floor()));
   put_pos(gf::kReplayEndOffset, rep.end);
+  const Position h = std::max(delivered_to, main.read_pos);
+  put_pos(gf::kDeliveredToOffset, h);
   auto refs = counter_refs(st);
   for (std::size_t i = 0; i < gf::kCounters; ++i)
     put_u64(b + gf::kCountersOffset + 8 * i, *refs[i]);
@@ -384,6 +407,8 @@ Status Group::Impl::persist() {
   }
   ++st.persists;
   dirty = false;
+  delivered_to = h;
+  unpersisted = 0;
   return {};
 }
 
@@ -425,7 +450,14 @@ Result<std::optional<Delivery>> Group::Impl::read_new(Source& src) {
         continue;
       }
       count = fe.count;
+    } else if (!src.replay && (rec.position < maybe_from ||
+                               (maybe_left > 0 && rec.position < maybe_end))) {
+      // Not in the file, yet maybe handed out before the crash: its next delivery must not say
+      // it is the first.
+      count = 1;
     }
+    if (!src.replay && rec.position >= maybe_from && maybe_left > 0) --maybe_left;
+    if (!src.replay && rec.position >= delivered_to) ++unpersisted;
     if (src.next_recovered == src.recovered.size() && !src.recovered.empty()) {
       src.recovered.clear();
       src.recovered.shrink_to_fit();
@@ -493,6 +525,11 @@ Result<std::optional<Delivery>> Group::Impl::next(Clock::time_point now) {
     auto d = read_new(rep);
     if (!d || d.value()) return d;
   }
+  if (unpersisted >= opt.max_unpersisted) {
+    // The bound on batches handed out with no trace in the file (what a crash would redeliver
+    // as first deliveries): write it before handing out one more.
+    if (Status s = persist(); !s) return s;
+  }
   return read_new(main);
 }
 
@@ -552,14 +589,16 @@ Group::Group(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Group::Group(Group&&) noexcept = default;
 Group& Group::operator=(Group&& other) noexcept {
   if (this != &other) {
-    if (impl_ && impl_->dirty) (void)impl_->persist();
+    if (impl_) (void)impl_->persist(/*closing=*/true);
     impl_ = std::move(other.impl_);
   }
   return *this;
 }
 Group::~Group() {
-  if (impl_ && impl_->dirty) {
-    if (Status s = impl_->persist(); !s) {
+  // Written even when unchanged: the file says it was closed, so that reopening it does not take
+  // the batches after H for possibly delivered (group_format.hpp).
+  if (impl_) {
+    if (Status s = impl_->persist(/*closing=*/true); !s) {
       spdlog::error("spool group {}: writing {}: {}", impl_->name, impl_->path, s.to_string());
     }
   }
@@ -571,6 +610,9 @@ Result<Group> Group::open(Store& store, std::string name, GroupOptions options, 
                                     "' (1 to 64 of A-Z a-z 0-9 . _ -, not . or ..)");
   }
   if (options.max_pending == 0) return Status::invalid_argument("max-pending must be at least 1");
+  if (options.max_unpersisted == 0) {
+    return Status::invalid_argument("max-unpersisted must be at least 1");
+  }
   auto impl = std::make_unique<Impl>();
   Impl& g = *impl;
   g.store = &store;
@@ -603,6 +645,11 @@ Result<Group> Group::open(Store& store, std::string name, GroupOptions options, 
       write_now = true;
     }
     if (Status s = g.set_read_pos(floor); !s) return s;
+    // A crash may have come after up to max_unpersisted batches were handed out past H.
+    g.delivered_to = std::clamp(fs.delivered_to, floor, end);
+    g.maybe_from = g.delivered_to;
+    g.maybe_left = fs.closed ? 0 : options.max_unpersisted;
+    g.maybe_end = end;
     for (const FileEntry& e : fs.entries) {
       if (is_replay(e.pos)) {
         g.rep.recovered.push_back(e);
@@ -629,6 +676,7 @@ Result<Group> Group::open(Store& store, std::string name, GroupOptions options, 
     g.created = true;
     write_now = true;
     if (Status s = g.set_read_pos(clamp(start)); !s) return s;
+    g.delivered_to = g.maybe_from = g.main.read_pos;
     g.rep.read_pos = g.rep.end = Position{};
     if (Status s = g.open_dead(false); !s) return s;  // a dead-letter log left by a deleted group
     if (g.dead) g.rep.read_pos = g.rep.end = g.dead->end();
@@ -723,6 +771,10 @@ Status Group::reset(Position start) {
   const Position p = std::clamp(start, first.value(), g.store->end());
   g.main.clear();
   if (Status s = g.set_read_pos(p); !s) return s;
+  // Counts start over from the new start (what was handed out is forgotten).
+  g.delivered_to = g.maybe_from = p;
+  g.maybe_left = 0;
+  g.unpersisted = 0;
   std::erase_if(g.ready, [](const Position& q) { return !is_replay(q); });
   std::erase_if(g.waiting, [](const auto& w) { return !is_replay(w.second); });
   // Replayed dead letters out now go back at once: the caller forgets its tags.

@@ -194,8 +194,11 @@ Reader::Reader(RandomAccessFile& file, std::uint64_t start, std::uint64_t limit,
   seek(start, limit);
 }
 
-void Reader::seek(std::uint64_t offset, std::uint64_t limit) {
+void Reader::seek(std::uint64_t offset, std::uint64_t limit, bool at_boundary) {
   limit_ = limit;
+  // Every block starts with a fragment; any other offset may be inside a record (a position a
+  // peer named), where only a checksum tells a fragment header from payload.
+  on_chain_ = at_boundary || offset % kBlockSize == 0;
   block_start_ = offset - offset % kBlockSize;
   pos_ = static_cast<std::size_t>(offset % kBlockSize);
   loaded_ = false;
@@ -227,6 +230,10 @@ Result<int> Reader::read_physical(std::span<const std::byte>& fragment, std::uin
     if (pos_ > block_len_ || block_len_ - pos_ < kFragmentHeaderSize) {
       // A partial block means the file or the limit ends inside it: at most a torn header remains.
       if (block_len_ < kBlockSize) return int{kEof};
+      // The trailer left by the writer: the next block's first fragment follows the verified
+      // prefix without a gap.
+      if (on_chain_ && block_start_ + pos_ == verified_) verified_ = block_start_ + kBlockSize;
+      on_chain_ = true;
       if (block_start_ + kBlockSize >= limit_) {
         block_start_ += kBlockSize;
         pos_ = 0;
@@ -257,11 +264,16 @@ Result<int> Reader::read_physical(std::span<const std::byte>& fragment, std::uin
       report(at, rest, "bad fragment length " + std::to_string(len));
       return int{kBad};
     }
-    if (crc32({h + 6, 1 + len}) != stored) {
-      // The length may be what is corrupt, so nothing after it in this block can be trusted.
-      pos_ = block_len_;
-      report(at, rest, "checksum mismatch");
-      return int{kBad};
+    const std::uint64_t end = at + kFragmentHeaderSize + len;
+    if (!on_chain_ || end > verified_) {
+      if (crc32({h + 6, 1 + len}) != stored) {
+        // The length may be what is corrupt, so nothing after it in this block can be trusted.
+        pos_ = block_len_;
+        report(at, rest, "checksum mismatch");
+        return int{kBad};
+      }
+      if (on_chain_ && at == verified_) verified_ = end;
+      on_chain_ = true;
     }
     pos_ += kFragmentHeaderSize + len;
     if (type == kZeroType || type > kMaxFragmentType) {

@@ -108,8 +108,16 @@ class Reader {
   // Offset of the first fragment of the record last returned, and the offset after its last one.
   std::uint64_t record_offset() const noexcept { return record_offset_; }
   std::uint64_t record_end() const noexcept { return record_end_; }
-  // Continue from `offset` (a record boundary) with a new limit (the file grew).
-  void seek(std::uint64_t offset, std::uint64_t limit);
+  // Continue from `offset` with a new limit (the file grew). at_boundary: offset is where this
+  // reader's last record ended (else it is taken as unknown until a fragment there checks out).
+  void seek(std::uint64_t offset, std::uint64_t limit, bool at_boundary = false);
+  // Verified-prefix sharing between readers of one file: the bytes from the first fragment up to
+  // `end` were read and their checksums checked in this process, by this or another reader of the
+  // same file. A fragment wholly before it is not checked again once this reader is on the chain
+  // of fragments (after a fragment it checked itself, at a block start, or a seek at_boundary);
+  // verified() is `end` moved past the fragments this reader checked that follow it without a gap.
+  void set_verified(std::uint64_t end) noexcept { verified_ = std::max(verified_, end); }
+  std::uint64_t verified() const noexcept { return verified_; }
 
  private:
   enum : int { kEof = 256, kBad = 257 };
@@ -128,6 +136,8 @@ class Reader {
   std::vector<std::byte> scratch_;
   std::uint64_t record_offset_ = 0;
   std::uint64_t record_end_ = 0;
+  std::uint64_t verified_ = 0;
+  bool on_chain_ = false;  // pos_ is a fragment boundary known from a checked fragment
 };
 
 }  // namespace zkit::spool::log

@@ -258,6 +258,13 @@ struct Store::Impl {
   static constexpr std::size_t kPositionedReaders = 32;
   std::array<PositionedReader, kPositionedReaders> preaders;
   std::uint64_t preader_clock = 0;
+  // Per segment number: the end of the prefix whose fragments a read_at reader has checked
+  // (log::Reader::set_verified), so that each record's checksum is computed once while the store
+  // is open however many groups read it. Safe because those bytes came from the same file in this
+  // process's life and the store never rewrites bytes below `written` or a closed segment's size
+  // (a failed write is cut at `written`; recovery runs before any reader). Bytes not yet verified
+  // (corruption since, the unread tail) are checked as before. Erased with the segment.
+  std::unordered_map<std::uint64_t, std::uint64_t> verified;
   bool retention_mode = false;  // set_retention_floor was called: the cursor is the groups' floor
   std::vector<std::pair<std::uint64_t, DropListener>> drop_listeners;
   std::uint64_t next_listener_id = 1;
@@ -353,6 +360,7 @@ struct Store::Impl {
     return it == segments.end() ? nullptr : &*it;
   }
   void forget_readers(std::uint64_t number) {
+    verified.erase(number);
     for (auto& r : preaders) {
       if (r.reader && r.segment == number) {
         r.reader.reset();
@@ -1217,13 +1225,16 @@ Result<std::optional<StoredRecord>> Store::Impl::read_at(Position p) {
       r->limit = limit;
       r->at_end = false;
     } else if (r->at_end || r->limit != limit || r->next != p.offset) {
-      r->reader->seek(p.offset, limit);
+      r->reader->seek(p.offset, limit, /*at_boundary=*/r->next == p.offset);
       r->limit = limit;
       r->at_end = false;
     }
     r->used = ++preader_clock;
     std::span<const std::byte> rec;
+    std::uint64_t& done = verified[seg->number];
+    r->reader->set_verified(std::max<std::uint64_t>(done, format::kSegmentHeaderSize));
     auto got = r->reader->next(rec);
+    done = std::max(done, r->reader->verified());
     if (!got) {
       r->reader.reset();
       r->file.reset();

@@ -1,8 +1,10 @@
 // Queue chaos: 4 reliable senders feed a real `zkit spool --serve`; one group of 4 consumers and
 // 2 groups of 1 consume it. Consumers are SIGKILLed and restarted at random moments, and so is the
 // spool (on the same endpoints). At the end every group must have handled every batch (0 lost),
-// and every duplicate must be explained: its earlier copy was held by a consumer that was then
-// SIGKILLed (and it carries a delivery count > 1), or a spool SIGKILL came between the copies.
+// and every duplicate must be explained by its delivery count (> 1) and a cause: its earlier copy
+// was held by a consumer that was then SIGKILLed, or a spool SIGKILL came between the copies (the
+// group file's window: the spool counts those as delivered, docs/spool.md "Groups"). A duplicate
+// with count 1 is a failure.
 //
 //   queue_chaos --zkit PATH [--messages N] [--rate MSG_PER_S] [--seed S] [--spool-kills K]
 //   queue_chaos consumer EP GROUP LOG     (what the driver starts)
@@ -304,11 +306,11 @@ class Driver {
           for (std::size_t i = 0; i < v.size(); ++i) {
             if (v[i].delivery_count > 1) ++redelivered;
             if (i == 0) continue;
-            // Explained by a member death: an earlier copy was held by a consumer SIGKILLed later,
-            // and this copy says it is a redelivery.
+            // Explained when this copy says it is a redelivery and an earlier copy was held by a
+            // consumer SIGKILLed later (a member death) or a spool SIGKILL came between them.
             bool member = false, spool = false;
-            for (std::size_t k = 0; k < i; ++k) {
-              if (v[k].killed && v[i].delivery_count > 1) member = true;
+            for (std::size_t k = 0; k < i && v[i].delivery_count > 1; ++k) {
+              if (v[k].killed) member = true;
               for (std::uint64_t t : spool_kill_times_) {
                 if (v[k].time_ns < t && t < v[i].time_ns) spool = true;
               }

@@ -1,6 +1,8 @@
 // Group state under power loss at every sync point (FaultInjectionEnv): after recovery no
 // committed batch is lost (each was acked before the crash, is in the dead-letter log, or is
-// delivered again), and none acked before the last group-file write is delivered again.
+// delivered again), none acked before the last group-file write is delivered again, every batch
+// handed out before the crash comes back with a count of at least 2, and at most max_unpersisted
+// batches never handed out come back with one.
 #include <spdlog/spdlog.h>
 
 #include <map>
@@ -104,12 +106,14 @@ class CrashAtSync final : public Env {
 
 struct Model {
   std::set<std::uint64_t> committed, acked, dead, acked_at_persist, dead_at_persist;
+  std::set<std::uint64_t> delivered;  // handed out at least once
 };
 
 GroupOptions group_options() {
   GroupOptions o;
   o.max_deliver = 2;
   o.persist_interval = std::chrono::milliseconds(0);  // persist_if_due writes whenever called
+  o.max_unpersisted = 5;  // next() writes too, more often than every third step at times
   return o;
 }
 
@@ -142,6 +146,7 @@ void run_workload(const std::string& dir, CrashAtSync& env, Model& m) {
       if (!d) return;
       if (!d.value()) break;
       out[d.value()->record.meta.seq] = d.value()->record.position;
+      m.delivered.insert(d.value()->record.meta.seq);
     }
     std::vector<std::uint64_t> held;
     for (const auto& [s, p] : out) held.push_back(s);
@@ -201,7 +206,8 @@ TEST_CASE("Power loss at every sync point: no batch lost, at most the persist wi
     fault.power_on();
     auto opt = options(dir.path());
     opt.env = &fault;
-    std::set<std::uint64_t> again;
+    std::map<std::uint64_t, std::uint32_t> again;  // seq -> delivery count
+    std::uint64_t flagged = 0;
     {
       Store store = open_store(opt);
       auto g_r = Group::open(store, "g", group_options(), Position{});
@@ -212,7 +218,9 @@ TEST_CASE("Power loss at every sync point: no batch lost, at most the persist wi
         auto d = g.next(Clock::now());
         REQUIRE(d.is_ok());
         if (!d.value()) break;
-        again.insert(d.value()->record.meta.seq);
+        again[d.value()->record.meta.seq] = d.value()->delivery_count;
+        flagged += d.value()->delivery_count > 1 &&
+                   m.delivered.count(d.value()->record.meta.seq) == 0;
         require_ok(g.ack(d.value()->record.position));
       }
     }
@@ -228,12 +236,15 @@ TEST_CASE("Power loss at every sync point: no batch lost, at most the persist wi
       INFO("batch " << s);
       CHECK((m.acked.count(s) + again.count(s) + in_dead.count(s)) > 0);
     }
+    CHECK(flagged <= group_options().max_unpersisted);  // never handed out, counted as if
     for (std::uint64_t s : m.dead) {
       INFO("dead letter " << s);
       CHECK(in_dead.count(s) == 1);
     }
-    for (std::uint64_t s : again) {
-      INFO("redelivered " << s);
+    for (const auto& [s, c] : again) {
+      INFO("redelivered " << s << " with count " << c);
+      // Handed out before the crash: its count says so.
+      if (m.delivered.count(s) != 0) CHECK(c >= 2);
       CHECK(m.acked_at_persist.count(s) == 0);
       CHECK(m.dead_at_persist.count(s) == 0);
     }
@@ -280,4 +291,140 @@ TEST_CASE("A floor past the log's end after power loss (unsynced log) moves to t
     seqs.push_back(d.value()->record.meta.seq);
   }
   CHECK(seqs == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+}
+
+// Bug: batches handed out after the last group-file write came back after a crash with count 1.
+TEST_CASE("After power loss every batch handed out before it comes back with a count of at least "
+          "2, and at most max_unpersisted batches never handed out are flagged so",
+          "[spool][group][fault]") {
+  TempDir dir("zkit-group", memory_base());
+  FaultInjectionEnv fault;
+  auto opt = options(dir.path());
+  opt.env = &fault;
+  GroupOptions o;
+  o.persist_interval = std::chrono::hours(1);  // only max_unpersisted makes next() write
+  o.max_unpersisted = 8;
+  constexpr std::uint64_t kBatches = 100, kHanded = 20;
+  {
+    Store store = open_store(opt);
+    for (std::uint64_t s = 1; s <= kBatches; ++s) REQUIRE(store.append(frame(1, s)).is_ok());
+    require_ok(store.commit());
+    Group g = std::move(Group::open(store, "g", o, store.resolve_start(StartKind::kEarliest).value()))
+                  .value();
+    std::map<std::uint64_t, Position> at;
+    for (std::uint64_t i = 0; i < kHanded; ++i) {
+      auto d = g.next(Clock::now());
+      REQUIRE(d.is_ok());
+      REQUIRE(d.value());
+      CHECK(d.value()->delivery_count == 1);
+      at[d.value()->record.meta.seq] = d.value()->record.position;
+    }
+    CHECK(g.stats().persists == 3);  // created, then before the 9th and the 17th
+    // One redelivered after the last write, one acked before it.
+    REQUIRE(!g.release(at[3], Clock::now()).value());
+    auto d = g.next(Clock::now());
+    REQUIRE(d.is_ok());
+    REQUIRE(d.value());
+    CHECK(d.value()->delivery_count == 2);
+    require_ok(g.ack(at[1]));
+    require_ok(fault.simulate_power_loss());
+  }
+  fault.power_on();
+  Store store = open_store(opt);
+  auto g = Group::open(store, "g", o, Position{});
+  REQUIRE(g.is_ok());
+  std::map<std::uint64_t, std::uint32_t> count;
+  for (int guard = 0; guard < 1000; ++guard) {
+    auto d = g.value().next(Clock::now());
+    REQUIRE(d.is_ok());
+    if (!d.value()) break;
+    count[d.value()->record.meta.seq] = d.value()->delivery_count;
+    require_ok(g.value().ack(d.value()->record.position));
+  }
+  REQUIRE(count.size() == kBatches);  // acked after the last write: delivered again
+  std::uint64_t flagged = 0;
+  for (const auto& [seq, c] : count) {
+    INFO("batch " << seq << " count " << c);
+    if (seq <= kHanded) {
+      CHECK(c >= 2);
+    } else {
+      flagged += c > 1;
+      CHECK(c <= 2);
+      if (seq > 16 + o.max_unpersisted) CHECK(c == 1);  // H was after batch 16
+    }
+  }
+  CHECK(flagged <= o.max_unpersisted);
+  CHECK(flagged == 4);  // 21..24: within the 8 after H that may have gone out
+}
+
+TEST_CASE("A group closed cleanly flags nothing on reopen", "[spool][group][fault]") {
+  TempDir dir("zkit-group", memory_base());
+  auto opt = options(dir.path());
+  GroupOptions o;
+  o.max_unpersisted = 8;
+  {
+    Store store = open_store(opt);
+    for (std::uint64_t s = 1; s <= 30; ++s) REQUIRE(store.append(frame(1, s)).is_ok());
+    require_ok(store.commit());
+    Group g = std::move(Group::open(store, "g", o, store.resolve_start(StartKind::kEarliest).value()))
+                  .value();
+    for (int i = 0; i < 10; ++i) {
+      auto d = g.next(Clock::now());
+      REQUIRE(d.is_ok());
+      REQUIRE(d.value());
+      require_ok(g.ack(d.value()->record.position));
+    }
+    auto held = g.next(Clock::now());  // batch 11 is out at the close
+    REQUIRE(held.is_ok());
+    REQUIRE(held.value());
+  }
+  Store store = open_store(opt);
+  auto g = Group::open(store, "g", o, Position{});
+  REQUIRE(g.is_ok());
+  for (std::uint64_t seq = 11; seq <= 30; ++seq) {
+    auto d = g.value().next(Clock::now());
+    REQUIRE(d.is_ok());
+    REQUIRE(d.value());
+    CHECK(d.value()->record.meta.seq == seq);
+    CHECK(d.value()->delivery_count == (seq == 11 ? 2u : 1u));
+  }
+}
+
+TEST_CASE("After power loss, batches appended after the reopen are first deliveries",
+          "[spool][group][fault]") {
+  TempDir dir("zkit-group", memory_base());
+  FaultInjectionEnv fault;
+  auto opt = options(dir.path());
+  opt.env = &fault;
+  GroupOptions o;
+  o.persist_interval = std::chrono::hours(1);
+  o.max_unpersisted = 8;
+  {
+    Store store = open_store(opt);
+    for (std::uint64_t s = 1; s <= 4; ++s) REQUIRE(store.append(frame(1, s)).is_ok());
+    require_ok(store.commit());
+    Group g = std::move(Group::open(store, "g", o, store.resolve_start(StartKind::kEarliest).value()))
+                  .value();
+    for (int i = 0; i < 4; ++i) REQUIRE(g.next(Clock::now()).value());
+    require_ok(fault.simulate_power_loss());
+  }
+  fault.power_on();
+  Store store = open_store(opt);
+  auto g = Group::open(store, "g", o, Position{});
+  REQUIRE(g.is_ok());
+  for (std::uint64_t s = 1; s <= 6; ++s) REQUIRE(store.append(frame(2, s)).is_ok());
+  require_ok(store.commit());
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> got;  // producer, count
+  for (int guard = 0; guard < 100; ++guard) {
+    auto d = g.value().next(Clock::now());
+    REQUIRE(d.is_ok());
+    if (!d.value()) break;
+    got.emplace_back(d.value()->record.meta.producer_id, d.value()->delivery_count);
+  }
+  REQUIRE(got.size() == 10);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO(i);
+    CHECK(got[i].first == (i < 4 ? 1u : 2u));
+    CHECK(got[i].second == (i < 4 ? 2u : 1u));
+  }
 }

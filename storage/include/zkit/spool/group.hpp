@@ -43,6 +43,12 @@ struct GroupOptions {
   // The group file is rewritten at most this often by persist_if_due (200 ms): a crash
   // redelivers at most the batches acknowledged in the last interval.
   std::chrono::milliseconds persist_interval{200};
+  // Batches of the main log handed out past the read position last written to the group file
+  // before next() writes the file again, whatever persist_interval says (1024; at least 1). After
+  // a crash up to this many batches after that position (of those in the log at open) count as
+  // delivered once (their next delivery_count is at least 2), whether they went out or not: this
+  // bounds how many first deliveries may be flagged as redeliveries, and no redelivery says 1.
+  std::size_t max_unpersisted = 1024;
   // Bytes of the dead-letter log (its segment files) (1 GiB; 0: no limit). At the limit a batch
   // that should be dead-lettered stays in the group, goes back for redelivery, and is counted
   // (GroupStats::dead_letter_refused).
@@ -105,7 +111,10 @@ class Group {
   // `start` when the file does not exist (start then comes from Store::resolve_start; for the
   // `forward` group of an existing spool directory pass store.cursor(), what CURSOR records).
   // Recovery: every batch from the floor to the log end that the file does not record as done is
-  // delivered again, with the delivery count the file recorded (0 when none) + 1. A floor before
+  // delivered again, with the delivery count the file recorded + 1; a batch the file does not
+  // name counts 1 (so it goes out as 2) when it is before the read position the file recorded or
+  // among the max_unpersisted batches after it present in the log at open, else 0 (no such
+  // batches when the file was written by the destructor: a clean close). A floor before
   // the first segment still present (deleted while the group was closed) moves to it.
   // Errors: InvalidArgument for a bad name or options (max_pending 0), Corruption naming the file
   // when it is damaged, Unsupported for a newer format version, IOError.

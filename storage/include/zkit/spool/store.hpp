@@ -260,8 +260,10 @@ class Store {
   // the next segment when p is at or past its segment's end; the first of the log when p is before
   // it), or nullopt when there is none yet. Skips corrupt stretches. Reading on from the
   // previous result's `next` is sequential I/O (a few readers are kept open, one per recent
-  // position), so several groups each reading at their own pace do not reopen files. The frame
-  // stays valid until the next call on the Store. IOError when a file cannot be read.
+  // position), so several groups each reading at their own pace do not reopen files. A record's
+  // checksum is computed once while the store is open, by whichever reader reaches it first
+  // (docs/spool.md, "Groups"). The frame stays valid until the next call on the Store. IOError
+  // when a file cannot be read.
   Result<std::optional<StoredRecord>> read_at(Position p);
 
   // The position a new reader starts at (a record start, or the end of the committed log).
