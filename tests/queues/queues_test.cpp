@@ -232,11 +232,13 @@ TEST_CASE("PROGRESS restarts the ack timer; NACK redelivers; past max_deliver it
 
 TEST_CASE("A member silent past the heartbeat timeout is dead: its batches go to another member",
           "[queues]") {
-  Rig rig([](zkit::SpoolNodeOptions& o) { o.consumer_heartbeat = 300ms; });
+  // One thread drives the spool and both members, so a stall of that thread silences b as well:
+  // the timeout must be long against a scheduling stall of a loaded machine (300 ms was not).
+  Rig rig([](zkit::SpoolNodeOptions& o) { o.consumer_heartbeat = 1500ms; });
   RawConsumer& a = rig.consumer();
   a.join("work", 4);
   REQUIRE(joined(rig, a));
-  CHECK(a.joined->heartbeat_ms == 100);
+  CHECK(a.joined->heartbeat_ms == 500);
   rig.produce(1);
   REQUIRE(pump_until([&] { rig.step(); }, [&] { return a.inbox.size() == 2; }));
   RawConsumer& b = rig.consumer();
