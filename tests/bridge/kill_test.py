@@ -36,7 +36,9 @@ def tcp():
 
 class Killer:
     """Restarts `make()` after each SIGKILL; K kills at random moments while `busy()`, the broker
-    restarted once instead of a bridge kill."""
+    restarted once instead of a bridge kill. With `points` (K ascending thresholds of
+    `progress()`) kill i waits for progress to pass points[i] instead of a random pause: a stream
+    that drains in about the time of a few pauses then still gets all K kills mid-stream."""
 
     def __init__(self, make, broker, kills, rng, log, pause=(0.2, 1.5)):
         self.make, self.broker, self.kills, self.rng, self.log = make, broker, kills, rng, log
@@ -46,11 +48,20 @@ class Killer:
         self.broker_restarts = 0
         self.broker_at = rng.randrange(kills) if kills else -1
 
-    def run(self, busy, timeout):
+    def run(self, busy, timeout, progress=None, points=None):
         deadline = time.monotonic() + timeout
         while self.done < self.kills and busy():
             check(time.monotonic() < deadline, "the kills took longer than %d s" % timeout)
-            time.sleep(self.rng.uniform(*self.pause))
+            if points is None:
+                time.sleep(self.rng.uniform(*self.pause))
+            else:  # the event: the stream got past this kill's point (no progress for 120 s: a loss)
+                last, at = -1, time.monotonic()
+                while busy() and (n := progress()) < points[self.done]:
+                    if n != last:
+                        last, at = n, time.monotonic()
+                    check(time.monotonic() - at < 120 and time.monotonic() < deadline,
+                          "no progress for 120 s at %d, before kill %d" % (n, self.done + 1))
+                    time.sleep(0.01)
             if not busy():
                 break
             if self.done == self.broker_at:
@@ -152,9 +163,13 @@ def main():
 
                 def draining():
                     return lines() < 0.9 * depth
-                # Draining is fast: kill sooner, and smaller batches, so more are in flight.
-                killer = Killer(make_from, broker, kills, rng, log, pause=(0.02, 0.3))
-                killer.run(draining, 3600)
+                # Draining is fast (20,000 messages in about 2 s of a connected bridge): random
+                # pauses let it reach 90% before the K-th kill on some runs, so each kill waits for
+                # its point of the stream, drawn in 5-60% of it; smaller batches, so more are in
+                # flight.
+                points = sorted(int(rng.uniform(0.05, 0.6) * depth) for _ in range(kills))
+                killer = Killer(make_from, broker, kills, rng, log)
+                killer.run(draining, 3600, progress=lines, points=points)
                 check(killer.done == kills, "the queue drained after only %d of %d kills (give "
                       "more messages)" % (killer.done, kills))
 
