@@ -371,16 +371,22 @@ TEST_CASE("recv names the codec's first error for dropped frames, and each kind 
           "[cli]") {
   TempDir dir;
   write_file(dir.file("peer.py"), kPlainPeer);
-  Zkit recv(
-      dir, "recv",
-      {"recv", "--reliable", "--timeout-ms", "1000", "--log-level", "debug", "--bind", kAnyPort});
+  Zkit recv(dir, "recv",
+            {"recv", "--reliable", "--count", "1", "--timeout-ms", kSafetyTimeoutMs, "--log-level",
+             "debug", "--bind", kAnyPort});
   const std::string ep = recv.bound_endpoint();
   Zkit peer(dir, "py-dealer", {dir.file("peer.py"), "dealer", ep, "garbage", "more garbage"},
             "/dev/null", ZKIT_PYTHON);
-  CHECK(peer.wait() == 0);
+  CHECK(peer.wait() == 0);  // its frames are written out before it exits (linger, then term)
+  // Then one valid message ends recv by --count: its session needs a HELLO/WELCOME round trip
+  // after the bad frames were in recv's socket. Before: --timeout-ms 1000 of silence from recv's
+  // start, which a slow python start under load outlasted.
+  Zkit send(dir, "send", {"send", "--reliable", "--count", "1", "--endpoint", ep});
+  CHECK(send.wait() == 0);
   CHECK(recv.wait() == 0);
   const std::string err = recv.err();
   INFO(err);
+  CHECK(recv.out() != "");
   CHECK(err.find("2 malformed frames dropped (first: Corruption: message at byte 0 is not an "
                  "array (type byte 0x67))") != std::string::npos);
   CHECK(err.find("warning: dropped a malformed frame: Corruption: message at byte 0") !=

@@ -219,12 +219,17 @@ TEST_CASE("Without a seed, a restarted receiver redelivers what was delivered bu
 TEST_CASE("Held manual acks fill the window and stall the sender until acked",
           "[reliable][manual]") {
   zmq::context_t ctx;
+  // One thread drives both ends: a scheduling stall longer than a heartbeat timeout would look
+  // like a dead peer and resend the window, so the timeouts here are far above any stall; the
+  // resend timeout (the probe this case is about) stays short.
   ReliableReceiverOptions ro = fast_receiver(4);
   ro.manual_ack = true;
+  ro.heartbeat_timeout = milliseconds(30000);
   ReliableReceiver receiver(ctx, ro);
   std::string ep = receiver.bind("tcp://127.0.0.1:*");
   ReliableSenderOptions so = fast_sender(4);
   so.batch.max_records = 1;
+  so.heartbeat_timeout = milliseconds(30000);
   ReliableSender sender(ctx, so);
   sender.connect(ep);
   Sink sink;
@@ -250,6 +255,7 @@ TEST_CASE("Held manual acks fill the window and stall the sender until acked",
   // Held acks are not loss: the resend timeout probed, the receiver answered, nothing was resent.
   CHECK(sender.stats().timeouts >= 1);
   CHECK(sender.stats().batches_resent == 0);
+  CHECK(sender.stats().peer_lost == 0);
   CHECK(sender.connected());
   std::vector<std::uint64_t> acked_ids;
   sender.on_acked([&](const AckedBatch& a) { acked_ids.push_back(a.id); });
