@@ -13,8 +13,10 @@ Into RabbitMQ:  zkit send --reliable --count N -> zkit bridge --to-amqp (SIGKILL
                 acknowledged upstream when the bridge died or lost its connection (docs/bridge.md).
 Out of it:      queue "kill" -> zkit bridge --from-amqp --journal (SIGKILLed K times, the broker
                 restarted once) -> zkit recv --reliable.
-                recv must print every number 1..N (0 lost) and exactly N + D lines: the from-AMQP
-                side adds no duplicate of its own (journal + redelivery matching).
+                recv must print every number 1..N (0 lost) and at most N + D lines: the from-AMQP
+                side adds no duplicate of its own (journal + redelivery matching). It may print
+                fewer: a redelivered copy whose body matches its twin, which this bridge already
+                forwarded, is taken for that twin (docs/bridge.md); such copies are counted.
 Every wait is bounded. Exit 0, or 1 naming what failed. Prints the figures.
 """
 
@@ -173,18 +175,34 @@ def main():
                 check(killer.done == kills, "the queue drained after only %d of %d kills (give "
                       "more messages)" % (killer.done, kills))
 
-                # Drained when recv printed all the queue held and the bridge holds nothing. The
-                # queue's own count is no measure: a quorum queue recovering a large backlog
-                # reports 0 messages for a while. No progress for 120 s ends the wait (a loss).
+                # Drained when recv printed every number and the bridge holds nothing unacked,
+                # and RabbitMQ reports no message ready. recv need not print all the queue held:
+                # a redelivered to-amqp copy whose body matches the copy this bridge already
+                # forwarded is taken for it (docs/bridge.md), so a copy can vanish. The queue's
+                # own count alone is no measure: a quorum queue recovering a large backlog reports
+                # 0 messages for a while. No progress for 120 s ends the wait (a loss).
                 progress = {"lines": -1, "at": time.monotonic()}
+
+                def tally():
+                    seen, n = {}, 0
+                    with open(recv.out_path, "rb") as f:
+                        for line in f:
+                            k = int(line.split(b" ", 1)[0])
+                            seen[k] = seen.get(k, 0) + 1
+                            n += 1
+                    return seen, n
 
                 def drained():
                     n = lines()
                     if n != progress["lines"]:
                         progress.update(lines=n, at=time.monotonic())
                     check(time.monotonic() - progress["at"] < 120,
-                          "no progress for 120 s at %d of %d lines" % (n, depth))
-                    return n >= depth and stats(zkit, controls[-1])["unacked"] == 0
+                          "no progress for 120 s at %d lines (the queue held %d), %d distinct of %d"
+                          % (n, depth, len(tally()[0]), count))
+                    if stats(zkit, controls[-1])["unacked"] != 0:
+                        return False
+                    return n >= depth or (len(tally()[0]) == count and
+                                          queue_depth(broker, "kill") == 0)
                 wait_until("the queue to drain through the last bridge", drained, 3600, 0.5)
                 last = stats(zkit, controls[-1])
                 killer.child.signal(signal.SIGTERM)
@@ -192,24 +210,23 @@ def main():
                 recv.signal(signal.SIGTERM)
                 recv.wait(60)
                 t_out = time.monotonic() - t0
-                seen = {}
-                lines = 0
-                with open(recv.out_path, "rb") as f:
-                    for line in f:
-                        n = int(line.split(b" ", 1)[0])
-                        seen[n] = seen.get(n, 0) + 1
-                        lines += 1
+                left = queue_depth(broker, "kill")
+                seen, lines = tally()
                 lost = [n for n in range(1, count + 1) if n not in seen]
                 dup_out = lines - len(seen)
+                vanished = dup_in - dup_out - left
                 log("out of RabbitMQ: recv printed %d lines, %d distinct of %d: %d lost, %d duplicates "
-                    "(%d came in with the queue), last bridge: suppressed %d, resent from journal %d "
-                    "(%.1f s)" % (lines, len(seen), count, len(lost), dup_out, dup_in,
-                                  last["suppressed"], last["resent_from_journal"], t_out))
+                    "(%d came in with the queue, %d copies taken for their twin, %d left in the "
+                    "queue), last bridge: suppressed %d, resent from journal %d (%.1f s)" %
+                    (lines, len(seen), count, len(lost), dup_out, dup_in, vanished, left,
+                     last["suppressed"], last["resent_from_journal"], t_out))
                 check(not lost, "%d lost, e.g. %s" % (len(lost), lost[:10]))
-                check(dup_out == dup_in, "the from-amqp side added %d duplicates of its own" %
+                check(dup_out <= dup_in, "the from-amqp side added %d duplicates of its own" %
                       (dup_out - dup_in))
-                log("kill test passed: 0 lost each way; duplicates %d, all from to-amqp republishing"
-                    % dup_in)
+                check(vanished >= 0, "the queue holds %d messages after recv had %d of its %d "
+                      "copies" % (left, dup_out, dup_in))
+                log("kill test passed: 0 lost each way; %d duplicates downstream, all of them copies "
+                    "to-amqp republished" % dup_out)
         finally:
             broker.stop(keep=keep)
         return 0
