@@ -256,7 +256,10 @@ Event Connection::next(std::chrono::milliseconds timeout) {
         for (int i = 0; i < h.num_entries; ++i) {
           // RabbitMQ may re-encode the headers (a quorum queue adds x-delivery-count).
           const amqp_field_value_t& v = h.entries[i].value;
-          if (text(h.entries[i].key) != "x-zkit-copy") continue;
+          const amqp_bytes_t& k = h.entries[i].key;
+          if (std::string_view(static_cast<const char*>(k.bytes), k.len) != "x-zkit-copy") {
+            continue;
+          }
           if (v.kind == AMQP_FIELD_KIND_U64) out.copy = v.value.u64;
           if (v.kind == AMQP_FIELD_KIND_I64) out.copy = static_cast<std::uint64_t>(v.value.i64);
         }

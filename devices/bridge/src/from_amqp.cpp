@@ -298,9 +298,10 @@ class FromAmqp final : public Bridge {
     for (char& ch : head) {
       if (ch < 0x21 || ch > 0x7e) ch = '.';
     }
-    spdlog::trace("bridge: delivery {} redelivered {} matching {} fp {:016x} id {} copy {:x} body {}",
-                  d.tag, d.redelivered ? 1 : 0, matching_ ? 1 : 0, fp,
-                  d.message_id.empty() ? "-" : d.message_id, d.copy, head);
+    spdlog::trace(
+        "bridge: delivery {} redelivered {} matching {} fp {:016x} id {} copy {:x} body {}", d.tag,
+        d.redelivered ? 1 : 0, matching_ ? 1 : 0, fp, d.message_id.empty() ? "-" : d.message_id,
+        d.copy, head);
   }
 
   bool match(std::uint64_t fp, std::uint64_t tag) {

@@ -147,7 +147,7 @@ class ToAmqp final : public Bridge {
 
   // A new connection numbers its publishes from 1: everything unconfirmed goes out again.
   void restart_publishing() {
-    spdlog::debug("bridge: publishing {} unconfirmed batches again", pending_.size());
+    spdlog::debug("bridge: {} unconfirmed batches to publish again", pending_.size());
     next_tag_ = 1;
     floor_ = 0;
     above_.clear();
