@@ -2,7 +2,8 @@
 // acknowledged upstream only when every AMQP message of it is confirmed. A loss of the
 // connection, a nack or a return (no queue took a mandatory message) publishes every unconfirmed
 // batch again on a new connection, so RabbitMQ may hold a message twice; each carries its id
-// (message_id "<producer hex>-<seq>-<index>", headers x-zkit-producer/seq/index) for the next hop.
+// (message_id "<producer hex>-<seq>-<index>", headers x-zkit-producer/seq/index) for the next hop,
+// and x-zkit-copy, which tells the copies apart (this run and connection).
 #include <fmt/format.h>
 
 #include <deque>
