@@ -202,17 +202,17 @@ void Connection::publish(const std::string& exchange, const std::string& key,
     props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
     props.content_type = bytes(p.content_type);
   }
-  amqp_table_entry_t entries[3];
+  amqp_table_entry_t entries[4];
   if (p.has_ids) {
-    const char* names[3] = {"x-zkit-producer", "x-zkit-seq", "x-zkit-index"};
-    const std::uint64_t values[3] = {p.producer_id, p.seq, p.index};
-    for (int i = 0; i < 3; ++i) {
+    const char* names[4] = {"x-zkit-producer", "x-zkit-seq", "x-zkit-index", "x-zkit-copy"};
+    const std::uint64_t values[4] = {p.producer_id, p.seq, p.index, p.copy};
+    for (int i = 0; i < 4; ++i) {
       entries[i].key = amqp_cstring_bytes(names[i]);
       entries[i].value.kind = AMQP_FIELD_KIND_U64;
       entries[i].value.value.u64 = values[i];
     }
     props._flags |= AMQP_BASIC_HEADERS_FLAG;
-    props.headers = amqp_table_t{3, entries};
+    props.headers = amqp_table_t{4, entries};
   }
   const amqp_bytes_t b{body.size(), const_cast<std::byte*>(body.data())};
   const int st = amqp_basic_publish(conn_, kChannel, bytes(exchange), bytes(key), 1, 0, &props, b);
@@ -247,6 +247,22 @@ Event Connection::next(std::chrono::milliseconds timeout) {
       check(amqp_read_message(conn_, frame.channel, &m, 0), where_, "read a delivery");
       if (m.properties._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) {
         out.content_type = text(m.properties.content_type);
+      }
+      if (m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+        out.message_id = text(m.properties.message_id);
+      }
+      if (m.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
+        const amqp_table_t& h = m.properties.headers;
+        for (int i = 0; i < h.num_entries; ++i) {
+          // RabbitMQ may re-encode the headers (a quorum queue adds x-delivery-count).
+          const amqp_field_value_t& v = h.entries[i].value;
+          const amqp_bytes_t& k = h.entries[i].key;
+          if (std::string_view(static_cast<const char*>(k.bytes), k.len) != "x-zkit-copy") {
+            continue;
+          }
+          if (v.kind == AMQP_FIELD_KIND_U64) out.copy = v.value.u64;
+          if (v.kind == AMQP_FIELD_KIND_I64) out.copy = static_cast<std::uint64_t>(v.value.i64);
+        }
       }
       out.body = zmq::message_t(m.body.bytes, m.body.len);
       amqp_destroy_message(&m);

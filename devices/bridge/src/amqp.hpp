@@ -37,6 +37,8 @@ struct Delivery {
   std::uint64_t tag = 0;
   bool redelivered = false;
   std::string content_type;
+  std::string message_id;  // empty when absent
+  std::uint64_t copy = 0;  // header x-zkit-copy (a --to-amqp publish), 0 when absent
   zmq::message_t body;
 };
 struct Confirm {  // basic.ack / basic.nack from the broker (publisher confirms)
@@ -54,9 +56,9 @@ using Event = std::variant<std::monostate, Delivery, Confirm, Returned>;
 struct Publish {
   std::string_view message_id;
   std::string_view content_type;
-  // x-zkit-producer, x-zkit-seq, x-zkit-index headers when has_ids.
+  // x-zkit-producer, x-zkit-seq, x-zkit-index and x-zkit-copy headers when has_ids.
   bool has_ids = false;
-  std::uint64_t producer_id = 0, seq = 0, index = 0;
+  std::uint64_t producer_id = 0, seq = 0, index = 0, copy = 0;
 };
 
 class Connection {

@@ -251,6 +251,8 @@ class FromAmqp final : public Bridge {
     }
     matching_ = !waiting_.empty() || !done_.empty();
     matching_until_ = Clock::now() + o_.redelivery_window;
+    spdlog::debug("bridge: connected; matching redeliveries against {} waiting and {} finished "
+                  "fingerprints", waiting_.size(), done_.size());
   }
 
   void lost(const amqp::AmqpError& e) {
@@ -275,7 +277,9 @@ class FromAmqp final : public Bridge {
     while (ack_floor_ + tags_.size() < d.tag) tags_.push_back(0);
     if (d.redelivered) ++stats_.redelivered;
     const std::uint64_t fp = fingerprint(span_of(d.body));
+    if (spdlog::should_log(spdlog::level::trace)) trace(d, fp);
     if (d.redelivered && matching_ && match(fp, d.tag)) {
+      spdlog::trace("bridge: delivery {} suppressed", d.tag);
       ++stats_.suppressed;
       if (waiting_.empty() && done_.empty()) end_matching();  // everything held was matched
       return;
@@ -285,6 +289,19 @@ class FromAmqp final : public Bridge {
     } else {
       take_message(d, fp);
     }
+  }
+
+  // --log-level trace: one line per delivery (tests count RabbitMQ's copies by it).
+  void trace(const amqp::Delivery& d, std::uint64_t fp) const {
+    const auto* b = static_cast<const char*>(d.body.data());
+    std::string head(b, std::min<std::size_t>(d.body.size(), 24));
+    for (char& ch : head) {
+      if (ch < 0x21 || ch > 0x7e) ch = '.';
+    }
+    spdlog::trace(
+        "bridge: delivery {} redelivered {} matching {} fp {:016x} id {} copy {:x} body {}", d.tag,
+        d.redelivered ? 1 : 0, matching_ ? 1 : 0, fp, d.message_id.empty() ? "-" : d.message_id,
+        d.copy, head);
   }
 
   bool match(std::uint64_t fp, std::uint64_t tag) {
@@ -306,6 +323,8 @@ class FromAmqp final : public Bridge {
   // came up: RabbitMQ requeues a dead consumer's messages at once, at the head of the queue, so
   // what was not redelivered by then had reached RabbitMQ's acks.
   void end_matching() {
+    spdlog::debug("bridge: matching ends ({} waiting and {} finished fingerprints unmatched)",
+                  waiting_.size(), done_.size());
     matching_ = false;
     waiting_.clear();
     done_.clear();

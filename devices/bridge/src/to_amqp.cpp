@@ -2,7 +2,8 @@
 // acknowledged upstream only when every AMQP message of it is confirmed. A loss of the
 // connection, a nack or a return (no queue took a mandatory message) publishes every unconfirmed
 // batch again on a new connection, so RabbitMQ may hold a message twice; each carries its id
-// (message_id "<producer hex>-<seq>-<index>", headers x-zkit-producer/seq/index) for the next hop.
+// (message_id "<producer hex>-<seq>-<index>", headers x-zkit-producer/seq/index) for the next hop,
+// and x-zkit-copy, which tells the copies apart (this run and connection).
 #include <fmt/format.h>
 
 #include <deque>
@@ -121,6 +122,9 @@ class ToAmqp final : public Bridge {
     r.max_sessions = o_.max_sessions;
     return r;
   }
+  // x-zkit-copy: which publish of a message this is. Each connection publishes a message at most
+  // once, so (this run, this connection) tells RabbitMQ's copies of one message_id apart.
+  std::uint64_t copy() const { return run_id_ << 24 | (stats_.connects & 0xffffff); }
   bool link_connected() const { return const_cast<AmqpLink&>(link_).get() != nullptr; }
   std::chrono::milliseconds heartbeat_tick() const {
     const auto hb = std::chrono::duration_cast<std::chrono::milliseconds>(o_.amqp.heartbeat);
@@ -144,6 +148,7 @@ class ToAmqp final : public Bridge {
 
   // A new connection numbers its publishes from 1: everything unconfirmed goes out again.
   void restart_publishing() {
+    spdlog::debug("bridge: {} unconfirmed batches to publish again", pending_.size());
     next_tag_ = 1;
     floor_ = 0;
     above_.clear();
@@ -164,7 +169,7 @@ class ToAmqp final : public Bridge {
         const auto& f = p.batch.frame();
         c->publish(o_.exchange, o_.routing_key,
                    std::span(static_cast<const std::byte*>(f.data()), f.size()),
-                   {id, kBatchContentType, true, h.producer_id, h.seq, 0});
+                   {id, kBatchContentType, true, h.producer_id, h.seq, 0, copy()});
         p.last_tag = next_tag_++;
         ++stats_.published;
       } else {
@@ -172,7 +177,7 @@ class ToAmqp final : public Bridge {
         for (const auto record : p.batch) {
           const std::string id = fmt::format("{:016x}-{}-{}", h.producer_id, h.seq, index);
           c->publish(o_.exchange, o_.routing_key, record,
-                     {id, {}, true, h.producer_id, h.seq, index});
+                     {id, {}, true, h.producer_id, h.seq, index, copy()});
           ++index;
           ++stats_.published;
         }
@@ -180,6 +185,8 @@ class ToAmqp final : public Bridge {
         p.last_tag = next_tag_ + index - 1;
         next_tag_ += index;
       }
+      spdlog::trace("bridge: published {:016x}-{} ({} messages), last tag {}", h.producer_id,
+                    h.seq, p.batch.size(), p.last_tag);
       p.published = true;
     }
     stats_.republished += republish_count_;
@@ -254,6 +261,7 @@ class ToAmqp final : public Bridge {
   std::uint64_t floor_ = 0;        // every tag <= floor_ is confirmed
   std::set<std::uint64_t> above_;  // confirmed tags above floor_ (out-of-order single confirms)
   std::uint64_t republish_count_ = 0;
+  const std::uint64_t run_id_ = random_producer_id() >> 24;  // 40 random bits per run
   bool stopped_ = false;
   Clock::time_point started_ = Clock::now();
 };
