@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -82,14 +83,43 @@ inline std::string payload(std::uint64_t n, std::size_t size) {
   return p;
 }
 
-// Which message numbers arrived; any thread.
+// Which message numbers arrived; any thread. A Tally made with single_writer is recorded into by
+// one thread only (one consumer): its flags are then set with a plain load and store instead of
+// an atomic exchange, which is as exact when no other thread writes them. Other threads may read
+// the counts either way.
 class Tally {
  public:
-  explicit Tally(std::uint64_t n) : n_(n), seen_(new std::atomic<std::uint8_t>[n]) {
+  explicit Tally(std::uint64_t n, bool single_writer = false)
+      : n_(n), single_writer_(single_writer), seen_(new std::atomic<std::uint8_t>[n]) {
     for (std::uint64_t i = 0; i < n; ++i) seen_[i].store(0, std::memory_order_relaxed);
   }
   // Records one delivered payload; false for a malformed one (counted).
   bool record(const void* data, std::size_t len) {
+    std::uint64_t fresh = 0;
+    const bool ok = mark(data, len, fresh);
+    add_distinct(fresh);
+    return ok;
+  }
+  // Records every payload of one batch (a range of std::span<const std::byte>) as record() does,
+  // and raises the distinct count once for the batch: done_at() is then the end of the batch that
+  // completed the set.
+  template <class Range>
+  void record_batch(const Range& payloads) {
+    std::uint64_t fresh = 0;
+    for (std::span<const std::byte> m : payloads) (void)mark(m.data(), m.size(), fresh);
+    add_distinct(fresh);
+  }
+  bool done() const { return done_.load(std::memory_order_acquire); }
+  Clock::time_point done_at() const { return done_at_; }
+  std::uint64_t distinct() const { return distinct_.load(); }
+  std::uint64_t duplicates() const { return duplicates_.load(); }
+  std::uint64_t malformed() const { return malformed_.load(); }
+  std::uint64_t lost() const { return n_ - distinct(); }
+
+ private:
+  // Sets message k's flag; counts a new one in `fresh`, a duplicate or a malformed payload in
+  // their counters.
+  bool mark(const void* data, std::size_t len, std::uint64_t& fresh) {
     std::uint64_t k = 0;
     if (len < 8) {
       malformed_.fetch_add(1, std::memory_order_relaxed);
@@ -100,23 +130,26 @@ class Tally {
       malformed_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    if (seen_[k].exchange(1, std::memory_order_relaxed) != 0) {
+    const bool seen = single_writer_
+                          ? seen_[k].load(std::memory_order_relaxed) != 0
+                          : seen_[k].exchange(1, std::memory_order_relaxed) != 0;
+    if (seen) {
       duplicates_.fetch_add(1, std::memory_order_relaxed);
-    } else if (distinct_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
-      done_at_ = Clock::now();
-      done_.store(true, std::memory_order_release);
+    } else {
+      if (single_writer_) seen_[k].store(1, std::memory_order_relaxed);
+      ++fresh;
     }
     return true;
   }
-  bool done() const { return done_.load(std::memory_order_acquire); }
-  Clock::time_point done_at() const { return done_at_; }
-  std::uint64_t distinct() const { return distinct_.load(); }
-  std::uint64_t duplicates() const { return duplicates_.load(); }
-  std::uint64_t malformed() const { return malformed_.load(); }
-  std::uint64_t lost() const { return n_ - distinct(); }
+  void add_distinct(std::uint64_t fresh) {
+    if (fresh != 0 && distinct_.fetch_add(fresh, std::memory_order_acq_rel) + fresh == n_) {
+      done_at_ = Clock::now();
+      done_.store(true, std::memory_order_release);
+    }
+  }
 
- private:
   std::uint64_t n_;
+  bool single_writer_;
   std::unique_ptr<std::atomic<std::uint8_t>[]> seen_;
   std::atomic<std::uint64_t> distinct_{0}, duplicates_{0}, malformed_{0};
   std::atomic<bool> done_{false};

@@ -283,7 +283,10 @@ int group_run(const Flags& f) {
   const auto deadline = deadline_of(a);
   ScratchDir dir(f.dir);
   std::vector<std::unique_ptr<Tally>> tallies;
-  for (int g = 0; g < f.groups; ++g) tallies.push_back(std::make_unique<Tally>(a.messages));
+  // One consumer per group: its thread is the only one that records into the group's Tally.
+  for (int g = 0; g < f.groups; ++g) {
+    tallies.push_back(std::make_unique<Tally>(a.messages, a.consumers == 1));
+  }
   std::vector<Clock::time_point> group_done(static_cast<std::size_t>(f.groups));
   std::atomic<std::uint64_t> redelivered{0};
   Clock::time_point t0;
@@ -303,7 +306,7 @@ int group_run(const Flags& f) {
           consumer.connect(node.serve());
           const zkit::Consumer::Handler handler = [&](const zkit::ConsumedBatch& b) {
             if (b.info.redelivered()) redelivered.fetch_add(1, std::memory_order_relaxed);
-            for (std::span<const std::byte> m : b) tally.record(m.data(), m.size());
+            tally.record_batch(b);
           };
           while (!consumer.joined() && Clock::now() < deadline) {
             consumer.poll_once(handler, std::chrono::milliseconds(10));
