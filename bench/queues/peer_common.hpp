@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -83,30 +84,32 @@ inline std::string payload(std::uint64_t n, std::size_t size) {
   return p;
 }
 
-// Which message numbers arrived; any thread. A Tally made with single_writer is recorded into by
-// one thread only (one consumer): its flags are then set with a plain load and store instead of
-// an atomic exchange, which is as exact when no other thread writes them. Other threads may read
-// the counts either way.
+// Which message numbers arrived; any thread. A Tally is recorded into either with record() only
+// or with record_batch() only (the two set the flags differently).
 class Tally {
  public:
-  explicit Tally(std::uint64_t n, bool single_writer = false)
-      : n_(n), single_writer_(single_writer), seen_(new std::atomic<std::uint8_t>[n]) {
+  explicit Tally(std::uint64_t n) : n_(n), seen_(new std::atomic<std::uint8_t>[n]) {
     for (std::uint64_t i = 0; i < n; ++i) seen_[i].store(0, std::memory_order_relaxed);
   }
   // Records one delivered payload; false for a malformed one (counted).
   bool record(const void* data, std::size_t len) {
     std::uint64_t fresh = 0;
-    const bool ok = mark(data, len, fresh);
+    const bool ok = mark(data, len, fresh, false);
     add_distinct(fresh);
     return ok;
   }
-  // Records every payload of one batch (a range of std::span<const std::byte>) as record() does,
-  // and raises the distinct count once for the batch: done_at() is then the end of the batch that
-  // completed the set.
+  // Records every payload of one batch (a range of std::span<const std::byte>), under a lock
+  // taken once per batch: the flags are then set with a plain load and store instead of one
+  // atomic exchange per message, and the distinct count is raised once per batch (done_at() is
+  // the end of the batch that completed the set). As exact as record(): every duplicate and
+  // every malformed payload is counted.
   template <class Range>
   void record_batch(const Range& payloads) {
     std::uint64_t fresh = 0;
-    for (std::span<const std::byte> m : payloads) (void)mark(m.data(), m.size(), fresh);
+    {
+      std::lock_guard<std::mutex> lock(batch_mu_);
+      for (std::span<const std::byte> m : payloads) (void)mark(m.data(), m.size(), fresh, true);
+    }
     add_distinct(fresh);
   }
   bool done() const { return done_.load(std::memory_order_acquire); }
@@ -118,8 +121,8 @@ class Tally {
 
  private:
   // Sets message k's flag; counts a new one in `fresh`, a duplicate or a malformed payload in
-  // their counters.
-  bool mark(const void* data, std::size_t len, std::uint64_t& fresh) {
+  // their counters. locked: under batch_mu_, the only writer of the flags.
+  bool mark(const void* data, std::size_t len, std::uint64_t& fresh, bool locked) {
     std::uint64_t k = 0;
     if (len < 8) {
       malformed_.fetch_add(1, std::memory_order_relaxed);
@@ -130,13 +133,12 @@ class Tally {
       malformed_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    const bool seen = single_writer_
-                          ? seen_[k].load(std::memory_order_relaxed) != 0
-                          : seen_[k].exchange(1, std::memory_order_relaxed) != 0;
+    const bool seen = locked ? seen_[k].load(std::memory_order_relaxed) != 0
+                             : seen_[k].exchange(1, std::memory_order_relaxed) != 0;
     if (seen) {
       duplicates_.fetch_add(1, std::memory_order_relaxed);
     } else {
-      if (single_writer_) seen_[k].store(1, std::memory_order_relaxed);
+      if (locked) seen_[k].store(1, std::memory_order_relaxed);
       ++fresh;
     }
     return true;
@@ -149,7 +151,7 @@ class Tally {
   }
 
   std::uint64_t n_;
-  bool single_writer_;
+  std::mutex batch_mu_;
   std::unique_ptr<std::atomic<std::uint8_t>[]> seen_;
   std::atomic<std::uint64_t> distinct_{0}, duplicates_{0}, malformed_{0};
   std::atomic<bool> done_{false};

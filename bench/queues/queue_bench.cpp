@@ -283,10 +283,7 @@ int group_run(const Flags& f) {
   const auto deadline = deadline_of(a);
   ScratchDir dir(f.dir);
   std::vector<std::unique_ptr<Tally>> tallies;
-  // One consumer per group: its thread is the only one that records into the group's Tally.
-  for (int g = 0; g < f.groups; ++g) {
-    tallies.push_back(std::make_unique<Tally>(a.messages, a.consumers == 1));
-  }
+  for (int g = 0; g < f.groups; ++g) tallies.push_back(std::make_unique<Tally>(a.messages));
   std::vector<Clock::time_point> group_done(static_cast<std::size_t>(f.groups));
   std::atomic<std::uint64_t> redelivered{0};
   Clock::time_point t0;
