@@ -17,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -82,7 +84,8 @@ inline std::string payload(std::uint64_t n, std::size_t size) {
   return p;
 }
 
-// Which message numbers arrived; any thread.
+// Which message numbers arrived; any thread. A Tally is recorded into either with record() only
+// or with record_batch() only (the two set the flags differently).
 class Tally {
  public:
   explicit Tally(std::uint64_t n) : n_(n), seen_(new std::atomic<std::uint8_t>[n]) {
@@ -90,6 +93,36 @@ class Tally {
   }
   // Records one delivered payload; false for a malformed one (counted).
   bool record(const void* data, std::size_t len) {
+    std::uint64_t fresh = 0;
+    const bool ok = mark(data, len, fresh, false);
+    add_distinct(fresh);
+    return ok;
+  }
+  // Records every payload of one batch (a range of std::span<const std::byte>), under a lock
+  // taken once per batch: the flags are then set with a plain load and store instead of one
+  // atomic exchange per message, and the distinct count is raised once per batch (done_at() is
+  // the end of the batch that completed the set). As exact as record(): every duplicate and
+  // every malformed payload is counted.
+  template <class Range>
+  void record_batch(const Range& payloads) {
+    std::uint64_t fresh = 0;
+    {
+      std::lock_guard<std::mutex> lock(batch_mu_);
+      for (std::span<const std::byte> m : payloads) (void)mark(m.data(), m.size(), fresh, true);
+    }
+    add_distinct(fresh);
+  }
+  bool done() const { return done_.load(std::memory_order_acquire); }
+  Clock::time_point done_at() const { return done_at_; }
+  std::uint64_t distinct() const { return distinct_.load(); }
+  std::uint64_t duplicates() const { return duplicates_.load(); }
+  std::uint64_t malformed() const { return malformed_.load(); }
+  std::uint64_t lost() const { return n_ - distinct(); }
+
+ private:
+  // Sets message k's flag; counts a new one in `fresh`, a duplicate or a malformed payload in
+  // their counters. locked: under batch_mu_, the only writer of the flags.
+  bool mark(const void* data, std::size_t len, std::uint64_t& fresh, bool locked) {
     std::uint64_t k = 0;
     if (len < 8) {
       malformed_.fetch_add(1, std::memory_order_relaxed);
@@ -100,23 +133,25 @@ class Tally {
       malformed_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    if (seen_[k].exchange(1, std::memory_order_relaxed) != 0) {
+    const bool seen = locked ? seen_[k].load(std::memory_order_relaxed) != 0
+                             : seen_[k].exchange(1, std::memory_order_relaxed) != 0;
+    if (seen) {
       duplicates_.fetch_add(1, std::memory_order_relaxed);
-    } else if (distinct_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
-      done_at_ = Clock::now();
-      done_.store(true, std::memory_order_release);
+    } else {
+      if (locked) seen_[k].store(1, std::memory_order_relaxed);
+      ++fresh;
     }
     return true;
   }
-  bool done() const { return done_.load(std::memory_order_acquire); }
-  Clock::time_point done_at() const { return done_at_; }
-  std::uint64_t distinct() const { return distinct_.load(); }
-  std::uint64_t duplicates() const { return duplicates_.load(); }
-  std::uint64_t malformed() const { return malformed_.load(); }
-  std::uint64_t lost() const { return n_ - distinct(); }
+  void add_distinct(std::uint64_t fresh) {
+    if (fresh != 0 && distinct_.fetch_add(fresh, std::memory_order_acq_rel) + fresh == n_) {
+      done_at_ = Clock::now();
+      done_.store(true, std::memory_order_release);
+    }
+  }
 
- private:
   std::uint64_t n_;
+  std::mutex batch_mu_;
   std::unique_ptr<std::atomic<std::uint8_t>[]> seen_;
   std::atomic<std::uint64_t> distinct_{0}, duplicates_{0}, malformed_{0};
   std::atomic<bool> done_{false};

@@ -303,7 +303,7 @@ int group_run(const Flags& f) {
           consumer.connect(node.serve());
           const zkit::Consumer::Handler handler = [&](const zkit::ConsumedBatch& b) {
             if (b.info.redelivered()) redelivered.fetch_add(1, std::memory_order_relaxed);
-            for (std::span<const std::byte> m : b) tally.record(m.data(), m.size());
+            tally.record_batch(b);
           };
           while (!consumer.joined() && Clock::now() < deadline) {
             consumer.poll_once(handler, std::chrono::milliseconds(10));

@@ -272,7 +272,10 @@ Result<int> Reader::read_physical(std::span<const std::byte>& fragment, std::uin
         report(at, rest, "checksum mismatch");
         return int{kBad};
       }
-      if (on_chain_ && at == verified_) verified_ = end;
+      // `verified_` is a fragment boundary (set_verified's contract), so a fragment that starts
+      // there extends the prefix even when this reader did not reach it along the chain: a reader
+      // opened at a segment's first record (on no block start) must still share what it checked.
+      if (at == verified_) verified_ = end;
       on_chain_ = true;
     }
     pos_ += kFragmentHeaderSize + len;
