@@ -469,6 +469,53 @@ TEST_CASE("Stats::to_json gives every counter under its field name", "[spool][st
   CHECK(j["full"] == false);
 }
 
+namespace {
+
+// `n` records of 500 bytes (seqs 1..n, producer 1), committed; their positions.
+std::vector<zkit::spool::Position> append_records(Store& store, std::uint64_t n) {
+  std::vector<zkit::spool::Position> at;
+  for (std::uint64_t s = 1; s <= n; ++s) {
+    auto r = store.append(frame(1, s, 3, 500));
+    REQUIRE(r.is_ok());
+    at.push_back(r.value().position);
+  }
+  require_ok(store.commit());
+  return at;
+}
+
+// The first record from `k` on that lies well inside a 32 KiB block (its first fragment holds its
+// header and more).
+std::size_t inside_a_block(const std::vector<zkit::spool::Position>& at, std::size_t k) {
+  while (at[k].offset % 32768 > 30000) ++k;
+  return k;
+}
+
+// Changes the byte `skip` bytes into the record at `p`, on disk, behind the store's back.
+void damage(const std::string& dir, const zkit::spool::Position& p, std::uint64_t skip) {
+  std::fstream f(dir + "/" + segment(p.segment), std::ios::in | std::ios::out | std::ios::binary);
+  REQUIRE(f);
+  f.seekp(static_cast<std::streamoff>(p.offset + skip));
+  const char x = 0x5a;
+  f.write(&x, 1);
+}
+
+// A new reader from the earliest record to the end: `take` of each record read.
+template <class T, class Take>
+std::vector<T> read_from_start(Store& store, Take take) {
+  std::vector<T> out;
+  auto p = store.resolve_start(zkit::spool::StartKind::kEarliest).value();
+  for (int guard = 0; guard < 1000; ++guard) {
+    auto r = store.read_at(p);
+    REQUIRE(r.is_ok());
+    if (!r.value()) break;
+    out.push_back(take(*r.value()));
+    p = r.value()->next;
+  }
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("read_at: a record's checksum is computed once per open store: a reader opened at the "
           "first record shares the prefix it verified with later readers",
           "[spool][store]") {
@@ -476,42 +523,21 @@ TEST_CASE("read_at: a record's checksum is computed once per open store: a reade
   auto opt = options(dir.path());
   opt.segment_bytes = 1 << 20;  // one segment
   Store store = open_store(opt);
-  std::vector<zkit::spool::Position> at;
-  for (std::uint64_t s = 1; s <= 100; ++s) {
-    auto r = store.append(frame(1, s, 3, 500));
-    REQUIRE(r.is_ok());
-    at.push_back(r.value().position);
-  }
-  require_ok(store.commit());
-  auto read_from_start = [&] {
-    std::vector<Bytes> frames;
-    auto p = store.resolve_start(zkit::spool::StartKind::kEarliest).value();
-    for (int guard = 0; guard < 1000; ++guard) {
-      auto r = store.read_at(p);
-      REQUIRE(r.is_ok());
-      if (!r.value()) break;
-      frames.emplace_back(r.value()->frame.begin(), r.value()->frame.end());
-      p = r.value()->next;
-    }
-    return frames;
+  const auto at = append_records(store, 100);
+  auto frames = [&] {
+    return read_from_start<Bytes>(store, [](const auto& rec) {
+      return Bytes(rec.frame.begin(), rec.frame.end());
+    });
   };
-  const auto first = read_from_start();  // starts at the segment's first record, not a block start
+  const auto first = frames();  // starts at the segment's first record, not a block start
   REQUIRE(first.size() == 100);
   // A payload byte of a record in the middle of a block changes on disk after it was checked. The
   // store never rewrites such bytes itself; the change only shows whether a later reader checks
   // the record again (it must not: the first reader verified it).
-  std::size_t k = 50;
-  while (at[k].offset % 32768 > 30000) ++k;
-  {
-    std::fstream f(dir.path() + "/" + segment(at[k].segment),
-                   std::ios::in | std::ios::out | std::ios::binary);
-    REQUIRE(f);
-    f.seekp(static_cast<std::streamoff>(at[k].offset + 1000));
-    const char x = 0x5a;
-    f.write(&x, 1);
-  }
-  const auto second = read_from_start();  // a new reader
-  REQUIRE(second.size() == 100);          // record k was not checked (and skipped) again
+  const std::size_t k = inside_a_block(at, 50);
+  damage(dir.path(), at[k], 1000);
+  const auto second = frames();  // a new reader
+  REQUIRE(second.size() == 100);  // record k was not checked (and skipped) again
   for (std::size_t i = 0; i < 100; ++i) CHECK((second[i] == first[i]) == (i != k));
 }
 
@@ -522,39 +548,15 @@ TEST_CASE("read_at: corruption not yet read is found by every reader, and a posi
   auto opt = options(dir.path());
   opt.segment_bytes = 1 << 20;  // one segment
   Store store = open_store(opt);
-  std::vector<zkit::spool::Position> at;
-  for (std::uint64_t s = 1; s <= 300; ++s) {
-    auto r = store.append(frame(1, s, 3, 500));
-    REQUIRE(r.is_ok());
-    at.push_back(r.value().position);
-  }
-  require_ok(store.commit());
-  // A record well inside a block (its first fragment holds its header and more), damaged on disk
-  // before anything read it.
-  std::size_t bad = 99;
-  while (at[bad].offset % 32768 > 30000) ++bad;
-  {
-    std::fstream f(dir.path() + "/" + segment(at[bad].segment),
-                   std::ios::in | std::ios::out | std::ios::binary);
-    REQUIRE(f);
-    f.seekp(static_cast<std::streamoff>(at[bad].offset + 40));
-    const char x = 0x5a;
-    f.write(&x, 1);
-  }
-  auto read_from_start = [&] {
-    std::vector<std::uint64_t> seqs;
-    auto p = store.resolve_start(zkit::spool::StartKind::kEarliest).value();
-    for (int guard = 0; guard < 1000; ++guard) {
-      auto r = store.read_at(p);
-      REQUIRE(r.is_ok());
-      if (!r.value()) break;
-      seqs.push_back(r.value()->meta.seq);
-      p = r.value()->next;
-    }
-    return seqs;
+  const auto at = append_records(store, 300);
+  // A record well inside a block, damaged on disk before anything read it.
+  const std::size_t bad = inside_a_block(at, 99);
+  damage(dir.path(), at[bad], 40);
+  auto seqs = [&] {
+    return read_from_start<std::uint64_t>(store, [](const auto& rec) { return rec.meta.seq; });
   };
-  const auto first = read_from_start();  // verifies up to the damage, and after it
-  const auto second = read_from_start();  // a new reader: trusts what was verified only
+  const auto first = seqs();   // verifies up to the damage, and after it
+  const auto second = seqs();  // a new reader: trusts what was verified only
   CHECK(std::find(first.begin(), first.end(), bad + 1) == first.end());
   CHECK(first.size() < 300);
   CHECK(first.size() > 250);
