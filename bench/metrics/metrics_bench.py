@@ -16,33 +16,18 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../tests/support"))
+from devices import endpoints, free_port  # noqa: E402
+
 MODES = ["off", "on, scraped 10/s", "on, flooded"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def endpoints(proc, names):
-    found = {}
-    while set(names) - set(found):
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"device exited: {proc.stderr.read()[-1000:]}")
-        parts = line.split()
-        if len(parts) == 2:
-            found[parts[0]] = parts[1]
-    return found
 
 
 class Scraper:

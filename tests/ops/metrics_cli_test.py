@@ -18,6 +18,9 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
+from devices import endpoints, free_port, stop  # noqa: E402
+
 ZKIT = sys.argv[1]
 DEADLINE = time.monotonic() + 100  # the whole test; ctest's TIMEOUT is 120
 failures = []
@@ -29,41 +32,12 @@ def check(cond, what):
         failures.append(what)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get(ep, path):
     try:
         with urllib.request.urlopen(f"http://{ep}{path}", timeout=10) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-
-
-def read_endpoints(proc, names):
-    """The 'name endpoint' lines a device prints on stdout at start."""
-    found = {}
-    while set(names) - set(found):
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"device exited before printing {names}: {proc.stderr.read()}")
-        parts = line.split()
-        if len(parts) == 2:
-            found[parts[0]] = parts[1]
-    return found
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def usage_errors(tmp):
@@ -95,7 +69,7 @@ def proxy_pages():
                           "--name", "edge-1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
-        ep = read_endpoints(p, ["metrics"])["metrics"]
+        ep = endpoints(p, ["metrics"])["metrics"]
         status, body = get(ep, "/metrics")
         check(status == 200 and 'zkit_proxy_received_messages_total{device="proxy",name="edge-1",'
               'socket="frontend"} 0' in body, "proxy /metrics: 200 with device and name labels")
@@ -119,7 +93,7 @@ def spool_flood(tmp):
                               "--fsync", "interval=20", "--stats-interval", "0"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        eps = read_endpoints(spool, ["listen", "metrics"])
+        eps = endpoints(spool, ["listen", "metrics"])
         ep = eps["metrics"]
         for _ in range(500):  # the downstream link connects (bounded)
             if get(ep, "/readyz")[0] == 200:

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
+from devices import endpoints, free_port  # noqa: E402
 
 DEADLINE = time.monotonic() + 100  # ctest's TIMEOUT is 120
 failures = []
@@ -32,29 +34,10 @@ def check(cond, what):
         failures.append(what)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(cmd, **kw):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     procs.append(p)
     return p
-
-
-def endpoints(proc, names):
-    found = {}
-    while set(names) - set(found):
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{proc.args[:2]} exited before printing {names}: "
-                               f"{proc.stderr.read()[-2000:]}")
-        parts = line.split()
-        if len(parts) == 2:
-            found[parts[0]] = parts[1]
-    return found
 
 
 def http(url, timeout=5):
