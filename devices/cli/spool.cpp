@@ -60,6 +60,9 @@ void declare(po::options_description& flags) {
        "--serve: members per group; one more is refused")
       ("max-prefetch", po::value<long long>()->default_value(1024)->value_name("N"),
        "--serve: the largest prefetch (batches pending per member) a consumer may ask for")
+      ("bundle-bytes", po::value<std::string>()->default_value("256KiB")->value_name("SIZE"),
+       "--serve: batches for a consumer that takes BUNDLEs go out in bundles of up to SIZE "
+       "(0: one DELIVER per batch)")
       ("max-pending", po::value<long long>()->default_value(65536)->value_name("N"),
        "--serve: batches per group out or acked above its floor; beyond, only redeliveries")
       ("max-dead-bytes", po::value<std::string>()->default_value("1GiB")->value_name("SIZE"),
@@ -203,6 +206,8 @@ int run(const po::variables_map& vm) {
   o.max_prefetch = static_cast<std::size_t>(number_flag(vm, "max-prefetch", 1, 1 << 20));
   o.max_pending = static_cast<std::size_t>(number_flag(vm, "max-pending", 1, 1 << 26));
   o.max_dead_bytes = size_flag(vm, "max-dead-bytes");
+  o.bundle_bytes = static_cast<std::size_t>(size_flag(vm, "bundle-bytes"));
+  if (o.bundle_bytes > (std::size_t{64} << 20)) throw UsageError("--bundle-bytes: at most 64MiB");
   o.ack_wait = duration_flag(vm, "ack-wait");
   if (o.ack_wait.count() <= 0) throw UsageError("--ack-wait: must be more than 0");
   o.max_deliver = static_cast<std::uint32_t>(number_flag(vm, "max-deliver", 0, 1 << 30));

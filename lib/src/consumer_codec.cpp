@@ -16,13 +16,20 @@ namespace fmt = format;
 static_assert(kMaxAckRanges == fmt::kMaxAckRanges);
 static_assert(kMaxGroupNameBytes == fmt::kMaxGroupBytes);
 static_assert(kMaxErrorTextBytes == fmt::kMaxErrorTextBytes);
+static_assert(kMaxBundleBatches == fmt::kMaxBundleBatches);
 static_assert(std::variant_size_v<Body> == fmt::kMaxType - fmt::kMinType + 1);
 
 // Elements of the whole array, indexed by type - 20.
-constexpr std::uint8_t kFieldCount[] = {11, 7, 7, 4, 5, 4, 5, 3, 3, 3, 5};
+constexpr std::uint8_t kFieldCount[] = {11, 7, 7, 4, 5, 4, 5, 3, 3, 3, 5, 4};
 
 std::size_t field_count(MessageType t) noexcept {
   return kFieldCount[static_cast<std::uint8_t>(t) - fmt::kMinType];
+}
+
+// The elements written for `m`: a JOIN with bundle_bytes has one more.
+std::size_t field_count(const Message& m) noexcept {
+  const Join* j = m.get<Join>();
+  return field_count(m.type()) + (j && j->bundle_bytes != 0 ? 1 : 0);
 }
 
 // Writes into a buffer sized beforehand by the same rules (size_of_* below).
@@ -98,7 +105,7 @@ struct SizeOf {
     check_group(j.group);
     if (static_cast<std::uint8_t>(j.start_kind) > 3) misuse("unknown start kind");
     if (j.flags & ~kJoinKnownFlags) misuse("unknown JOIN flag bits");
-    return str_bytes(j.group) + 7 * fmt::kUintBytes;
+    return str_bytes(j.group) + (j.bundle_bytes != 0 ? 8 : 7) * fmt::kUintBytes;
   }
   std::size_t operator()(const Joined& j) const {
     check_group(j.group);
@@ -123,6 +130,17 @@ struct SizeOf {
     if (e.text.size() > kMaxErrorTextBytes) misuse("ERROR text over 1024 bytes");
     return fmt::kUintBytes + str_bytes(e.text);
   }
+  std::size_t operator()(const Bundle& b) const {
+    if (b.entries.empty() || b.entries.size() > kMaxBundleBatches) {
+      misuse("a BUNDLE carries 1.." + std::to_string(kMaxBundleBatches) + " batches, not " +
+             std::to_string(b.entries.size()));
+    }
+    for (const BundleEntry& e : b.entries) {
+      if (e.tag == 0) misuse("BUNDLE entry with tag 0");
+      if (e.delivery_count == 0) misuse("BUNDLE entry with delivery_count 0");
+    }
+    return array_header_bytes(b.entries.size()) + b.entries.size() * fmt::kBundleEntryBytes;
+  }
 };
 
 void write_ranges(Writer& w, std::span<const TagRange> ranges) noexcept {
@@ -145,6 +163,7 @@ struct WriteBody {
     w.uint(j.start_b);
     w.uint(j.ack_wait_ms);
     w.uint(j.flags);
+    if (j.bundle_bytes != 0) w.uint(j.bundle_bytes);
   }
   void operator()(const Joined& j) const {
     w.str(j.group);
@@ -175,10 +194,21 @@ struct WriteBody {
     w.uint(static_cast<std::uint64_t>(e.code));
     w.str(e.text);
   }
+  void operator()(const Bundle& b) const {
+    w.array(b.entries.size());
+    for (const BundleEntry& e : b.entries) {
+      w.byte(fmt::kFixArray | 5);
+      w.uint(e.tag);
+      w.uint(e.delivery_count);
+      w.uint(e.segment);
+      w.uint(e.offset);
+      w.uint(e.bytes);
+    }
+  }
 };
 
-void write_head(Writer& w, MessageType t, std::uint64_t member) noexcept {
-  w.byte(static_cast<std::uint8_t>(fmt::kFixArray | field_count(t)));
+void write_head(Writer& w, MessageType t, std::size_t fields, std::uint64_t member) noexcept {
+  w.byte(static_cast<std::uint8_t>(fmt::kFixArray | fields));
   w.byte(static_cast<std::uint8_t>(kProtocolVersion));
   w.byte(static_cast<std::uint8_t>(t));
   w.uint(member);
@@ -241,6 +271,38 @@ Status read_ranges(detail::Cursor& c, std::vector<TagRange>& out) {
   return {};
 }
 
+Status read_bundle(detail::Cursor& c, std::vector<BundleEntry>& out) {
+  std::size_t entries_at = c.offset();
+  std::uint64_t n = 0;
+  if (Status s = c.read_array("entries", n); !s) return s;
+  if (n == 0) return Status::corruption("entries" + at(entries_at) + " is empty");
+  if (n > kMaxBundleBatches) {
+    return Status::limit_exceeded("entries" + at(entries_at) + " has " + std::to_string(n) +
+                                  " batches, more than " + std::to_string(kMaxBundleBatches));
+  }
+  // Each entry takes at least 6 bytes: never reserve for entries the frame cannot hold.
+  if (n * 6 > c.remaining()) return c.truncated("entries");
+  out.clear();
+  out.reserve(n);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::size_t entry_at = c.offset();
+    std::uint64_t five = 0;
+    if (Status s = c.read_array("entry", five); !s) return s;
+    if (five != 5) {
+      return Status::corruption("entry" + at(entry_at) + " has " + std::to_string(five) +
+                                " elements, expected 5");
+    }
+    BundleEntry e;
+    if (Status s = read_nonzero(c, "tag", e.tag); !s) return s;
+    if (Status s = read_nonzero(c, "delivery_count", e.delivery_count); !s) return s;
+    if (Status s = c.read_uint("segment", e.segment); !s) return s;
+    if (Status s = c.read_uint("offset", e.offset); !s) return s;
+    if (Status s = c.read_uint("bytes", e.bytes); !s) return s;
+    out.push_back(e);
+  }
+  return {};
+}
+
 // The element for type T, reusing what `out` already holds when it is a T.
 template <class T>
 T& slot(Body& out) {
@@ -248,7 +310,8 @@ T& slot(Body& out) {
   return out.emplace<T>();
 }
 
-Status read_body(detail::Cursor& c, MessageType type, Body& body) {
+// `fields`: the message's element count (a JOIN of 12 carries bundle_bytes).
+Status read_body(detail::Cursor& c, MessageType type, std::uint64_t fields, Body& body) {
   switch (type) {
     case MessageType::kJoin: {
       Join& j = slot<Join>(body);
@@ -272,6 +335,8 @@ Status read_body(detail::Cursor& c, MessageType type, Body& body) {
         return Status::unsupported("flags" + at(flags_at) + " has unknown bits " +
                                    std::to_string(j.flags & ~kJoinKnownFlags));
       }
+      j.bundle_bytes = 0;
+      if (fields == 12) return c.read_uint("bundle_bytes", j.bundle_bytes);
       return {};
     }
     case MessageType::kJoined: {
@@ -330,6 +395,8 @@ Status read_body(detail::Cursor& c, MessageType type, Body& body) {
       e.text.assign(reinterpret_cast<const char*>(t.data()), t.size());
       return {};
     }
+    case MessageType::kBundle:
+      return read_bundle(c, slot<Bundle>(body).entries);
   }
   return Status::unsupported("unknown message type");
 }
@@ -359,7 +426,8 @@ Status decode_impl(std::span<const std::byte> frame, Message& out) {
     return Status::unsupported("unknown message type " + std::to_string(type) + at(type_at));
   }
   auto t = static_cast<MessageType>(type);
-  if (fields != field_count(t)) {
+  const bool long_join = t == MessageType::kJoin && fields == field_count(t) + 1;
+  if (fields != field_count(t) && !long_join) {
     return Status::corruption(std::string(message_type_name(t)) + " is an array of " +
                               std::to_string(fields) + " elements, expected " +
                               std::to_string(field_count(t)));
@@ -369,7 +437,7 @@ Status decode_impl(std::span<const std::byte> frame, Message& out) {
   if (out.member == 0 && t != MessageType::kError) {
     return Status::corruption("member" + at(member_at) + " is 0");
   }
-  if (Status s = read_body(c, t, out.body); !s) return s;
+  if (Status s = read_body(c, t, fields, out.body); !s) return s;
   if (!c.at_end()) {
     return Status::corruption(std::to_string(c.remaining()) + " trailing bytes after " +
                               message_type_name(t) + at(c.offset()));
@@ -403,6 +471,8 @@ const char* message_type_name(MessageType t) noexcept {
       return "LEAVE";
     case MessageType::kError:
       return "ERROR";
+    case MessageType::kBundle:
+      return "BUNDLE";
   }
   return "UNKNOWN";
 }
@@ -445,7 +515,7 @@ zmq::message_t encode(const Message& m) {
   std::size_t body = std::visit(SizeOf{}, m.body);
   zmq::message_t frame(fmt::kFieldsOffset + body);
   Writer w(static_cast<std::byte*>(frame.data()));
-  write_head(w, t, m.member);
+  write_head(w, t, field_count(m), m.member);
   std::visit(WriteBody{w}, m.body);
   return frame;
 }
@@ -456,7 +526,7 @@ zmq::message_t encode_ack(std::uint64_t member, std::span<const TagRange> ranges
   zmq::message_t frame(fmt::kFieldsOffset + array_header_bytes(ranges.size()) +
                        ranges.size() * fmt::kRangeBytes);
   Writer w(static_cast<std::byte*>(frame.data()));
-  write_head(w, MessageType::kAck, member);
+  write_head(w, MessageType::kAck, field_count(MessageType::kAck), member);
   write_ranges(w, ranges);
   return frame;
 }

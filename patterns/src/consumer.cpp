@@ -194,7 +194,8 @@ struct Consumer::State {
                   o.start.kind == ConsumerStart::Kind::kTime ? o.start.unix_ns : o.start.segment,
                   o.start.kind == ConsumerStart::Kind::kTime ? 0 : o.start.offset,
                   static_cast<std::uint64_t>(std::max<long long>(0, o.ack_wait.count())),
-                  flags};
+                  flags,
+                  std::min<std::uint64_t>(o.bundle_bytes, o.limits.max_batch_bytes)};
     if (!send(j)) return false;
     ++st.joins_sent;
     return true;
@@ -363,6 +364,49 @@ struct Consumer::State {
     return 1;
   }
 
+  // BUNDLE: each batch as if it had come in a DELIVER of its own. Returns the batches that went to
+  // the handler.
+  std::size_t on_bundle(const proto::Bundle& b, const zmq::message_t& frame,
+                        const Handler& handler) {
+    const auto* bytes = static_cast<const std::byte*>(frame.data());
+    std::size_t total = 0;
+    bool fits = true;
+    for (const proto::BundleEntry& e : b.entries) {
+      fits = fits && e.bytes <= frame.size() - total;
+      if (fits) total += static_cast<std::size_t>(e.bytes);
+    }
+    auto nack_from = [&](std::size_t first, milliseconds delay) {
+      for (std::size_t i = first; i < b.entries.size(); ++i) {
+        highest_tag = std::max(highest_tag, b.entries[i].tag);
+        (void)send(proto::Nack{b.entries[i].tag, static_cast<std::uint64_t>(delay.count())});
+        ++st.nacks_sent;
+      }
+    };
+    if (!fits || total != frame.size()) {
+      ++st.bad_batches;
+      report(Status::corruption("BUNDLE of " + std::to_string(b.entries.size()) +
+                                " batches whose sizes do not add up to its " +
+                                std::to_string(frame.size()) + "-byte frame (nacked)"));
+      nack_from(0, kBadBatchDelay);
+      return 0;
+    }
+    std::size_t delivered = 0, at = 0;
+    for (std::size_t i = 0; i < b.entries.size(); ++i) {
+      const proto::BundleEntry& e = b.entries[i];
+      // A frame of its own (a copy): the handler may keep it, as it may a DELIVER's.
+      zmq::message_t one(bytes + at, static_cast<std::size_t>(e.bytes));
+      at += static_cast<std::size_t>(e.bytes);
+      try {
+        delivered +=
+            on_deliver({e.tag, e.delivery_count, e.segment, e.offset}, std::move(one), handler);
+      } catch (...) {
+        nack_from(i + 1, milliseconds(0));  // not handed to the handler: back at once
+        throw;
+      }
+    }
+    return delivered;
+  }
+
   // Reads one ZeroMQ message; false when none was waiting.
   bool handle_one(const Handler& handler, std::size_t& delivered) {
     zmq::message_t parts[2];
@@ -377,7 +421,7 @@ struct Consumer::State {
       return true;
     }
     proto::MessageType type = in.type();
-    bool want_batch = type == proto::MessageType::kDeliver;
+    bool want_batch = type == proto::MessageType::kDeliver || type == proto::MessageType::kBundle;
     if ((frames == 2) != want_batch) {
       malformed(
           Status::corruption(std::string(proto::message_type_name(type)) +
@@ -396,6 +440,9 @@ struct Consumer::State {
         break;
       case proto::MessageType::kDeliver:
         delivered += on_deliver(*in.get<proto::Deliver>(), std::move(parts[1]), handler);
+        break;
+      case proto::MessageType::kBundle:
+        delivered += on_bundle(*in.get<proto::Bundle>(), parts[1], handler);
         break;
       case proto::MessageType::kPong:
         ++st.pongs;

@@ -40,6 +40,7 @@ std::vector<Message> every_type() {
   return {
       {0x0102030405060708ull,
        Join{"orders.eu-1_A", 16, 1000, StartKind::kPosition, 7, kBig, 30000, kJoinManualAck}},
+      {0x0a0b, Join{"w", 64, 0, StartKind::kEarliest, 0, 0, 0, 0, 256 * 1024}},
       {1, Joined{std::string(64, 'g'), 30000, 1666, 5}},
       {2, Deliver{kBig, 3, 12, 4096}},
       {3, Ack{{{1, 1}, {3, kBig}}}},
@@ -51,6 +52,8 @@ std::vector<Message> every_type() {
       {9, Leave{}},
       {10, Error{ErrorCode::kUnknownTag, "tag 17 is not yours"}},
       {0, Error{ErrorCode::kMalformed, std::string(kMaxErrorTextBytes, 'x')}},
+      {11, Bundle{{{kBig, 1, 3, 64, 30000}, {kBig - 1, 7, kBig, kBig, 1}}}},
+      {12, Bundle{std::vector<BundleEntry>(kMaxBundleBatches, BundleEntry{1, 1, 1, 1, kBig})}},
   };
 }
 
@@ -67,10 +70,12 @@ TEST_CASE("Every message type survives a round trip", "[lib][consumer_codec]") {
   }
 }
 
-TEST_CASE("Types are numbered 20 to 30 in variant order", "[lib][consumer_codec]") {
+TEST_CASE("Types are numbered 20 to 31 in variant order", "[lib][consumer_codec]") {
   CHECK(Message{1, Join{"g"}}.type() == MessageType::kJoin);
   CHECK(static_cast<int>(Message{1, Deliver{1, 1, 0, 0}}.type()) == 22);
   CHECK(static_cast<int>(Message{1, Error{}}.type()) == 30);
+  CHECK(static_cast<int>(Message{1, Bundle{}}.type()) == 31);
+  CHECK(std::string(message_type_name(MessageType::kBundle)) == "BUNDLE");
   CHECK(std::string(message_type_name(MessageType::kProgress)) == "PROGRESS");
   CHECK(std::string(error_code_name(ErrorCode::kPendingLimit)) == "pending limit reached");
   CHECK(std::string(error_code_name(static_cast<ErrorCode>(99))) == "unknown error");
@@ -94,6 +99,23 @@ TEST_CASE("The writer uses the fixed-width layout of consumer_format.hpp",
   CHECK(j[0] == std::byte{0x9b});
   CHECK(j[format::kFieldsOffset] == std::byte{0xa2});
   CHECK(j.size() == format::kFieldsOffset + 3 + 7 * format::kUintBytes);
+  // A JOIN with bundle_bytes: 12 elements, the 12th after the flags; without, the 11 of before.
+  Join jb{"ab"};
+  jb.bundle_bytes = 65536;
+  auto k = bytes_of(encode(Message{1, jb}));
+  CHECK(k[0] == std::byte{0x9c});
+  REQUIRE(k.size() == j.size() + format::kUintBytes);
+  CHECK(std::equal(j.begin() + 1, j.end(), k.begin() + 1));
+  Result<Message> eleven = decode(j);
+  REQUIRE(eleven.is_ok());
+  CHECK(eleven->get<Join>()->bundle_bytes == 0);
+  // BUNDLE: [1, 31, member, entries], each entry a fixarray of 5 numbers.
+  auto u = bytes_of(encode(Message{1, Bundle{{{1, 1, 0, 0, 10}, {2, 1, 0, 10, 20}}}}));
+  CHECK(u[0] == std::byte{0x94});
+  CHECK(u[format::kTypeOffset] == std::byte{31});
+  CHECK(u[format::kFieldsOffset] == std::byte{0x92});
+  CHECK(u[format::kFieldsOffset + 1] == std::byte{0x95});
+  CHECK(u.size() == format::kFieldsOffset + 1 + 2 * format::kBundleEntryBytes);
   // ACK of 16 ranges: array16 header.
   std::vector<TagRange> r(16, TagRange{1, 2});
   auto a = bytes_of(encode_ack(1, r));
@@ -159,8 +181,8 @@ TEST_CASE("Version, unknown types and reliable-link frames are Unsupported",
           "[lib][consumer_codec]") {
   expect_error(bytes({0x93, 0x02, 0x1b, 0x01}), Code::kUnsupported,
                "unsupported consumer protocol version 2");
-  expect_error(bytes({0x93, 0x01, 0x1f, 0x01}), Code::kUnsupported,
-               "unknown message type 31 at byte 2");
+  expect_error(bytes({0x93, 0x01, 0x20, 0x01}), Code::kUnsupported,
+               "unknown message type 32 at byte 2");
   // A reliable-link HELLO [1, 1, session, acked, window].
   expect_error(bytes({0x95, 0x01, 0x01, 0x07, 0x00, 0x10}), Code::kUnsupported,
                "unknown message type 1");
@@ -207,6 +229,31 @@ TEST_CASE("ACK ranges are bounded and ordered", "[lib][consumer_codec]") {
   CHECK_THROWS_AS(encode_ack(1, {}), std::invalid_argument);
   std::vector<TagRange> backwards{{3, 2}};
   CHECK_THROWS_AS(encode_ack(1, backwards), std::invalid_argument);
+}
+
+TEST_CASE("BUNDLE entries are bounded and checked like DELIVERs", "[lib][consumer_codec]") {
+  // [1, 31, 1, [[tag, count, segment, offset, bytes]]] with tag 0, then count 0.
+  expect_error(bytes({0x94, 0x01, 0x1f, 0x01, 0x91, 0x95, 0x00, 0x01, 0x00, 0x00, 0x01}),
+               Code::kCorruption, "tag at byte 6 is 0");
+  expect_error(bytes({0x94, 0x01, 0x1f, 0x01, 0x91, 0x95, 0x01, 0x00, 0x00, 0x00, 0x01}),
+               Code::kCorruption, "delivery_count at byte 7 is 0");
+  expect_error(bytes({0x94, 0x01, 0x1f, 0x01, 0x90}), Code::kCorruption,
+               "entries at byte 4 is empty");
+  expect_error(bytes({0x94, 0x01, 0x1f, 0x01, 0x91, 0x94, 0xcc, 0x01, 0x01, 0x00, 0x00}),
+               Code::kCorruption, "entry at byte 5 has 4 elements, expected 5");
+  expect_error(bytes({0x94, 0x01, 0x1f, 0x01, 0x92, 0x95, 0x01, 0x01, 0x00, 0x00, 0x00}),
+               Code::kCorruption, "truncated");  // two entries declared, room for one
+  // 257 entries declared: refused before reading them.
+  expect_error(bytes({0x94, 0x01, 0x1f, 0x01, 0xdc, 0x01, 0x01}), Code::kLimitExceeded,
+               "257 batches, more than 256");
+  CHECK(decode(bytes({0x94, 0x01, 0x1f, 0x01, 0x91, 0x95, 0x01, 0x01, 0x00, 0x00, 0x00}))
+            .is_ok());  // a 0-byte entry is well formed; the consumer refuses its batch
+  CHECK_THROWS_AS(encode(Message{1, Bundle{}}), std::invalid_argument);
+  CHECK_THROWS_AS(encode(Message{1, Bundle{{{0, 1, 0, 0, 1}}}}), std::invalid_argument);
+  CHECK_THROWS_AS(encode(Message{1, Bundle{{{1, 0, 0, 0, 1}}}}), std::invalid_argument);
+  CHECK_THROWS_AS(
+      encode(Message{1, Bundle{std::vector<BundleEntry>(kMaxBundleBatches + 1, {1, 1, 0, 0, 1})}}),
+      std::invalid_argument);
 }
 
 TEST_CASE("Group names follow the rules and a bad one is InvalidArgument (ERROR 7)",

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 #include <zmq.hpp>
 
@@ -100,6 +101,22 @@ class Spool {
                  i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   }
+  // A BUNDLE of `batches`, tags first_tag, first_tag + 1, ...; `extra` bytes appended to the frame
+  // that no entry names (a broken bundle).
+  void bundle(std::uint64_t member, std::uint64_t first_tag, std::vector<zmq::message_t> batches,
+              std::size_t extra = 0) {
+    proto::Bundle b;
+    std::string bytes;
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      b.entries.push_back({first_tag + i, 1, 7, 100 * i, batches[i].size()});
+      bytes.append(static_cast<const char*>(batches[i].data()), batches[i].size());
+    }
+    bytes.append(extra, 'x');
+    std::vector<zmq::message_t> f;
+    f.push_back(proto::encode({member, b}));
+    f.emplace_back(bytes.data(), bytes.size());
+    send_raw(std::move(f));
+  }
   void deliver(std::uint64_t member, std::uint64_t tag, std::uint64_t count, zmq::message_t batch,
                std::uint64_t segment = 0, std::uint64_t offset = 0) {
     std::vector<zmq::message_t> f;
@@ -165,6 +182,7 @@ TEST_CASE("A consumer joins with its options and acks a batch after the handler 
   CHECK(join.start_b == 4096);
   CHECK(join.ack_wait_ms == 2500);
   CHECK(join.flags == 0);
+  CHECK(join.bundle_bytes == 256 * 1024);
   CHECK(j.m.member == c.member_id());
   spool.send({j.m.member, proto::Joined{"orders.eu-1", 2500, 1666, 5}});
 
@@ -476,6 +494,108 @@ TEST_CASE("A batch that does not decode is nacked with a delay and reported",
   CHECK(c.stats().bad_batches == 1);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message().find("batch of DELIVER tag 1") != std::string::npos);
+}
+
+TEST_CASE("A BUNDLE's batches go to the handler one by one, each under its own tag",
+          "[patterns][consumer]") {
+  zmq::context_t ctx;
+  Spool spool(ctx);
+  Consumer c(ctx, options());
+  c.connect(spool.endpoint);
+  std::uint64_t m = spool.accept_join(c);
+  std::vector<zmq::message_t> batches;
+  batches.push_back(batch_frame(5, 1, {"a"}));
+  batches.push_back(batch_frame(5, 2, {"b", "c"}));
+  batches.push_back(batch_frame(6, 1, {"d"}));
+  spool.bundle(m, 1, std::move(batches));
+  std::vector<std::string> seen;
+  std::vector<DeliveryInfo> infos;
+  Consumer::Handler h = [&](const ConsumedBatch& b) {
+    infos.push_back(b.info);
+    for (std::span<const std::byte> r : b) {
+      seen.emplace_back(reinterpret_cast<const char*>(r.data()), r.size());
+    }
+  };
+  poll_until(c, h, [&] { return infos.size() == 3; });
+  CHECK(seen == std::vector<std::string>{"a", "b", "c", "d"});
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(infos[i].token.tag == i + 1);
+    CHECK(infos[i].offset == 100 * i);
+  }
+  CHECK(infos[2].producer_id == 6);
+  Got a = spool.expect(c, proto::MessageType::kAck);
+  CHECK(ranges_of(a) == std::vector<proto::TagRange>{{1, 3}});
+  CHECK(c.stats().batches_delivered == 3);
+}
+
+TEST_CASE("A BUNDLE whose sizes do not add up to its frame is nacked whole and reported",
+          "[patterns][consumer]") {
+  zmq::context_t ctx;
+  Spool spool(ctx);
+  Consumer c(ctx, options());
+  c.connect(spool.endpoint);
+  std::uint64_t m = spool.accept_join(c);
+  std::vector<Status> errors;
+  c.on_error([&](const Status& s) { errors.push_back(s); });
+  std::vector<zmq::message_t> batches;
+  batches.push_back(batch_frame(5, 1, {"a"}));
+  batches.push_back(batch_frame(5, 2, {"b"}));
+  spool.bundle(m, 4, std::move(batches), /*extra=*/3);
+  Got n1 = spool.expect(c, proto::MessageType::kNack);
+  Got n2 = spool.expect(c, proto::MessageType::kNack);
+  CHECK(*n1.m.get<proto::Nack>() == proto::Nack{4, 1000});
+  CHECK(*n2.m.get<proto::Nack>() == proto::Nack{5, 1000});
+  CHECK(c.stats().bad_batches == 1);
+  CHECK(c.stats().batches_delivered == 0);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message().find("do not add up") != std::string::npos);
+}
+
+TEST_CASE("A handler's exception inside a BUNDLE nacks its batch and the ones after it",
+          "[patterns][consumer]") {
+  zmq::context_t ctx;
+  Spool spool(ctx);
+  Consumer c(ctx, options());
+  c.connect(spool.endpoint);
+  std::uint64_t m = spool.accept_join(c);
+  std::vector<zmq::message_t> batches;
+  for (std::uint64_t s = 1; s <= 3; ++s) batches.push_back(batch_frame(5, s, {"x"}));
+  spool.bundle(m, 1, std::move(batches));
+  int calls = 0;
+  Consumer::Handler h = [&](const ConsumedBatch&) {
+    if (++calls == 2) throw std::runtime_error("boom");
+  };
+  bool thrown = false;
+  for (int i = 0; i < 300 && !thrown; ++i) {
+    try {
+      c.poll_once(h, milliseconds(10));
+    } catch (const std::runtime_error&) {
+      thrown = true;
+    }
+  }
+  REQUIRE(thrown);
+  CHECK(*spool.expect(c, proto::MessageType::kNack).m.get<proto::Nack>() == proto::Nack{2, 0});
+  CHECK(*spool.expect(c, proto::MessageType::kNack).m.get<proto::Nack>() == proto::Nack{3, 0});
+  Got a = spool.expect(c, proto::MessageType::kAck);
+  CHECK(ranges_of(a) == std::vector<proto::TagRange>{{1, 1}});
+  CHECK(c.stats().batches_delivered == 1);
+}
+
+TEST_CASE("bundle_bytes is capped at limits.max_batch_bytes; 0 asks for DELIVERs only",
+          "[patterns][consumer]") {
+  for (auto [asked, limit, sent] :
+       {std::tuple<std::size_t, std::size_t, std::uint64_t>{0, std::size_t{64} << 20, 0},
+        {1 << 20, 4096, 4096}}) {
+    zmq::context_t ctx;
+    Spool spool(ctx);
+    ConsumerOptions o = options();
+    o.bundle_bytes = asked;
+    o.limits.max_batch_bytes = limit;
+    Consumer c(ctx, o);
+    c.connect(spool.endpoint);
+    Got j = spool.expect(c, proto::MessageType::kJoin);
+    CHECK(j.m.get<proto::Join>()->bundle_bytes == sent);
+  }
 }
 
 TEST_CASE("Malformed and foreign messages from the spool are counted and reported",

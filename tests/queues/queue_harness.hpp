@@ -47,12 +47,14 @@ class RawConsumer {
     (void)socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
   }
   void join(const std::string& group, std::uint64_t prefetch = 4,
-            cm::StartKind start = cm::StartKind::kEarliest, std::uint64_t ack_wait_ms = 0) {
+            cm::StartKind start = cm::StartKind::kEarliest, std::uint64_t ack_wait_ms = 0,
+            std::uint64_t bundle_bytes = 0) {
     cm::Join j;
     j.group = group;
     j.prefetch_batches = prefetch;
     j.start_kind = start;
     j.ack_wait_ms = ack_wait_ms;
+    j.bundle_bytes = bundle_bytes;
     send(j);
   }
   void ack(std::uint64_t tag) { send(cm::Ack{{{tag, tag}}}); }
@@ -75,24 +77,22 @@ class RawConsumer {
         REQUIRE(f.more());
         zmq::message_t batch;
         (void)socket_.recv(batch, zmq::recv_flags::none);
-        auto b = zkit::envelope::decode(std::move(batch));
-        REQUIRE(b);
-        Got g;
-        g.d = *d;
-        g.producer = b.value().header().producer_id;
-        g.seq = b.value().header().seq;
-        for (auto rec : b.value()) {
-          const char* p = reinterpret_cast<const char*>(rec.data());
-          const char* colon = static_cast<const char*>(std::memchr(p, ':', rec.size()));
-          std::uint64_t producer = 0, index = 0;
-          if (colon) {
-            std::from_chars(p, colon, producer);
-            std::from_chars(colon + 1, p + rec.size(), index);
-          }
-          g.messages.emplace_back(producer, index);
+        take(*d, {static_cast<const std::byte*>(batch.data()), batch.size()});
+      } else if (const auto* b = msg.get<cm::Bundle>()) {
+        REQUIRE(f.more());
+        zmq::message_t frame;
+        (void)socket_.recv(frame, zmq::recv_flags::none);
+        ++bundles;
+        largest_bundle = std::max(largest_bundle, b->entries.size());
+        if (b->entries.size() > 1) most_bundle_bytes = std::max(most_bundle_bytes, frame.size());
+        std::size_t at = 0;
+        for (const cm::BundleEntry& e : b->entries) {
+          REQUIRE(e.bytes <= frame.size() - at);
+          take({e.tag, e.delivery_count, e.segment, e.offset},
+               {static_cast<const std::byte*>(frame.data()) + at, e.bytes});
+          at += e.bytes;
         }
-        ++deliveries;
-        inbox.push_back(std::move(g));
+        REQUIRE(at == frame.size());
       } else if (const auto* e = msg.get<cm::Error>()) {
         errors.push_back(*e);
       } else if (const auto* j = msg.get<cm::Joined>()) {
@@ -102,6 +102,28 @@ class RawConsumer {
       }
     }
   }
+  // One delivered batch (of a DELIVER or a BUNDLE) into the inbox.
+  void take(const cm::Deliver& d, std::span<const std::byte> batch) {
+    auto b = zkit::envelope::decode(batch);
+    REQUIRE(b);
+    Got g;
+    g.d = d;
+    g.producer = b.value().header().producer_id;
+    g.seq = b.value().header().seq;
+    for (auto rec : b.value()) {
+      const char* p = reinterpret_cast<const char*>(rec.data());
+      const char* colon = static_cast<const char*>(std::memchr(p, ':', rec.size()));
+      std::uint64_t producer = 0, index = 0;
+      if (colon) {
+        std::from_chars(p, colon, producer);
+        std::from_chars(colon + 1, p + rec.size(), index);
+      }
+      g.messages.emplace_back(producer, index);
+    }
+    ++deliveries;
+    inbox.push_back(std::move(g));
+  }
+
   bool has_error(cm::ErrorCode c) const {
     for (const auto& e : errors) {
       if (e.code == c) return true;
@@ -110,6 +132,9 @@ class RawConsumer {
   }
 
   std::deque<Got> inbox;  // delivered, not yet acked by the test
+  std::uint64_t bundles = 0;          // BUNDLE messages (their batches count in deliveries)
+  std::size_t largest_bundle = 0;     // most batches in one BUNDLE
+  std::size_t most_bundle_bytes = 0;  // largest frame of a BUNDLE of more than one batch
   std::vector<cm::Error> errors;
   std::optional<cm::Joined> joined;
   std::uint64_t deliveries = 0;

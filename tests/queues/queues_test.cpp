@@ -131,6 +131,38 @@ TEST_CASE("A group's members share the batches, each never holding more than its
   CHECK(rig.group("work")->members == 2);
 }
 
+TEST_CASE("A member that asks for BUNDLEs gets several batches a message, within credit and size",
+          "[queues]") {
+  Rig rig;
+  rig.produce(30);  // 60 batches of one to four "producer:index" messages (tens of bytes each)
+  RawConsumer& c = rig.consumer();
+  c.join("bulk", 8, cm::StartKind::kEarliest, 0, /*bundle_bytes=*/300);
+  REQUIRE(joined(rig, c));
+  Tally tally;
+  REQUIRE(consume_all(rig, {&c}, tally, 8));
+  CHECK(tally.duplicates() == 0);
+  CHECK(c.deliveries == 60);
+  CHECK(c.bundles > 0);
+  CHECK(c.bundles < c.deliveries);  // some carried more than one batch
+  CHECK(c.largest_bundle <= 8);
+  CHECK(c.most_bundle_bytes <= 300);
+  CHECK(rig.node->stats().serve.bundles == c.bundles);
+  CHECK(rig.node->stats().serve.deliveries == 60);
+}
+
+TEST_CASE("A spool with bundle_bytes 0 sends DELIVERs to a member that asks for BUNDLEs",
+          "[queues]") {
+  Rig rig([](zkit::SpoolNodeOptions& o) { o.bundle_bytes = 0; });
+  rig.produce(5);
+  RawConsumer& c = rig.consumer();
+  c.join("bulk", 8, cm::StartKind::kEarliest, 0, /*bundle_bytes=*/1 << 20);
+  REQUIRE(joined(rig, c));
+  Tally tally;
+  REQUIRE(consume_all(rig, {&c}, tally, 8));
+  CHECK(c.deliveries == 10);
+  CHECK(c.bundles == 0);
+}
+
 TEST_CASE("Every group gets every batch, each at its own pace", "[queues]") {
   Rig rig;
   RawConsumer& a = rig.consumer();

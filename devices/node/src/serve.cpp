@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <map>
+#include <span>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -79,9 +80,12 @@ struct ConsumerServer::Impl {
     TimePoint check_at = kNever;  // no held deadline is earlier than this
     std::uint32_t malformed = 0;
 
-    bool has_credit() const {
-      return held.size() < prefetch_batches &&
-             (prefetch_messages == 0 || held_messages < prefetch_messages);
+    std::size_t bundle_bytes = 0;  // > 0: deliveries go out in BUNDLEs of up to this
+
+    // Room for one more batch beyond what it holds and `batches`/`messages` about to be sent.
+    bool has_credit(std::size_t batches = 0, std::uint64_t messages = 0) const {
+      return held.size() + batches < prefetch_batches &&
+             (prefetch_messages == 0 || held_messages + messages < prefetch_messages);
     }
   };
 
@@ -233,6 +237,7 @@ struct ConsumerServer::Impl {
       }
       m.prefetch_batches = j.prefetch_batches;
       m.prefetch_messages = j.prefetch_messages;
+      m.bundle_bytes = bundle_bytes_for(j);
       m.last_heard = now;
       return joined(m);
     }
@@ -284,6 +289,7 @@ struct ConsumerServer::Impl {
     m.group = g;
     m.prefetch_batches = j.prefetch_batches;
     m.prefetch_messages = j.prefetch_messages;
+    m.bundle_bytes = bundle_bytes_for(j);
     m.ack_wait = j.ack_wait_ms == 0
                      ? opt.ack_wait
                      : std::min(milliseconds(static_cast<std::int64_t>(
@@ -294,6 +300,10 @@ struct ConsumerServer::Impl {
     g->members.push_back(&m);
     ++st.joins;
     joined(m);
+  }
+
+  std::size_t bundle_bytes_for(const cm::Join& j) const {
+    return static_cast<std::size_t>(std::min<std::uint64_t>(j.bundle_bytes, opt.bundle_bytes));
   }
 
   std::string bad_prefetch(std::uint64_t n) const {
@@ -399,7 +409,7 @@ struct ConsumerServer::Impl {
       case cm::MessageType::kLeave:
         ++st.leaves;
         return remove_member(*m, now);
-      default:  // JOINED, DELIVER, PONG, ERROR: the spool's own messages
+      default:  // JOINED, DELIVER, PONG, ERROR, BUNDLE: the spool's own messages
         return malformed(routing, m, "a spool-to-consumer message sent to the spool", msg.member,
                          cm::ErrorCode::kMalformed);
     }
@@ -546,39 +556,128 @@ struct ConsumerServer::Impl {
     for (;;) {
       Member* m = pick(g);
       if (!m) return;
-      auto r = g.state.next(now);
-      if (!r) {
-        spdlog::error("spool group {}: reading the log: {}; retrying", g.state.name(),
-                      r.status().to_string());
-        g.retry_at = now + kReadRetry;
+      if (!(m->bundle_bytes > 0 ? deliver_bundles(g, *m, now) : deliver_one(g, *m, now))) {
         return;
       }
-      if (!r.value()) {
-        g.idle = true;
-        return;
+    }
+  }
+
+  // The group's next batch to hand out (its frame valid until the next call on the group), or
+  // nullopt when there is none now: the group goes idle, or waits for a read retry.
+  std::optional<spool::Delivery> take(Group& g, TimePoint now) {
+    auto r = g.state.next(now);
+    if (!r) {
+      spdlog::error("spool group {}: reading the log: {}; retrying", g.state.name(),
+                    r.status().to_string());
+      g.retry_at = now + kReadRetry;
+      return std::nullopt;
+    }
+    if (!r.value()) g.idle = true;
+    return r.value();
+  }
+
+  Held hold(Member& m, const spool::Delivery& d, TimePoint now) {
+    return Held{m.next_tag++, d.record.position, d.record.meta.message_count, now + m.ack_wait};
+  }
+
+  // What follows a send: the member holds `sent` on success; otherwise they go back to the group
+  // and the member is gone (its connection closed, or it reads nothing: dropped). False when the
+  // member is gone.
+  bool settle(Group& g, Member& m, Sent sent, std::span<const Held> taken, TimePoint now) {
+    if (sent != Sent::kOk) {
+      for (const Held& h : taken) put_back(g, h.position, now);
+      if (sent == Sent::kGone) {
+        gone(m, now);
+      } else {
+        ++st.dropped;
+        complain(m.routing, "its queue is full (it reads nothing): dropped");
+        remove_member(m, now);
       }
-      const spool::Delivery& d = *r.value();
-      Held h{m->next_tag++, d.record.position, d.record.meta.message_count, now + m->ack_wait};
-      cm::Message head;
-      head.member = m->id;
-      head.body = cm::Deliver{h.tag, d.delivery_count, h.position.segment, h.position.offset};
-      zmq::message_t batch(d.record.frame.data(), d.record.frame.size());
-      const Sent sent = send(m->routing, cm::encode(head), &batch);
-      if (sent != Sent::kOk) {
-        put_back(g, h.position, now);
-        if (sent == Sent::kGone) {
-          gone(*m, now);
-        } else {
-          ++st.dropped;
-          complain(m->routing, "its queue is full (it reads nothing): dropped");
-          remove_member(*m, now);
+      return false;
+    }
+    for (const Held& h : taken) {
+      ++st.deliveries;
+      m.held_messages += h.messages;
+      m.check_at = std::min(m.check_at, h.deadline);
+      m.held.push_back(h);
+    }
+    return true;
+  }
+
+  // One DELIVER; false when the group has nothing more to hand out now.
+  bool deliver_one(Group& g, Member& m, TimePoint now) {
+    const std::optional<spool::Delivery> d = take(g, now);
+    if (!d) return false;
+    const Held h = hold(m, *d, now);
+    cm::Message head;
+    head.member = m.id;
+    head.body = cm::Deliver{h.tag, d->delivery_count, h.position.segment, h.position.offset};
+    zmq::message_t batch(d->record.frame.data(), d->record.frame.size());
+    (void)settle(g, m, send(m.routing, cm::encode(head), &batch), std::span(&h, 1), now);
+    return true;
+  }
+
+  // Batches on their way into one BUNDLE: the frame (owned by the message once sent), the
+  // entries, and what the member will hold.
+  struct Pack {
+    std::unique_ptr<std::vector<std::byte>> bytes = std::make_unique<std::vector<std::byte>>();
+    cm::Bundle bundle;
+    std::vector<Held> held;
+    std::uint64_t messages = 0;
+
+    void add(const spool::Delivery& d, const Held& h, std::size_t reserve) {
+      const auto frame = d.record.frame;
+      if (bytes->empty()) bytes->reserve(std::max(reserve, frame.size()));
+      bytes->insert(bytes->end(), frame.begin(), frame.end());
+      bundle.entries.push_back(
+          {h.tag, d.delivery_count, h.position.segment, h.position.offset, frame.size()});
+      held.push_back(h);
+      messages += h.messages;
+    }
+  };
+
+  bool send_pack(Group& g, Member& m, Pack& p, TimePoint now) {
+    cm::Message head;
+    head.member = m.id;
+    head.body = std::move(p.bundle);
+    std::vector<std::byte>* raw = p.bytes.release();  // the message owns it from here
+    zmq::message_t frame(
+        raw->data(), raw->size(),
+        [](void*, void* hint) { delete static_cast<std::vector<std::byte>*>(hint); }, raw);
+    const bool ok = settle(g, m, send(m.routing, cm::encode(head), &frame), p.held, now);
+    if (ok) ++st.bundles;
+    return ok;
+  }
+
+  // BUNDLEs for `m` while its credit lasts, each up to m.bundle_bytes and kMaxBundleBatches (a
+  // batch bigger than bundle_bytes goes alone). False when the group ran out of batches to hand
+  // out now.
+  bool deliver_bundles(Group& g, Member& m, TimePoint now) {
+    Pack p;
+    for (;;) {
+      const bool room = p.bundle.entries.size() < cm::kMaxBundleBatches &&
+                        p.bytes->size() < m.bundle_bytes && m.has_credit(p.held.size(), p.messages);
+      if (!room) {
+        (void)send_pack(g, m, p, now);
+        return true;
+      }
+      const std::optional<spool::Delivery> d = take(g, now);
+      if (!d) {
+        if (!p.held.empty()) (void)send_pack(g, m, p, now);
+        return false;
+      }
+      const Held h = hold(m, *d, now);
+      if (!p.held.empty() && p.bytes->size() + d->record.frame.size() > m.bundle_bytes) {
+        Pack next;  // this batch starts the next bundle (copied now: the send may touch the group)
+        next.add(*d, h, m.bundle_bytes);
+        if (!send_pack(g, m, p, now)) {
+          for (const Held& n : next.held) put_back(g, n.position, now);
+          return true;  // the member is gone; the others may take more
         }
+        p = std::move(next);
         continue;
       }
-      ++st.deliveries;
-      m->held_messages += h.messages;
-      m->check_at = std::min(m->check_at, h.deadline);
-      m->held.push_back(h);
+      p.add(*d, h, m.bundle_bytes);
     }
   }
 

@@ -953,7 +953,8 @@ std::string SpoolNodeStats::to_json() const {
   w.field("members", v.members).field("joins", v.joins).field("refused_joins", v.refused_joins);
   w.field("replaced", v.replaced).field("leaves", v.leaves).field("timed_out", v.timed_out);
   w.field("disconnected", v.disconnected).field("dropped", v.dropped);
-  w.field("deliveries", v.deliveries).field("ack_wait_expired", v.ack_wait_expired);
+  w.field("deliveries", v.deliveries).field("bundles", v.bundles);
+  w.field("ack_wait_expired", v.ack_wait_expired);
   w.field("nacks", v.nacks).field("malformed", v.malformed);
   w.field("unknown_member", v.unknown_member).field("unknown_tag", v.unknown_tag);
   w.field("errors_sent", v.errors_sent).field("replies_dropped", v.replies_dropped);

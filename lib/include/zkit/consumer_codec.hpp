@@ -1,7 +1,7 @@
 // The consumer protocol's control messages: what a consumer (DEALER) and the spool's serving socket
 // (ROUTER, `zkit spool --serve EP`) say to each other. Each message is one MessagePack array in one
 // ZeroMQ frame, [1, type, member, ...]; a DELIVER is followed by a second frame holding the batch
-// exactly as stored. docs/protocol.md ("The consumer protocol (v1)") describes every message, the
+// exactly as stored, a BUNDLE by one frame holding several such batches back to back. docs/protocol.md ("The consumer protocol (v1)") describes every message, the
 // credit, timers, redelivery and errors.
 //
 // Pure functions, no state: safe from any thread. Decoding takes untrusted bytes and returns a
@@ -28,6 +28,7 @@ inline constexpr std::uint64_t kProtocolVersion = 1;
 inline constexpr std::size_t kMaxAckRanges = 1024;       // ranges in one ACK
 inline constexpr std::size_t kMaxGroupNameBytes = 64;    // group: 1..64 of [A-Za-z0-9._-]
 inline constexpr std::size_t kMaxErrorTextBytes = 1024;  // ERROR text
+inline constexpr std::size_t kMaxBundleBatches = 256;    // batches in one BUNDLE
 
 // C = consumer, S = spool. The numbers start at 20 so that a reliable-link frame (types 1..7) sent
 // to the serving socket by mistake is rejected as an unknown type.
@@ -43,6 +44,7 @@ enum class MessageType : std::uint8_t {
   kPong = 28,      // S→C
   kLeave = 29,     // C→S
   kError = 30,     // S→C
+  kBundle = 31,    // S→C, + one frame: the batches back to back (to a JOIN with bundle_bytes)
 };
 const char* message_type_name(MessageType t) noexcept;  // "JOIN", ...; "UNKNOWN"
 
@@ -77,6 +79,9 @@ struct Join {
   std::uint64_t start_b = 0;
   std::uint64_t ack_wait_ms = 0;  // 0: the spool's default
   std::uint64_t flags = 0;        // kJoinManualAck
+  // The largest BUNDLE frame the member takes; 0: none, DELIVERs only. Written as a 12th element
+  // only when not 0 (an 11-element JOIN means 0).
+  std::uint64_t bundle_bytes = 0;
   bool operator==(const Join&) const = default;
 };
 struct Joined {
@@ -131,9 +136,24 @@ struct Error {
   bool operator==(const Error&) const = default;
 };
 
+// One batch of a BUNDLE: what a DELIVER says, and its length in the bundle's frame.
+struct BundleEntry {
+  std::uint64_t tag = 0;             // never 0
+  std::uint64_t delivery_count = 0;  // never 0
+  std::uint64_t segment = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t bytes = 0;  // the batch is the next `bytes` of the frame
+  bool operator==(const BundleEntry&) const = default;
+};
+struct Bundle {
+  std::vector<BundleEntry> entries;  // 1..kMaxBundleBatches, in tag order; the byte counts add
+                                     // up to the frame's size (the consumer checks)
+  bool operator==(const Bundle&) const = default;
+};
+
 // The alternatives are in type order: index() + 20 is the type.
-using Body =
-    std::variant<Join, Joined, Deliver, Ack, Nack, Progress, Credit, Ping, Pong, Leave, Error>;
+using Body = std::variant<Join, Joined, Deliver, Ack, Nack, Progress, Credit, Ping, Pong, Leave,
+                          Error, Bundle>;
 
 struct Message {
   // The consumer's member id: random, nonzero, one per consumer object and join. An ERROR about a
@@ -155,17 +175,20 @@ bool valid_group_name(std::string_view name) noexcept;
 // Encodes one control message into a new frame. Throws std::invalid_argument on what is a program
 // bug rather than untrusted input: member 0 (except in ERROR), a bad group name, a start kind or
 // JOIN flags outside the enum, an ACK of 0 or more than kMaxAckRanges ranges or with first > last,
-// a DELIVER with tag 0 or delivery_count 0, an ERROR text over kMaxErrorTextBytes.
+// a DELIVER or BUNDLE entry with tag 0 or delivery_count 0, a BUNDLE of 0 or more than
+// kMaxBundleBatches entries, an ERROR text over kMaxErrorTextBytes.
 zmq::message_t encode(const Message& message);
 // The same ACK without building a Message (the consumer's per-batch path).
 zmq::message_t encode_ack(std::uint64_t member, std::span<const TagRange> ranges);
 
 // Decodes one control frame. Errors:
 //   Corruption      truncated, wrong MessagePack type, wrong element count for the type, trailing
-//                   bytes, member 0 (outside ERROR), a range with first > last, a DELIVER with tag
-//                   or delivery_count 0, a frame over 32 KiB, an ERROR code over 2^32-1;
+//                   bytes, member 0 (outside ERROR), a range with first > last, a DELIVER or
+//                   BUNDLE entry with tag or delivery_count 0, an empty BUNDLE, a frame over
+//                   32 KiB, an ERROR code over 2^32-1;
 //   Unsupported     a protocol version other than 1, an unknown type, unknown JOIN flag bits;
-//   LimitExceeded   an ACK of more than kMaxAckRanges ranges, an ERROR text over 1024 bytes;
+//   LimitExceeded   an ACK of more than kMaxAckRanges ranges, a BUNDLE of more than
+//                   kMaxBundleBatches entries, an ERROR text over 1024 bytes;
 //   InvalidArgument a JOIN or JOINED whose group name breaks the rules, a start_kind over 3.
 // The message names the field and its byte offset. error_code_for() says what the spool answers.
 [[nodiscard]] Result<Message> decode(std::span<const std::byte> frame) noexcept;

@@ -79,6 +79,10 @@ struct ConsumerOptions {
                                      // redeliveries of them; 0: none (every redelivery is handed
                                      // to the handler)
   std::size_t max_drain = 256;       // messages handled per poll_once before acks go out
+  // Asks the spool to send batches in BUNDLEs of up to this many bytes (capped at
+  // limits.max_batch_bytes), several batches per ZeroMQ message; each still goes to the handler
+  // on its own, with its own tag. 0: one DELIVER per batch.
+  std::size_t bundle_bytes = 256 * 1024;
   SocketOptions socket;              // DEALER options (routing_id, CURVE, HWMs, linger)
   envelope::Limits limits;           // every delivered batch is decoded against these; they also
                                      // set ZMQ_MAXMSGSIZE (receive_limit())

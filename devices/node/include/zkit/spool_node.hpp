@@ -81,6 +81,9 @@ struct SpoolNodeOptions {
   std::size_t max_groups = 64;      // groups (durable); a JOIN naming one more gets ERROR 3
   std::size_t max_members = 64;     // members per group; one more gets ERROR 4
   std::size_t max_prefetch = 1024;  // prefetch_batches allowed (pending per member); ERROR 2
+  // A member that takes BUNDLEs (zkit::Consumer does) gets its batches in BUNDLEs of up to this
+  // many bytes (filled while it has credit; a bigger batch goes alone). 0: DELIVERs only.
+  std::size_t bundle_bytes = 256 * 1024;
   std::size_t max_pending = 65536;  // per group: out + acked above the floor (GroupOptions)
   std::uint64_t max_dead_bytes = std::uint64_t{1} << 30;  // per group's dead-letter log
   std::chrono::milliseconds ack_wait{30000};   // unacked this long: redelivered (JOIN may set)
@@ -105,7 +108,8 @@ struct ServeFigures {
   std::uint64_t timed_out = 0;        // silent past consumer_heartbeat
   std::uint64_t disconnected = 0;     // connection gone (a send to it refused)
   std::uint64_t dropped = 0;          // dropped for misbehaving (malformed frames, reading nothing)
-  std::uint64_t deliveries = 0;       // DELIVERs sent
+  std::uint64_t deliveries = 0;       // batches delivered (by DELIVER or in a BUNDLE)
+  std::uint64_t bundles = 0;          // BUNDLEs sent
   std::uint64_t ack_wait_expired = 0;  // deliveries taken back unacked after ack_wait
   std::uint64_t nacks = 0;
   std::uint64_t malformed = 0;        // messages that did not decode or break the protocol
