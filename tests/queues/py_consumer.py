@@ -1,19 +1,21 @@
 """A consumer of `zkit spool --serve` written from docs/protocol.md ("The consumer protocol (v1)")
 alone, with pyzmq and msgpack: proof that the page is enough for another implementation.
 
-    py_consumer.py --endpoint EP --group NAME [--prefetch N] [--hold-after K]
+    py_consumer.py --endpoint EP --group NAME [--prefetch N] [--hold-after K] [--bundle-bytes B]
 
 Joins NAME, handles every batch it is given and acknowledges it (the ACKs of one turn go out as
 ranges), sends PING when it has sent nothing for heartbeat_ms, joins again under a new member id
 after ERROR 1 or an unanswered PING, and drops (acking again) a redelivery of a batch it acked.
 With --hold-after K it stops acknowledging after K batches and holds what comes (a consumer that
-is about to die). On SIGTERM it sends its acks, waits for a PONG (so the spool has applied them),
+is about to die). With --bundle-bytes B its JOIN asks for BUNDLEs of up to B bytes, and it splits
+each into its batches. On SIGTERM it sends its acks, waits for a PONG (so the spool has applied them),
 sends LEAVE and exits 0. One line per event on stdout:
 
     JOINED <member>
     DONE <producer_id> <seq> <delivery_count> <records>   handled and acknowledged
     HOLD <producer_id> <seq> <delivery_count> <records>   handled, not acknowledged (--hold-after)
     DUP <producer_id> <seq> <delivery_count>              a redelivery of a batch acked here
+    BUNDLE <batches>                                      a BUNDLE came (its batches follow)
     ERROR <code> <text>
     BYE <batches acknowledged>
 """
@@ -28,7 +30,7 @@ import msgpack
 import zmq
 
 VERSION = 1
-JOIN, JOINED, DELIVER, ACK, NACK, PROGRESS, CREDIT, PING, PONG, LEAVE, ERROR = range(20, 31)
+JOIN, JOINED, DELIVER, ACK, NACK, PROGRESS, CREDIT, PING, PONG, LEAVE, ERROR, BUNDLE = range(20, 32)
 MAX_RANGES = 1024
 HEARTBEAT_TIMEOUT = 5.0  # a PING unanswered this long: the spool is lost, join again
 JOIN_RETRY = 1.0
@@ -51,8 +53,9 @@ def new_member():
 
 
 class Consumer:
-    def __init__(self, sock, group, prefetch, hold_after):
+    def __init__(self, sock, group, prefetch, hold_after, bundle_bytes):
         self.sock, self.group, self.prefetch, self.hold_after = sock, group, prefetch, hold_after
+        self.bundle_bytes = bundle_bytes
         self.member = new_member()
         self.joined = False
         self.join_due = 0.0
@@ -70,8 +73,9 @@ class Consumer:
 
     def send_join(self):
         # group, prefetch_batches, prefetch_messages, start earliest (0, 0, 0), ack_wait default,
-        # flags 0
-        self.send(JOIN, self.group, self.prefetch, 0, 0, 0, 0, 0, 0)
+        # flags 0, and bundle_bytes as a 12th element when BUNDLEs are wanted
+        bundle = [self.bundle_bytes] if self.bundle_bytes else []
+        self.send(JOIN, self.group, self.prefetch, 0, 0, 0, 0, 0, 0, *bundle)
         self.join_due = time.monotonic() + JOIN_RETRY
 
     def rejoin(self, leave_old):
@@ -135,6 +139,18 @@ class Consumer:
                 say("JOINED", self.member)
         elif type_ == DELIVER and len(frames) == 2:
             self.on_deliver(msg[3], msg[4], frames[1])
+        elif type_ == BUNDLE and len(frames) == 2:
+            entries, frame = msg[3], frames[1]
+            if sum(e[4] for e in entries) != len(frame):  # cannot tell the batches apart
+                say("ERROR", "bad-bundle", len(entries))
+                for e in entries:
+                    self.send(NACK, e[0], 1000)
+                return
+            say("BUNDLE", len(entries))
+            at = 0
+            for tag, count, _segment, _offset, size in entries:
+                self.on_deliver(tag, count, frame[at:at + size])
+                at += size
         elif type_ == ERROR:
             code, text = msg[3], msg[4]
             say("ERROR", code, text)
@@ -189,13 +205,14 @@ def main():
     p.add_argument("--group", required=True)
     p.add_argument("--prefetch", type=int, default=8)
     p.add_argument("--hold-after", type=int, default=None)
+    p.add_argument("--bundle-bytes", type=int, default=0)
     a = p.parse_args()
     signal.signal(signal.SIGTERM, on_term)
     random.seed(os.urandom(16))
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.connect(a.endpoint)
-    c = Consumer(sock, a.group, a.prefetch, a.hold_after)
+    c = Consumer(sock, a.group, a.prefetch, a.hold_after, a.bundle_bytes)
     try:
         c.send_join()
         while not stopping:

@@ -1,6 +1,7 @@
 """Runs tests/queues/py_consumer.py (a consumer written from docs/protocol.md alone) against
 `zkit spool --serve`: N messages from `zkit send --reliable`; consumer A acknowledges some batches,
-then holds what it gets and is SIGKILLed; consumer B joins the same group and takes the rest. At the
+then holds what it gets and is SIGKILLed; consumer B joins the same group and takes the rest, in
+BUNDLEs (A takes DELIVERs: both forms are covered). At the
 end every message has been acknowledged (0 lost), the batches A held came to B with
 delivery_count > 1, a batch was handled twice only where A died holding it, and the spool's group
 shows no lag and nothing pending.
@@ -115,7 +116,7 @@ def main():
     a_done, a_held = batches(a_lines, "DONE"), batches(a_lines, "HOLD")
 
     b, b_out = start([sys.executable, CONSUMER, "--endpoint", serve, "--group", GROUP,
-                      "--prefetch", "8"], "consumer B")
+                      "--prefetch", "8", "--bundle-bytes", "4096"], "consumer B")
     _, send_err = send.communicate(timeout=120)
     if send.returncode != 0:
         fail("zkit send exited %d: %s" % (send.returncode, send_err.decode(errors="replace")))
@@ -132,6 +133,11 @@ def main():
     b_done = batches(b_lines, "DONE")
     if not any(l.startswith("BYE") for l in b_lines):
         fail("consumer B did not say BYE")
+    bundles = [int(l.split()[1]) for l in b_lines if l.startswith("BUNDLE ")]
+    if not bundles:
+        fail("consumer B asked for BUNDLEs and got none")
+    if any(l.startswith("BUNDLE ") for l in a_out.snapshot()):
+        fail("consumer A did not ask for BUNDLEs, yet got one")
 
     done = dict(a_done)
     done.update(b_done)
@@ -166,8 +172,10 @@ def main():
         fail("zkit spool exited %d after SIGTERM" % spool.returncode)
     redelivered = sum(1 for c, _ in b_done.values() if c > 1)
     print("py_consumer_test: %d messages in %d batches acknowledged, 0 lost; A acked %d, held %d "
-          "(all redelivered to B with delivery_count > 1); B acked %d, %d of them redeliveries" %
-          (total, len(done), len(a_done), len(a_held), len(b_done), redelivered))
+          "(all redelivered to B with delivery_count > 1); B acked %d, %d of them redeliveries, "
+          "in %d BUNDLEs of up to %d batches" %
+          (total, len(done), len(a_done), len(a_held), len(b_done), redelivered, len(bundles),
+           max(bundles)))
     return 0
 
 
