@@ -4,6 +4,7 @@
 #include "zkit/consumer.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -151,6 +152,7 @@ struct Consumer::State {
   ConsumerStats st;
   ErrorCallback on_error;
   proto::Message in;  // the last control message read (its capacity is reused)
+  std::vector<zmq::message_t> bundle_parts;  // on_bundle's, kept for its capacity
 
   bool closed = false;
   bool attached = false;
@@ -364,11 +366,20 @@ struct Consumer::State {
     return 1;
   }
 
+  // A BUNDLE's frame, shared by the messages made of its batches: freed with the last of them.
+  struct SharedFrame {
+    zmq::message_t frame;
+    std::atomic<std::size_t> refs;  // a handler may hand a frame to a socket: ZeroMQ's I/O
+                                    // thread then releases it
+    static void release(void*, void* hint) {
+      auto* s = static_cast<SharedFrame*>(hint);
+      if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s;
+    }
+  };
+
   // BUNDLE: each batch as if it had come in a DELIVER of its own. Returns the batches that went to
   // the handler.
-  std::size_t on_bundle(const proto::Bundle& b, const zmq::message_t& frame,
-                        const Handler& handler) {
-    const auto* bytes = static_cast<const std::byte*>(frame.data());
+  std::size_t on_bundle(const proto::Bundle& b, zmq::message_t&& frame, const Handler& handler) {
     std::size_t total = 0;
     bool fits = true;
     for (const proto::BundleEntry& e : b.entries) {
@@ -390,20 +401,29 @@ struct Consumer::State {
       nack_from(0, kBadBatchDelay);
       return 0;
     }
-    std::size_t delivered = 0, at = 0;
+    // Each batch a message of its own over the shared bytes (no copy): the handler may keep it,
+    // as it may a DELIVER's frame.
+    auto* shared = new SharedFrame{std::move(frame), b.entries.size()};
+    auto* bytes = static_cast<std::byte*>(shared->frame.data());
+    bundle_parts.clear();
+    for (const proto::BundleEntry& e : b.entries) {
+      bundle_parts.emplace_back(bytes, static_cast<std::size_t>(e.bytes), &SharedFrame::release,
+                                shared);
+      bytes += e.bytes;
+    }
+    std::size_t delivered = 0;
     for (std::size_t i = 0; i < b.entries.size(); ++i) {
       const proto::BundleEntry& e = b.entries[i];
-      // A frame of its own (a copy): the handler may keep it, as it may a DELIVER's.
-      zmq::message_t one(bytes + at, static_cast<std::size_t>(e.bytes));
-      at += static_cast<std::size_t>(e.bytes);
       try {
-        delivered +=
-            on_deliver({e.tag, e.delivery_count, e.segment, e.offset}, std::move(one), handler);
+        delivered += on_deliver({e.tag, e.delivery_count, e.segment, e.offset},
+                                std::move(bundle_parts[i]), handler);
       } catch (...) {
+        bundle_parts.clear();               // releases the rest of the frame
         nack_from(i + 1, milliseconds(0));  // not handed to the handler: back at once
         throw;
       }
     }
+    bundle_parts.clear();
     return delivered;
   }
 
@@ -442,7 +462,7 @@ struct Consumer::State {
         delivered += on_deliver(*in.get<proto::Deliver>(), std::move(parts[1]), handler);
         break;
       case proto::MessageType::kBundle:
-        delivered += on_bundle(*in.get<proto::Bundle>(), parts[1], handler);
+        delivered += on_bundle(*in.get<proto::Bundle>(), std::move(parts[1]), handler);
         break;
       case proto::MessageType::kPong:
         ++st.pongs;

@@ -510,22 +510,34 @@ TEST_CASE("A BUNDLE's batches go to the handler one by one, each under its own t
   spool.bundle(m, 1, std::move(batches));
   std::vector<std::string> seen;
   std::vector<DeliveryInfo> infos;
+  std::vector<zmq::message_t> kept;  // frames taken by the handler, as it may
   Consumer::Handler h = [&](const ConsumedBatch& b) {
     infos.push_back(b.info);
     for (std::span<const std::byte> r : b) {
       seen.emplace_back(reinterpret_cast<const char*>(r.data()), r.size());
     }
+    kept.push_back(std::move(b.batch).release_frame());
   };
   poll_until(c, h, [&] { return infos.size() == 3; });
   CHECK(seen == std::vector<std::string>{"a", "b", "c", "d"});
+  // Each taken frame is its batch alone and outlives the BUNDLE it came in.
+  spool.deliver(m, 4, 1, batch_frame(6, 2, {"e"}));
+  poll_until(c, h, [&] { return infos.size() == 4; });
+  REQUIRE(kept.size() == 4);
+  CHECK(kept[1].size() == batch_frame(5, 2, {"b", "c"}).size());
+  Result<envelope::Batch> again = envelope::decode(std::move(kept[1]));
+  REQUIRE(again.is_ok());
+  CHECK(again->header().seq == 2);
+  CHECK(again->size() == 2);
+  kept.clear();
   for (std::size_t i = 0; i < 3; ++i) {
     CHECK(infos[i].token.tag == i + 1);
     CHECK(infos[i].offset == 100 * i);
   }
   CHECK(infos[2].producer_id == 6);
   Got a = spool.expect(c, proto::MessageType::kAck);
-  CHECK(ranges_of(a) == std::vector<proto::TagRange>{{1, 3}});
-  CHECK(c.stats().batches_delivered == 3);
+  CHECK(ranges_of(a).front() == proto::TagRange{1, 3});
+  CHECK(c.stats().batches_delivered == 4);
 }
 
 TEST_CASE("A BUNDLE whose sizes do not add up to its frame is nacked whole and reported",
