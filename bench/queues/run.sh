@@ -76,7 +76,7 @@ if ((smoke)); then
   n_zkit_16=20000 n_zkit_1k=5000 n_zkit_redelivery=200000 n_rabbit_16=500 n_rabbit_1k=200 n_js_16=1000 n_js_1k=500
   consumer_counts="1 4" sizes="16 1024"
 else
-  n_zkit_16=${N_ZKIT_16:-10000000} n_zkit_1k=${N_ZKIT_1K:-200000}
+  n_zkit_16=${N_ZKIT_16:-30000000} n_zkit_1k=${N_ZKIT_1K:-500000}
   n_rabbit_16=${N_RABBIT_16:-100000} n_rabbit_1k=${N_RABBIT_1K:-50000}
   n_js_16=${N_JS_16:-200000} n_js_1k=${N_JS_1K:-100000}
   n_zkit_redelivery=${N_ZKIT_REDELIVERY:-500000}  # > 64 batches: the victim's whole prefetch

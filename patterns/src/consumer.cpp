@@ -403,12 +403,18 @@ struct Consumer::State {
     }
     // Each batch a message of its own over the shared bytes (no copy): the handler may keep it,
     // as it may a DELIVER's frame.
-    auto* shared = new SharedFrame{std::move(frame), b.entries.size()};
+    auto* shared = new SharedFrame{std::move(frame), 1};  // this call's reference, then one a part
+    struct Release {
+      SharedFrame* s;
+      ~Release() { SharedFrame::release(nullptr, s); }
+    } release_ours{shared};
     auto* bytes = static_cast<std::byte*>(shared->frame.data());
     bundle_parts.clear();
+    bundle_parts.reserve(b.entries.size());
     for (const proto::BundleEntry& e : b.entries) {
       bundle_parts.emplace_back(bytes, static_cast<std::size_t>(e.bytes), &SharedFrame::release,
                                 shared);
+      shared->refs.fetch_add(1, std::memory_order_relaxed);
       bytes += e.bytes;
     }
     std::size_t delivered = 0;
