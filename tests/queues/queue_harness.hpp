@@ -131,7 +131,7 @@ class RawConsumer {
     return false;
   }
 
-  std::deque<Got> inbox;  // delivered, not yet acked by the test
+  std::deque<Got> inbox;              // delivered, not yet acked by the test
   std::uint64_t bundles = 0;          // BUNDLE messages (their batches count in deliveries)
   std::size_t largest_bundle = 0;     // most batches in one BUNDLE
   std::size_t most_bundle_bytes = 0;  // largest frame of a BUNDLE of more than one batch

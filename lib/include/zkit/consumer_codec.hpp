@@ -1,8 +1,9 @@
 // The consumer protocol's control messages: what a consumer (DEALER) and the spool's serving socket
 // (ROUTER, `zkit spool --serve EP`) say to each other. Each message is one MessagePack array in one
 // ZeroMQ frame, [1, type, member, ...]; a DELIVER is followed by a second frame holding the batch
-// exactly as stored, a BUNDLE by one frame holding several such batches back to back. docs/protocol.md ("The consumer protocol (v1)") describes every message, the
-// credit, timers, redelivery and errors.
+// exactly as stored, a BUNDLE by one frame holding several such batches back to back.
+// docs/protocol.md ("The consumer protocol (v1)") describes every message, the credit, timers,
+// redelivery and errors.
 //
 // Pure functions, no state: safe from any thread. Decoding takes untrusted bytes and returns a
 // Status/Result whose error names the field and the byte offset. Decoding a DELIVER, ACK of few

@@ -83,9 +83,9 @@ struct ConsumerOptions {
   // limits.max_batch_bytes), several batches per ZeroMQ message; each still goes to the handler
   // on its own, with its own tag. 0: one DELIVER per batch.
   std::size_t bundle_bytes = 256 * 1024;
-  SocketOptions socket;              // DEALER options (routing_id, CURVE, HWMs, linger)
-  envelope::Limits limits;           // every delivered batch is decoded against these; they also
-                                     // set ZMQ_MAXMSGSIZE (receive_limit())
+  SocketOptions socket;     // DEALER options (routing_id, CURVE, HWMs, linger)
+  envelope::Limits limits;  // every delivered batch is decoded against these; they also
+                            // set ZMQ_MAXMSGSIZE (receive_limit())
 };
 
 // Names one delivery for ack()/nack()/in_progress() after the handler returned. Cheap to copy.
