@@ -158,6 +158,18 @@ void poll_until(Consumer& c, const Consumer::Handler& h, Pred pred) {
 
 std::vector<proto::TagRange> ranges_of(const Got& g) { return g.m.get<proto::Ack>()->ranges; }
 
+// Polls until the handler's std::runtime_error comes out of poll_once (bounded); true when it did.
+bool poll_until_thrown(Consumer& c, const Consumer::Handler& h) {
+  for (int i = 0; i < 300; ++i) {
+    try {
+      c.poll_once(h, milliseconds(10));
+    } catch (const std::runtime_error&) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("A consumer joins with its options and acks a batch after the handler returns",
@@ -464,15 +476,7 @@ TEST_CASE("A handler's exception nacks its batch and propagates", "[patterns][co
   std::uint64_t m = spool.accept_join(c);
   spool.deliver(m, 1, 1, batch_frame(9, 1, {"x"}));
   Consumer::Handler h = [&](const ConsumedBatch&) { throw std::runtime_error("boom"); };
-  bool thrown = false;
-  for (int i = 0; i < 300 && !thrown; ++i) {
-    try {
-      c.poll_once(h, milliseconds(10));
-    } catch (const std::runtime_error&) {
-      thrown = true;
-    }
-  }
-  CHECK(thrown);
+  CHECK(poll_until_thrown(c, h));
   Got n = spool.expect(c, proto::MessageType::kNack);
   CHECK(*n.m.get<proto::Nack>() == proto::Nack{1, 0});
   CHECK(c.stats().batches_delivered == 0);
@@ -577,15 +581,7 @@ TEST_CASE("A handler's exception inside a BUNDLE nacks its batch and the ones af
   Consumer::Handler h = [&](const ConsumedBatch&) {
     if (++calls == 2) throw std::runtime_error("boom");
   };
-  bool thrown = false;
-  for (int i = 0; i < 300 && !thrown; ++i) {
-    try {
-      c.poll_once(h, milliseconds(10));
-    } catch (const std::runtime_error&) {
-      thrown = true;
-    }
-  }
-  REQUIRE(thrown);
+  REQUIRE(poll_until_thrown(c, h));
   CHECK(*spool.expect(c, proto::MessageType::kNack).m.get<proto::Nack>() == proto::Nack{2, 0});
   CHECK(*spool.expect(c, proto::MessageType::kNack).m.get<proto::Nack>() == proto::Nack{3, 0});
   Got a = spool.expect(c, proto::MessageType::kAck);
